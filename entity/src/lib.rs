@@ -1,0 +1,4 @@
+//! SeaORM entities of decnet-webhook.
+
+pub mod user;
+pub mod webhook_subscription;

@@ -1,0 +1,14 @@
+//! Schema migrations, run on every start (idempotent).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_tables;
+
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_tables::Migration)]
+    }
+}

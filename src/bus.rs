@@ -1,0 +1,143 @@
+//! The NATS bus: connect with background reconnects, publish, queue-subscribe.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::{Client, ConnectOptions};
+use serde_json::Value;
+
+use crate::config::Settings;
+
+pub const SUBSCRIPTIONS_CHANGED: &str = "system.webhook.subscriptions_changed";
+pub const CIRCUIT_TRIPPED: &str = "system.webhook.circuit_tripped";
+pub const HEALTH: &str = "system.webhook.health";
+pub const CONTROL: &str = "system.webhook.control";
+
+/// How long a publish may wait for room in the client's buffer before it is given up.
+const PUBLISH_WAIT: Duration = Duration::from_secs(2);
+
+/// A handle on the bus; `None` inside when `DECNET_BUS_ENABLED=false`.
+#[derive(Clone, Default)]
+pub struct Bus {
+    client: Option<Client>,
+}
+
+impl Bus {
+    pub fn disabled() -> Self {
+        Self { client: None }
+    }
+
+    /// Connect in the background: this returns at once even when no server is up, and
+    /// the client retries every `DECNET_WEBHOOK_BUS_RECONNECT_SECS` for ever,
+    /// re-subscribing what was subscribed once it is back.
+    pub async fn connect(settings: &Settings) -> Self {
+        if !settings.bus_enabled {
+            tracing::info!("bus disabled (DECNET_BUS_ENABLED=false)");
+            return Self::disabled();
+        }
+        let every = settings.webhook.bus_reconnect;
+        let servers = settings.nats_urls.join(",");
+        let warned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let warned_cb = warned.clone();
+        let servers_cb = servers.clone();
+        let options = ConnectOptions::new()
+            .name("decnet-webhook")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(5))
+            // First try at once, then every `every`.
+            .reconnect_delay_callback(move |attempt| {
+                if attempt <= 1 {
+                    Duration::ZERO
+                } else {
+                    every
+                }
+            })
+            .event_callback(move |event| {
+                let warned = warned_cb.clone();
+                let servers = servers_cb.clone();
+                async move {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    match event {
+                        async_nats::Event::Connected => {
+                            warned.store(false, SeqCst);
+                            tracing::info!(%servers, "bus connected");
+                        }
+                        async_nats::Event::Disconnected => {
+                            if !warned.swap(true, SeqCst) {
+                                tracing::warn!(%servers, retry_secs = every.as_secs_f64(), "bus connection lost; reconnecting");
+                            }
+                        }
+                        async_nats::Event::SlowConsumer(sid) => {
+                            tracing::warn!(sid, "bus subscription fell behind; the server dropped messages")
+                        }
+                        other => tracing::debug!(event = %other, "bus event"),
+                    }
+                }
+            });
+        let addrs: Vec<async_nats::ServerAddr> = settings
+            .nats_urls
+            .iter()
+            .filter_map(|u| u.parse().ok())
+            .collect();
+        match options.connect(addrs).await {
+            Ok(client) => {
+                let probe = client.clone();
+                actix_rt::spawn(async move {
+                    actix_rt::time::sleep(Duration::from_secs(6)).await;
+                    if probe.connection_state() != async_nats::connection::State::Connected
+                        && !warned.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    {
+                        tracing::warn!(%servers, retry_secs = every.as_secs_f64(), "bus unreachable; running idle and retrying");
+                    }
+                });
+                Self {
+                    client: Some(client),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%servers, error = %e, "bus configuration refused; running without a bus");
+                Self::disabled()
+            }
+        }
+    }
+
+    pub fn client(&self) -> Option<&Client> {
+        self.client.as_ref()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    /// Publish a JSON value; a failure is logged, never returned.
+    pub async fn publish_json(&self, subject: &str, value: &Value) {
+        let Some(client) = &self.client else {
+            return;
+        };
+        if !self.is_connected() {
+            tracing::warn!(subject, "bus not connected; the message waits for the reconnect");
+        }
+        let body = crate::domain::event::to_sorted_json(value);
+        let sent = tokio::time::timeout(
+            PUBLISH_WAIT,
+            client.publish(subject.to_owned(), body.into()),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(subject, error = %e, "bus publish failed"),
+            Err(_) => tracing::warn!(subject, "bus publish timed out"),
+        }
+    }
+
+    /// Push buffered publishes out (used before exit); bounded.
+    pub async fn flush(&self) {
+        if let Some(client) = &self.client {
+            if self.is_connected() {
+                let _ = tokio::time::timeout(PUBLISH_WAIT, client.flush()).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The `decnet` command line.
+
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{auth, config::Settings, db, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(name = "decnet", version, about = "DECNET webhook egress: bus events to signed HTTP deliveries")]
+pub struct Cli {
+    /// TOML configuration file (else DECNET_CONFIG, else /etc/decnet/decnet.toml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users of the admin API.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Read the password from the first line of stdin instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Viewer,
+}
+
+impl From<RoleArg> for auth::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => auth::Role::Admin,
+            RoleArg::Viewer => auth::Role::Viewer,
+        }
+    }
+}
+
+/// Why a command stopped: configuration and usage problems exit 2, the rest 1.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::Usage(e.to_string())
+    }
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.clone()) {
+        Ok(s) => s,
+        Err(e) => return fail(Failure::from(e)),
+    };
+    telemetry::init(settings.log_format);
+    match dispatch(cli.command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: Failure) -> ExitCode {
+    eprintln!("decnet: {e}");
+    match e {
+        Failure::Usage(_) => ExitCode::from(2),
+        Failure::Runtime(_) => ExitCode::from(1),
+    }
+}
+
+fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        match command {
+            Command::Migrate => {
+                connect(&settings).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::User(cmd) => user_command(cmd, &settings).await,
+        }
+    })
+}
+
+/// Connect and migrate, or one clear line (the URL's password never printed).
+pub async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, Failure> {
+    db::connect_and_migrate(settings.database_url.expose())
+        .await
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "database {} unavailable: {}",
+                settings.database_url_redacted(),
+                crate::error::redact_db_error(&e)
+            ))
+        })
+}
+
+async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failure> {
+    let db = connect(settings).await?;
+    let db_err = |e: sea_orm::DbErr| Failure::Runtime(format!("database error: {}", crate::error::redact_db_error(&e)));
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            validate_username(&name)?;
+            if db::users::find_by_username(&db, &name).await.map_err(db_err)?.is_some() {
+                return Err(Failure::Usage(format!("user {name:?} already exists")));
+            }
+            let password = read_password(password_stdin)?;
+            let hash = auth::hash_password(&password).map_err(|e| Failure::Usage(e.to_string()))?;
+            let role = auth::Role::from(role);
+            db::users::insert(&db, &name, hash, role.as_str())
+                .await
+                .map_err(db_err)?;
+            println!("user {name} created with role {}", role.as_str());
+            Ok(())
+        }
+        UserCommand::List => {
+            for u in db::users::list(&db).await.map_err(db_err)? {
+                println!(
+                    "{}\t{}\t{}",
+                    u.username,
+                    u.role,
+                    u.created_at.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            if db::users::find_by_username(&db, &name).await.map_err(db_err)?.is_none() {
+                return Err(Failure::Usage(format!("no user named {name:?}")));
+            }
+            let password = read_password(password_stdin)?;
+            let hash = auth::hash_password(&password).map_err(|e| Failure::Usage(e.to_string()))?;
+            db::users::set_password_hash(&db, &name, hash)
+                .await
+                .map_err(db_err)?;
+            println!("password of {name} changed");
+            Ok(())
+        }
+    }
+}
+
+fn validate_username(name: &str) -> Result<(), Failure> {
+    let ok = (1..=64).contains(&name.chars().count())
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::Usage(
+            "user name must be 1–64 characters without spaces".into(),
+        ))
+    }
+}
+
+/// The password: first line of stdin with `--password-stdin`, else asked twice on a terminal.
+fn read_password(from_stdin: bool) -> Result<String, Failure> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Runtime(format!("cannot read stdin: {e}")))?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err(Failure::Usage("password is empty".into()));
+        }
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(
+            "no terminal to ask the password on; use --password-stdin".into(),
+        ));
+    }
+    let first = rpassword::prompt_password("Password: ")
+        .map_err(|e| Failure::Runtime(format!("cannot read password: {e}")))?;
+    let second = rpassword::prompt_password("Again: ")
+        .map_err(|e| Failure::Runtime(format!("cannot read password: {e}")))?;
+    if first != second {
+        return Err(Failure::Usage("passwords do not match".into()));
+    }
+    if first.is_empty() {
+        return Err(Failure::Usage("password is empty".into()));
+    }
+    Ok(first)
+}

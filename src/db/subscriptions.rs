@@ -1,0 +1,113 @@
+//! `webhook_subscriptions` repository, with the circuit-breaker writes of SPEC §3.
+
+use chrono::{DateTime, Utc};
+use entity::webhook_subscription::{self, ActiveModel, Column, Entity, Model};
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, Query},
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder,
+};
+
+use super::truncate_chars;
+
+/// Longest `last_error` kept.
+pub const MAX_ERROR_CHARS: usize = 512;
+
+pub async fn list_all(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Uuid)
+        .all(db)
+        .await
+}
+
+pub async fn list_enabled(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Enabled.eq(true))
+        .order_by_asc(Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+pub async fn get(db: &DatabaseConnection, uuid: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(uuid.to_owned()).one(db).await
+}
+
+pub async fn find_by_name(db: &DatabaseConnection, name: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Name.eq(name))
+        .one(db)
+        .await
+}
+
+pub async fn insert(db: &DatabaseConnection, row: ActiveModel) -> Result<Model, DbErr> {
+    row.insert(db).await
+}
+
+/// Write only the columns set on `row` (and nothing at all when none are).
+pub async fn update(db: &DatabaseConnection, row: ActiveModel) -> Result<Model, DbErr> {
+    row.update(db).await
+}
+
+/// Returns whether a row was deleted.
+pub async fn delete(db: &DatabaseConnection, uuid: &str) -> Result<bool, DbErr> {
+    let res = Entity::delete_by_id(uuid.to_owned()).exec(db).await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// failures = 0, last_success_at = ts, last_error = null.
+pub async fn record_webhook_success(
+    db: &DatabaseConnection,
+    uuid: &str,
+    ts: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::ConsecutiveFailures, Expr::value(0))
+        .col_expr(Column::LastSuccessAt, Expr::value(ts))
+        .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+        .filter(Column::Uuid.eq(uuid))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// failures + 1 in one atomic statement, so concurrent workers never lose a count;
+/// returns the new count (0 when the row is gone).
+pub async fn record_webhook_failure(
+    db: &DatabaseConnection,
+    uuid: &str,
+    ts: DateTime<Utc>,
+    error: &str,
+) -> Result<i32, DbErr> {
+    let stmt = Query::update()
+        .table(webhook_subscription::Entity)
+        .value(
+            Column::ConsecutiveFailures,
+            Expr::col(Column::ConsecutiveFailures).add(1),
+        )
+        .value(Column::LastFailureAt, ts)
+        .value(Column::LastError, truncate_chars(error, MAX_ERROR_CHARS))
+        .and_where(Column::Uuid.eq(uuid))
+        .returning_col(Column::ConsecutiveFailures)
+        .to_owned();
+    let row = db.query_one(&stmt).await?;
+    match row {
+        Some(row) => row.try_get::<i32>("", "consecutive_failures"),
+        None => Ok(0),
+    }
+}
+
+/// enabled = false, auto_disabled_at = ts; a second trip only re-stamps the time.
+pub async fn trip_webhook_circuit(
+    db: &DatabaseConnection,
+    uuid: &str,
+    ts: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Enabled, Expr::value(false))
+        .col_expr(Column::AutoDisabledAt, Expr::value(ts))
+        .filter(Column::Uuid.eq(uuid))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+pub mod api;
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    decnet_webhook::cli::run()
+}

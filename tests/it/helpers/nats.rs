@@ -1,0 +1,103 @@
+//! A private `nats-server` per test, killed on drop and restartable on the same port.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    jetstream_dir: Option<tempfile::TempDir>,
+}
+
+impl NatsServer {
+    /// Start on a random port (`-p -1`).
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Start with JetStream enabled, its store in a temporary folder.
+    pub fn start_jetstream() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(jetstream: bool) -> Self {
+        let dir = jetstream.then(|| tempfile::tempdir().expect("jetstream dir"));
+        let (child, port) = spawn(-1, dir.as_ref());
+        Self {
+            child: Some(child),
+            port,
+            jetstream_dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same port (after `stop`).
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port as i32;
+        let (child, _) = spawn(port, self.jetstream_dir.as_ref());
+        self.child = Some(child);
+    }
+
+    /// A plain client for the test itself.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url()).await.expect("test client connects")
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn binary() -> String {
+    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
+}
+
+/// Spawn and wait for the "Server is ready" line; returns the client port.
+fn spawn(port: i32, js_dir: Option<&tempfile::TempDir>) -> (Child, u16) {
+    let mut cmd = Command::new(binary());
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(dir) = js_dir {
+        cmd.arg("-js").arg("-sd").arg(dir.path());
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nats-server must be on PATH (apt-get install nats-server)");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut port = None;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
+                port = rest.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+            }
+            if line.contains("Server is ready") {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .ok()
+        .flatten()
+        .expect("nats-server did not become ready");
+    (child, port)
+}

@@ -1,0 +1,186 @@
+//! An HTTP receiver on 127.0.0.1:0 that records every request and answers as told;
+//! its behaviour can change mid-test.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("body is JSON")
+    }
+}
+
+/// What the receiver answers.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    Status(u16),
+    /// Status with extra headers (e.g. `Retry-After`, `Location`).
+    WithHeaders(u16, Vec<(String, String)>),
+    /// Wait, then answer.
+    Delay(Duration, u16),
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    script: Mutex<VecDeque<Reply>>,
+    default: Mutex<Option<Reply>>,
+    arrived: Notify,
+}
+
+pub struct TestReceiver {
+    pub port: u16,
+    shared: Arc<Shared>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestReceiver {
+    /// Start answering 200 to everything.
+    pub fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        *shared.default.lock().unwrap() = Some(Reply::Status(200));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            let system = actix_rt::System::new();
+            system.block_on(async move {
+                let s2 = s.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(web::Data::new(s2.clone()))
+                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                        .default_service(web::to(handle))
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(0)
+                .bind(("127.0.0.1", 0))
+                .expect("receiver binds");
+                let port = server.addrs()[0].port();
+                let server = server.run();
+                tx.send((port, server.handle())).expect("report port");
+                let _ = server.await;
+            });
+        });
+        let (port, handle) = rx.recv().expect("receiver started");
+        Self {
+            port,
+            shared,
+            handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// Answer this from now on (after any scripted replies).
+    pub fn set_default(&self, reply: Reply) {
+        *self.shared.default.lock().unwrap() = Some(reply);
+    }
+
+    /// Answer these, in order, to the next requests.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.shared.requests.lock().unwrap().len()
+    }
+
+    /// Wait until at least `n` requests arrived, or panic after `within`.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + within;
+        loop {
+            let notified = self.shared.arrived.notified();
+            if self.count() >= n {
+                return self.requests();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!("expected {n} requests, got {} within {within:?}", self.count());
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+impl Drop for TestReceiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stopping needs a runtime; a detached thread gives it one.
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(handle.stop(false));
+        });
+    }
+}
+
+async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let reply = {
+        let next = shared.script.lock().unwrap().pop_front();
+        next.or_else(|| shared.default.lock().unwrap().clone())
+            .unwrap_or(Reply::Status(200))
+    };
+    shared.requests.lock().unwrap().push(Recorded {
+        method: req.method().to_string(),
+        path: req.uri().to_string(),
+        headers,
+        body,
+        at: Instant::now(),
+    });
+    shared.arrived.notify_waiters();
+    let (status, extra) = match reply {
+        Reply::Status(s) => (s, Vec::new()),
+        Reply::WithHeaders(s, h) => (s, h),
+        Reply::Delay(d, s) => {
+            actix_rt::time::sleep(d).await;
+            (s, Vec::new())
+        }
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            (500, Vec::new())
+        }
+    };
+    let mut resp = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+    );
+    for (k, v) in extra {
+        resp.insert_header((k, v));
+    }
+    resp.finish()
+}

@@ -1,0 +1,5 @@
+//! The integration suite: one binary, real parts.
+
+mod helpers;
+
+mod repository;
