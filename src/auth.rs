@@ -109,7 +109,11 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_uuid: &str, role: Role) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user_uuid: &str,
+        role: Role,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_uuid.to_owned(),
@@ -143,7 +147,10 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse!", &h));
         assert!(!verify_password("x", "not a hash"));
-        assert!(matches!(hash_password("short"), Err(PasswordError::TooShort)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(PasswordError::TooShort)
+        ));
         assert!(!verify_password("anything", dummy_hash()));
     }
 
@@ -153,10 +160,15 @@ mod tests {
         let token = keys.issue("u-1", Role::Viewer).unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!((claims.sub.as_str(), claims.role), ("u-1", Role::Viewer));
-        assert_eq!((claims.iss.as_str(), claims.aud.as_str()), (ISSUER, AUDIENCE));
+        assert_eq!(
+            (claims.iss.as_str(), claims.aud.as_str()),
+            (ISSUER, AUDIENCE)
+        );
         let other = JwtKeys::new(&[8u8; 32], 5);
         assert!(other.verify(&token).is_none());
-        let expired = JwtKeys::new(&[7u8; 32], -1).issue("u-1", Role::Admin).unwrap();
+        let expired = JwtKeys::new(&[7u8; 32], -1)
+            .issue("u-1", Role::Admin)
+            .unwrap();
         assert!(keys.verify(&expired).is_none());
         assert!(keys.verify("not.a.token").is_none());
     }

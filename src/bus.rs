@@ -117,7 +117,10 @@ impl Bus {
             return;
         };
         if !self.is_connected() {
-            tracing::warn!(subject, "bus not connected; the message waits for the reconnect");
+            tracing::warn!(
+                subject,
+                "bus not connected; the message waits for the reconnect"
+            );
         }
         let body = crate::domain::event::to_sorted_json(value);
         let sent = tokio::time::timeout(

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::{auth, config::Settings, db, telemetry};
 
 #[derive(Parser, Debug)]
-#[command(name = "decnet", version, about = "DECNET webhook egress: bus events to signed HTTP deliveries")]
+#[command(
+    name = "decnet",
+    version,
+    about = "DECNET webhook egress: bus events to signed HTTP deliveries"
+)]
 pub struct Cli {
     /// TOML configuration file (else DECNET_CONFIG, else /etc/decnet/decnet.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
@@ -126,7 +130,12 @@ pub async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection,
 
 async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failure> {
     let db = connect(settings).await?;
-    let db_err = |e: sea_orm::DbErr| Failure::Runtime(format!("database error: {}", crate::error::redact_db_error(&e)));
+    let db_err = |e: sea_orm::DbErr| {
+        Failure::Runtime(format!(
+            "database error: {}",
+            crate::error::redact_db_error(&e)
+        ))
+    };
     match cmd {
         UserCommand::Add {
             name,
@@ -134,7 +143,11 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failu
             password_stdin,
         } => {
             validate_username(&name)?;
-            if db::users::find_by_username(&db, &name).await.map_err(db_err)?.is_some() {
+            if db::users::find_by_username(&db, &name)
+                .await
+                .map_err(db_err)?
+                .is_some()
+            {
                 return Err(Failure::Usage(format!("user {name:?} already exists")));
             }
             let password = read_password(password_stdin)?;
@@ -161,7 +174,11 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failu
             name,
             password_stdin,
         } => {
-            if db::users::find_by_username(&db, &name).await.map_err(db_err)?.is_none() {
+            if db::users::find_by_username(&db, &name)
+                .await
+                .map_err(db_err)?
+                .is_none()
+            {
                 return Err(Failure::Usage(format!("no user named {name:?}")));
             }
             let password = read_password(password_stdin)?;

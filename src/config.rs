@@ -265,15 +265,17 @@ pub fn decode_key(s: &str) -> Option<[u8; 32]> {
         .ok()
         .or_else(|| base64::engine::general_purpose::STANDARD.decode(s).ok())
         .or_else(|| base64::engine::general_purpose::URL_SAFE.decode(s).ok())
-        .or_else(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok())?;
+        .or_else(|| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .ok()
+        })?;
     bytes.try_into().ok()
 }
 
 fn validate_database_url(url: &str) -> Result<(), ConfigError> {
     let scheme = url.split("://").next().unwrap_or_default();
-    if !url.contains("://")
-        || !matches!(scheme, "sqlite" | "postgres" | "postgresql" | "mysql")
-    {
+    if !url.contains("://") || !matches!(scheme, "sqlite" | "postgres" | "postgresql" | "mysql") {
         return Err(ConfigError::invalid(
             "DECNET_DATABASE_URL",
             format!(
@@ -322,8 +324,7 @@ fn parse_nats_urls(value: &str) -> Result<Vec<String>, ConfigError> {
                 format!("malformed URL {:?}: {e}", redact_url(u)),
             )
         })?;
-        if !matches!(parsed.scheme(), "nats" | "tls" | "ws" | "wss") || parsed.host().is_none()
-        {
+        if !matches!(parsed.scheme(), "nats" | "tls" | "ws" | "wss") || parsed.host().is_none() {
             return Err(ConfigError::invalid(
                 "DECNET_NATS_URL",
                 format!("expected nats://HOST:PORT, got {:?}", redact_url(u)),
@@ -452,15 +453,31 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         for (key, value, var) in [
-            ("webhook_circuit_threshold", "0", "DECNET_WEBHOOK_CIRCUIT_THRESHOLD"),
-            ("webhook_circuit_threshold", "five", "DECNET_WEBHOOK_CIRCUIT_THRESHOLD"),
+            (
+                "webhook_circuit_threshold",
+                "0",
+                "DECNET_WEBHOOK_CIRCUIT_THRESHOLD",
+            ),
+            (
+                "webhook_circuit_threshold",
+                "five",
+                "DECNET_WEBHOOK_CIRCUIT_THRESHOLD",
+            ),
             ("webhook_timeout_secs", "-1", "DECNET_WEBHOOK_TIMEOUT_SECS"),
-            ("webhook_retry_schedule", "1,x", "DECNET_WEBHOOK_RETRY_SCHEDULE"),
+            (
+                "webhook_retry_schedule",
+                "1,x",
+                "DECNET_WEBHOOK_RETRY_SCHEDULE",
+            ),
             ("nats_url", "not a url", "DECNET_NATS_URL"),
             ("database_url", "mongodb://x", "DECNET_DATABASE_URL"),
             ("api_bind", "localhost", "DECNET_API_BIND"),
             ("jwt_secret", "short", "DECNET_JWT_SECRET"),
-            ("webhook_allow_private", "maybe", "DECNET_WEBHOOK_ALLOW_PRIVATE"),
+            (
+                "webhook_allow_private",
+                "maybe",
+                "DECNET_WEBHOOK_ALLOW_PRIVATE",
+            ),
             ("mode", "worker", "DECNET_MODE"),
             ("secret_key", "abc", "DECNET_SECRET_KEY"),
         ] {

@@ -33,10 +33,11 @@ pub fn build_api(
         bus,
         jwt,
     });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(5)
-        .run();
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+            .listen(listener)?
+            .disable_signals()
+            .shutdown_timeout(5)
+            .run();
     Ok(ApiServer { port, server })
 }

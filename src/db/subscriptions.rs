@@ -34,10 +34,7 @@ pub async fn get(db: &DatabaseConnection, uuid: &str) -> Result<Option<Model>, D
 }
 
 pub async fn find_by_name(db: &DatabaseConnection, name: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find()
-        .filter(Column::Name.eq(name))
-        .one(db)
-        .await
+    Entity::find().filter(Column::Name.eq(name)).one(db).await
 }
 
 pub async fn insert(db: &DatabaseConnection, row: ActiveModel) -> Result<Model, DbErr> {

@@ -43,12 +43,16 @@ impl Event {
         msg_id: Option<&str>,
         received_at: DateTime<Utc>,
     ) -> Result<Self, DecodeError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| DecodeError(e.to_string()))?;
+        let value: Value = serde_json::from_slice(body).map_err(|e| DecodeError(e.to_string()))?;
         let (id, ts, kind, payload) = match value {
             Value::Object(mut obj) if obj.contains_key("payload") => {
                 let payload = obj.remove("payload").unwrap_or(Value::Null);
-                (obj.remove("id"), obj.remove("ts"), obj.remove("type"), payload)
+                (
+                    obj.remove("id"),
+                    obj.remove("ts"),
+                    obj.remove("type"),
+                    payload,
+                )
             }
             other => (None, None, None, other),
         };
@@ -89,7 +93,9 @@ fn epoch_to_datetime(secs: f64) -> Option<DateTime<Utc>> {
 /// ISO-8601 as Python's `datetime.isoformat()` writes UTC: `+00:00`, microseconds
 /// only when non-zero.
 pub fn iso(ts: DateTime<Utc>) -> String {
-    let ts = ts.with_nanosecond(ts.nanosecond() / 1000 * 1000).unwrap_or(ts);
+    let ts = ts
+        .with_nanosecond(ts.nanosecond() / 1000 * 1000)
+        .unwrap_or(ts);
     let format = if ts.nanosecond() == 0 {
         SecondsFormat::Secs
     } else {
@@ -203,7 +209,8 @@ mod tests {
 
     #[test]
     fn epoch_ts_becomes_iso_utc() {
-        let e = Event::from_bus("a.b", br#"{"ts":1777024801.25,"payload":{}}"#, None, at()).unwrap();
+        let e =
+            Event::from_bus("a.b", br#"{"ts":1777024801.25,"payload":{}}"#, None, at()).unwrap();
         assert_eq!(e.ts, "2026-04-24T10:00:01.250000+00:00");
         let e = Event::from_bus("a.b", br#"{"ts":1777024800,"payload":{}}"#, None, at()).unwrap();
         assert_eq!(e.ts, "2026-04-24T10:00:00+00:00");

@@ -16,7 +16,9 @@ impl SubjectPattern {
             return Err("pattern is empty".into());
         }
         if s.len() > MAX_PATTERN_LEN {
-            return Err(format!("pattern is longer than {MAX_PATTERN_LEN} characters"));
+            return Err(format!(
+                "pattern is longer than {MAX_PATTERN_LEN} characters"
+            ));
         }
         let tokens: Vec<&str> = s.split('.').collect();
         for (i, token) in tokens.iter().enumerate() {
@@ -32,7 +34,9 @@ impl SubjectPattern {
                 ));
             }
             if token.contains('*') && *token != "*" {
-                return Err(format!("pattern {s:?}: '*' is allowed only as a whole token"));
+                return Err(format!(
+                    "pattern {s:?}: '*' is allowed only as a whole token"
+                ));
             }
         }
         Ok(Self(s.to_owned()))
@@ -70,7 +74,14 @@ mod tests {
 
     #[test]
     fn accepts_nats_wildcards() {
-        for p in ["attacker.>", "decky.*.state", "system.log", ">", "*", "a.*.>"] {
+        for p in [
+            "attacker.>",
+            "decky.*.state",
+            "system.log",
+            ">",
+            "*",
+            "a.*.>",
+        ] {
             assert!(SubjectPattern::parse(p).is_ok(), "{p}");
         }
     }
@@ -78,7 +89,16 @@ mod tests {
     #[test]
     fn rejects_bad_grammar() {
         for p in [
-            "", "a..b", ".a", "a.", "a b", "a.>.b", "a>", "a.b*", "*a", "a.\tb",
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "a b",
+            "a.>.b",
+            "a>",
+            "a.b*",
+            "*a",
+            "a.\tb",
             &"x".repeat(257),
         ] {
             assert!(SubjectPattern::parse(p).is_err(), "{p:?}");

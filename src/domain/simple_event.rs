@@ -22,7 +22,9 @@ impl SimpleEvent {
 /// Simple expansions first, then raw patterns; duplicates removed, order kept.
 pub fn merge_patterns(simple: &[SimpleEvent], raw: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let expanded = simple.iter().flat_map(|s| s.patterns().iter().map(|p| p.to_string()));
+    let expanded = simple
+        .iter()
+        .flat_map(|s| s.patterns().iter().map(|p| p.to_string()));
     for p in expanded.chain(raw.iter().cloned()) {
         if !out.contains(&p) {
             out.push(p);

@@ -79,11 +79,23 @@ async fn failure_error_is_truncated_and_success_resets() {
     let db = test_db.connect().await;
     let uuid = insert_sub(&db, "flaky").await;
     let long = "é".repeat(600);
-    assert_eq!(subs::record_webhook_failure(&db, &uuid, Utc::now(), &long).await.unwrap(), 1);
-    assert_eq!(subs::record_webhook_failure(&db, &uuid, Utc::now(), "x").await.unwrap(), 2);
+    assert_eq!(
+        subs::record_webhook_failure(&db, &uuid, Utc::now(), &long)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        subs::record_webhook_failure(&db, &uuid, Utc::now(), "x")
+            .await
+            .unwrap(),
+        2
+    );
     let row = subs::get(&db, &uuid).await.unwrap().unwrap();
     assert_eq!(row.last_error.as_deref(), Some("x"));
-    subs::record_webhook_failure(&db, &uuid, Utc::now(), &long).await.unwrap();
+    subs::record_webhook_failure(&db, &uuid, Utc::now(), &long)
+        .await
+        .unwrap();
     let row = subs::get(&db, &uuid).await.unwrap().unwrap();
     assert_eq!(row.last_error.unwrap().chars().count(), 512);
 
@@ -98,7 +110,9 @@ async fn failure_error_is_truncated_and_success_resets() {
     );
     // A row that is gone counts nothing.
     assert_eq!(
-        subs::record_webhook_failure(&db, "no-such-uuid", ts, "x").await.unwrap(),
+        subs::record_webhook_failure(&db, "no-such-uuid", ts, "x")
+            .await
+            .unwrap(),
         0
     );
 }
@@ -122,10 +136,15 @@ async fn three_states_and_idempotent_trip() {
 
     // A second trip only re-stamps the time.
     let second = Utc::now();
-    subs::trip_webhook_circuit(&db, &uuid, second).await.unwrap();
+    subs::trip_webhook_circuit(&db, &uuid, second)
+        .await
+        .unwrap();
     let again = subs::get(&db, &uuid).await.unwrap().unwrap();
     assert!(!again.enabled);
-    assert_eq!(again.auto_disabled_at.unwrap().timestamp(), second.timestamp());
+    assert_eq!(
+        again.auto_disabled_at.unwrap().timestamp(),
+        second.timestamp()
+    );
     assert_eq!(again.name, row.name);
     assert_eq!(again.consecutive_failures, row.consecutive_failures);
 
@@ -168,22 +187,46 @@ async fn users_are_created_and_passwords_checked() {
         child.wait_with_output().unwrap()
     };
     let out = run(
-        &["user", "add", "alice", "--role", "admin", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         "correct horse battery\n",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dup = run(
-        &["user", "add", "alice", "--role", "viewer", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
         "another password\n",
     );
     assert_eq!(dup.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
 
-    let short = run(&["user", "add", "bob", "--role", "viewer", "--password-stdin"], "short\n");
+    let short = run(
+        &["user", "add", "bob", "--role", "viewer", "--password-stdin"],
+        "short\n",
+    );
     assert_eq!(short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
-    let empty = run(&["user", "add", "bob", "--role", "viewer", "--password-stdin"], "\n");
+    let empty = run(
+        &["user", "add", "bob", "--role", "viewer", "--password-stdin"],
+        "\n",
+    );
     assert_eq!(empty.status.code(), Some(2));
 
     let list = run(&["user", "list"], "");
@@ -192,16 +235,37 @@ async fn users_are_created_and_passwords_checked() {
     assert!(!listed.contains("bob"));
 
     let db = test_db.connect().await;
-    let alice = db::users::find_by_username(&db, "alice").await.unwrap().unwrap();
+    let alice = db::users::find_by_username(&db, "alice")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(alice.password_hash.starts_with("$argon2id$"));
-    assert!(decnet_webhook::auth::verify_password("correct horse battery", &alice.password_hash));
-    assert!(!decnet_webhook::auth::verify_password("wrong", &alice.password_hash));
+    assert!(decnet_webhook::auth::verify_password(
+        "correct horse battery",
+        &alice.password_hash
+    ));
+    assert!(!decnet_webhook::auth::verify_password(
+        "wrong",
+        &alice.password_hash
+    ));
 
-    let passwd = run(&["user", "passwd", "alice", "--password-stdin"], "a new password\n");
+    let passwd = run(
+        &["user", "passwd", "alice", "--password-stdin"],
+        "a new password\n",
+    );
     assert!(passwd.status.success());
-    let alice = db::users::find_by_username(&db, "alice").await.unwrap().unwrap();
-    assert!(decnet_webhook::auth::verify_password("a new password", &alice.password_hash));
-    let missing = run(&["user", "passwd", "nobody", "--password-stdin"], "a new password\n");
+    let alice = db::users::find_by_username(&db, "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(decnet_webhook::auth::verify_password(
+        "a new password",
+        &alice.password_hash
+    ));
+    let missing = run(
+        &["user", "passwd", "nobody", "--password-stdin"],
+        "a new password\n",
+    );
     assert_eq!(missing.status.code(), Some(2));
 }
 
@@ -231,7 +295,10 @@ fn bad_configuration_exits_2_naming_the_variable() {
 fn unreachable_database_is_one_line_without_the_password() {
     let out = Command::new(env!("CARGO_BIN_EXE_decnet"))
         .arg("migrate")
-        .env("DECNET_DATABASE_URL", "postgres://decnet:hunter2@127.0.0.1:1/decnet")
+        .env(
+            "DECNET_DATABASE_URL",
+            "postgres://decnet:hunter2@127.0.0.1:1/decnet",
+        )
         .output()
         .expect("decnet runs");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -14,7 +14,9 @@ impl TestDb {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(base) if !base.is_empty() => {
                 let name = format!("decnet_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(&base).await.expect("TEST_DATABASE_URL reachable");
+                let admin = Database::connect(&base)
+                    .await
+                    .expect("TEST_DATABASE_URL reachable");
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await
@@ -56,12 +58,16 @@ impl Drop for TestDb {
         if let Some((base, name)) = self.pg.take() {
             // Dropping needs a runtime of its own; best effort.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(rt) = rt {
                     rt.block_on(async move {
                         if let Ok(admin) = Database::connect(&base).await {
                             let _ = admin
-                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });

@@ -55,7 +55,9 @@ impl NatsServer {
 
     /// A plain client for the test itself.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("test client connects")
+        async_nats::connect(self.url())
+            .await
+            .expect("test client connects")
     }
 }
 
@@ -87,7 +89,11 @@ fn spawn(port: i32, js_dir: Option<&tempfile::TempDir>) -> (Child, u16) {
         let mut port = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
-                port = rest.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                port = rest
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
             }
             if line.contains("Server is ready") {
                 let _ = tx.send(port);

@@ -22,7 +22,9 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("body is JSON")
@@ -123,7 +125,10 @@ impl TestReceiver {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                panic!("expected {n} requests, got {} within {within:?}", self.count());
+                panic!(
+                    "expected {n} requests, got {} within {within:?}",
+                    self.count()
+                );
             }
             let _ = tokio::time::timeout(left, notified).await;
         }
