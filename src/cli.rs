@@ -27,6 +27,8 @@ pub enum Command {
     /// Manage users of the admin API.
     #[command(subcommand)]
     User(UserCommand),
+    /// Render the systemd units into a folder.
+    Init(crate::init::InitArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +84,18 @@ impl From<crate::config::ConfigError> for Failure {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // `init` only renders files: it must work whatever the environment holds.
+    if let Command::Init(args) = &cli.command {
+        return match crate::init::run(args) {
+            Ok(written) => {
+                for w in written {
+                    println!("{w}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(Failure::Usage(e.to_string())),
+        };
+    }
     let settings = match Settings::load(cli.config.clone()) {
         Ok(s) => s,
         Err(e) => return fail(Failure::from(e)),
@@ -111,6 +125,7 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
                 Ok(())
             }
             Command::User(cmd) => user_command(cmd, &settings).await,
+            Command::Init(_) => Ok(()),
         }
     })
 }
