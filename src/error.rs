@@ -1,6 +1,85 @@
 //! Errors shared by the commands and the API.
 
+use actix_web::{
+    http::{header, StatusCode},
+    HttpResponse, ResponseError,
+};
 use sea_orm::DbErr;
+
+/// Every way an API request can fail; each renders as `{"detail": "<message>"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing, malformed, expired or forged credentials.
+    #[error("Not authenticated")]
+    NotAuthenticated,
+    /// One message for an unknown user and a wrong password.
+    #[error("Incorrect username or password")]
+    InvalidCredentials,
+    #[error("Insufficient permissions")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The cause is logged where it happens; the client learns nothing about it.
+    #[error("Internal server error")]
+    Internal,
+}
+
+impl AppError {
+    pub fn not_found() -> Self {
+        Self::NotFound("Not found".into())
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotAuthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        resp.json(serde_json::json!({ "detail": self.to_string() }))
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(e: DbErr) -> Self {
+        tracing::error!(error = %redact_db_error(&e), "database error");
+        Self::Internal
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        tracing::error!("blocking thread pool is gone");
+        Self::Internal
+    }
+}
 
 /// A database error as one line that never carries a connection string or password.
 pub fn redact_db_error(e: &DbErr) -> String {

@@ -27,17 +27,19 @@ pub fn build_api(
     listener: TcpListener,
 ) -> std::io::Result<ApiServer> {
     let port = listener.local_addr()?.port();
-    let state = web::Data::new(AppState {
-        db,
-        settings,
-        bus,
-        jwt,
-    });
-    let server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-            .listen(listener)?
-            .disable_signals()
-            .shutdown_timeout(5)
-            .run();
+    // Hash the dummy password now, so the first login of an unknown user costs the same.
+    crate::auth::dummy_hash();
+    let state = web::Data::new(AppState::new(db, settings, bus, jwt));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(api::configure)
+            // `/api/v1/webhooks/` and `/api/v1/webhooks` are the same resource.
+            .wrap(actix_web::middleware::NormalizePath::trim())
+    })
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(5)
+    .run();
     Ok(ApiServer { port, server })
 }

@@ -2,5 +2,6 @@
 
 mod helpers;
 
+mod api;
 mod init;
 mod repository;

@@ -2,10 +2,12 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod app;
 pub mod db;
 pub mod nats;
 pub mod receiver;
 
+pub use app::{AppOptions, TestApp};
 pub use db::TestDb;
 pub use nats::NatsServer;
 pub use receiver::{Recorded, Reply, TestReceiver};

@@ -1,0 +1,90 @@
+//! The OpenAPI 3 document, served at `GET /api/v1/openapi.json`.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::{
+    openapi::{
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        OpenApi as OpenApiDoc,
+    },
+    Modify, OpenApi, ToSchema,
+};
+
+use super::{auth, webhooks};
+
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// Every error answer of the API.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+}
+
+/// The answer of `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`
+    pub status: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "decnet-webhook",
+        description = "Admin API of the DECNET webhook egress: subscribe HTTP endpoints to bus subject patterns."
+    ),
+    paths(
+        super::healthz,
+        openapi_json,
+        auth::login,
+        webhooks::list,
+        webhooks::create,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Access tokens"),
+        (name = "webhooks", description = "Subscriptions (admins only)"),
+        (name = "health", description = "Liveness and the API description"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the webhook routes name in their `security`.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Built once; the document cannot change while the process runs.
+    let document = web::Data::new(ApiDoc::openapi());
+    cfg.app_data(document)
+        .route(OPENAPI_PATH, web::get().to(openapi_json));
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+pub async fn openapi_json(document: web::Data<OpenApiDoc>) -> HttpResponse {
+    HttpResponse::Ok().json(document.get_ref())
+}

@@ -1,0 +1,339 @@
+//! `/api/v1/webhooks`: subscription CRUD for admins (SPEC §4).
+
+pub mod dto;
+pub mod validate;
+
+use actix_web::{web, HttpResponse};
+use chrono::{SubsecRound, Utc};
+use entity::webhook_subscription::{ActiveModel, Model};
+use sea_orm::{ActiveValue::Set, ActiveValue::Unchanged, DbErr, SqlErr};
+use serde_json::json;
+
+use super::{body::read_json, openapi::ErrorBody, AppState};
+use crate::{auth::Admin, bus, db::subscriptions, error::AppError};
+use dto::{Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookUpdate};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Paths are registered without a trailing slash; `build_api` trims it from requests.
+    cfg.service(
+        web::resource("/api/v1/webhooks")
+            .route(web::get().to(list))
+            .route(web::post().to(create))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}
+
+/// List subscriptions, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every subscription", body = [Webhook]),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
+pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let rows = subscriptions::list_all(&state.db).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(Webhook::from).collect::<Vec<_>>()))
+}
+
+/// Subscribe a receiver URL to bus subject patterns.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    request_body = WebhookCreate,
+    responses(
+        (status = 201, description = "Created; the secret is shown this once", body = WebhookCreated),
+        (status = 400, description = "No patterns", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+        (status = 429, description = "Too many creates this minute", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    Admin(user): Admin,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    // Every attempt counts, so the limit also bounds the DNS lookups of the URL guard.
+    if !state.create_limiter.try_acquire(&user.uuid) {
+        return Err(AppError::TooManyRequests(format!(
+            "At most {} webhook creations per minute",
+            state.settings.webhook.create_per_minute
+        )));
+    }
+    let body: WebhookCreate = read_json(payload).await?;
+    let name = validate::name(body.name)?;
+    let secret = match body.secret {
+        Some(s) => validate::secret(s)?,
+        None => validate::generate_secret(),
+    };
+    let patterns = validate::patterns(
+        &body.simple_events.unwrap_or_default(),
+        &body.topic_patterns.unwrap_or_default(),
+        validate::NO_PATTERNS_ON_CREATE,
+    )?;
+    let url = validate::url(&body.url, state.settings.webhook.allow_private).await?;
+    if subscriptions::find_by_name(&state.db, &name)
+        .await?
+        .is_some()
+    {
+        return Err(name_taken(&name));
+    }
+    // Microseconds: what PostgreSQL keeps, so both backends answer the same.
+    let now = Utc::now().trunc_subsecs(6);
+    let row = ActiveModel {
+        uuid: Set(uuid::Uuid::new_v4().to_string()),
+        name: Set(name.clone()),
+        url: Set(url.as_str().to_owned()),
+        secret: Set(secret.clone()),
+        topic_patterns: Set(json!(patterns)),
+        enabled: Set(body.enabled),
+        consecutive_failures: Set(0),
+        last_success_at: Set(None),
+        last_failure_at: Set(None),
+        last_error: Set(None),
+        auto_disabled_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let row = subscriptions::insert(&state.db, row)
+        .await
+        .map_err(|e| conflict_or_internal(e, &name))?;
+    tracing::info!(uuid = %row.uuid, name = %row.name, by = %user.username, "webhook created");
+    signal_changed(&state).await;
+    Ok(HttpResponse::Created().json(WebhookCreated {
+        webhook: Webhook::from(&row),
+        secret,
+    }))
+}
+
+/// One subscription.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{uuid}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "Subscription UUID")),
+    responses(
+        (status = 200, description = "The subscription", body = Webhook),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    )
+)]
+pub async fn get(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let row = find(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(Webhook::from(&row)))
+}
+
+/// Change a subscription; only the fields given, and only what differs, are written.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{uuid}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "Subscription UUID")),
+    request_body = WebhookUpdate,
+    responses(
+        (status = 200, description = "The subscription as it is now", body = Webhook),
+        (status = 400, description = "The patterns would be cleared", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+pub async fn update(
+    Admin(user): Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body: WebhookUpdate = read_json(payload).await?;
+    let name = body.name.map(validate::name).transpose()?;
+    let secret = body.secret.map(validate::secret).transpose()?;
+    let patterns = match (body.simple_events, body.topic_patterns) {
+        (None, None) => None,
+        (simple, raw) => Some(validate::patterns(
+            &simple.unwrap_or_default(),
+            &raw.unwrap_or_default(),
+            validate::NO_PATTERNS_ON_PATCH,
+        )?),
+    };
+    let row = find(&state, &path).await?;
+    let url = match body.url {
+        Some(u) => Some(validate::url(&u, state.settings.webhook.allow_private).await?),
+        None => None,
+    };
+    let changes = Changes {
+        name,
+        url: url.map(|u| u.as_str().to_owned()),
+        secret,
+        patterns,
+        enabled: body.enabled,
+    };
+    let Some(active) = changes.against(&row) else {
+        return Ok(HttpResponse::Ok().json(Webhook::from(&row)));
+    };
+    if let Set(new_name) = &active.name {
+        if subscriptions::find_by_name(&state.db, new_name)
+            .await?
+            .is_some_and(|other| other.uuid != row.uuid)
+        {
+            return Err(name_taken(new_name));
+        }
+    }
+    let new_name = match &active.name {
+        Set(n) => n.clone(),
+        _ => row.name.clone(),
+    };
+    let row = subscriptions::update(&state.db, active)
+        .await
+        .map_err(|e| conflict_or_internal(e, &new_name))?;
+    tracing::info!(uuid = %row.uuid, name = %row.name, by = %user.username, "webhook updated");
+    signal_changed(&state).await;
+    Ok(HttpResponse::Ok().json(Webhook::from(&row)))
+}
+
+/// Remove a subscription.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{uuid}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "Subscription UUID")),
+    responses(
+        (status = 200, description = "Deleted", body = WebhookDeleted),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    Admin(user): Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let uuid = parse_uuid(&path)?;
+    if !subscriptions::delete(&state.db, &uuid).await? {
+        return Err(AppError::not_found());
+    }
+    tracing::info!(%uuid, by = %user.username, "webhook deleted");
+    signal_changed(&state).await;
+    Ok(HttpResponse::Ok().json(WebhookDeleted {
+        message: "Webhook deleted".into(),
+    }))
+}
+
+/// The validated fields of a PATCH, each `None` when not given.
+struct Changes {
+    name: Option<String>,
+    url: Option<String>,
+    secret: Option<String>,
+    patterns: Option<Vec<String>>,
+    enabled: Option<bool>,
+}
+
+impl Changes {
+    /// An update setting only the columns that differ from `row`, with a new
+    /// `updated_at`; `None` when nothing differs.
+    fn against(self, row: &Model) -> Option<ActiveModel> {
+        let mut active = ActiveModel {
+            uuid: Unchanged(row.uuid.clone()),
+            ..Default::default()
+        };
+        let mut changed = false;
+        if let Some(name) = self.name.filter(|n| *n != row.name) {
+            active.name = Set(name);
+            changed = true;
+        }
+        if let Some(url) = self.url.filter(|u| *u != row.url) {
+            active.url = Set(url);
+            changed = true;
+        }
+        if let Some(secret) = self.secret.filter(|s| *s != row.secret) {
+            active.secret = Set(secret);
+            changed = true;
+        }
+        if let Some(patterns) = self.patterns.filter(|p| *p != row.patterns()) {
+            active.topic_patterns = Set(json!(patterns));
+            changed = true;
+        }
+        match self.enabled {
+            // Re-enabling is how an operator clears a tripped circuit.
+            Some(true) if !row.enabled => {
+                active.enabled = Set(true);
+                active.auto_disabled_at = Set(None);
+                active.consecutive_failures = Set(0);
+                active.last_error = Set(None);
+                changed = true;
+            }
+            Some(false) if row.enabled => {
+                active.enabled = Set(false);
+                changed = true;
+            }
+            _ => {}
+        }
+        changed.then(|| {
+            active.updated_at = Set(Utc::now().trunc_subsecs(6));
+            active
+        })
+    }
+}
+
+async fn find(state: &AppState, raw_uuid: &str) -> Result<Model, AppError> {
+    let uuid = parse_uuid(raw_uuid)?;
+    subscriptions::get(&state.db, &uuid)
+        .await?
+        .ok_or_else(AppError::not_found)
+}
+
+/// Subscriptions are keyed by hyphenated lowercase UUIDs; anything else names none.
+fn parse_uuid(raw: &str) -> Result<String, AppError> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| AppError::not_found())
+}
+
+fn name_taken(name: &str) -> AppError {
+    AppError::Conflict(format!("A webhook named {name:?} already exists"))
+}
+
+/// A unique-name race lost to a concurrent request is a conflict, not a crash.
+fn conflict_or_internal(e: DbErr, name: &str) -> AppError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => name_taken(name),
+        _ => AppError::from(e),
+    }
+}
+
+/// Tell the workers to reload; a bus failure is logged by the bus and never fails
+/// the request.
+async fn signal_changed(state: &AppState) {
+    state
+        .bus
+        .publish_json(bus::SUBSCRIPTIONS_CHANGED, &json!({}))
+        .await;
+}

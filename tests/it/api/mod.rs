@@ -1,0 +1,19 @@
+//! The admin API over real HTTP (SPEC §4).
+
+mod auth;
+mod bus_signal;
+mod crud;
+mod openapi;
+mod rbac;
+mod validation;
+
+use serde_json::{json, Value};
+
+/// A body that passes every check without contacting anything.
+pub fn valid_webhook(name: &str) -> Value {
+    json!({
+        "name": name,
+        "url": "https://1.1.1.1/hook",
+        "topic_patterns": ["attacker.>"],
+    })
+}

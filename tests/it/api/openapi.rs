@@ -1,0 +1,84 @@
+//! The served OpenAPI document.
+
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+/// The schema a `$ref` points at, or the value itself.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r.rsplit('/').next().unwrap();
+            &doc["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
+/// Every property name of a schema, through `allOf` and `$ref`.
+fn property_names(doc: &Value, schema: &Value) -> Vec<String> {
+    let schema = resolve(doc, schema);
+    let mut names: Vec<String> = schema["properties"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        names.extend(property_names(doc, part));
+    }
+    names
+}
+
+#[actix_rt::test]
+async fn the_document_describes_the_api_without_leaking_secrets() {
+    let app = TestApp::spawn_default().await;
+    let resp = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(resp.status, 200);
+    let doc = resp.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"].as_str(),
+        Some("bearer")
+    );
+    for path in [
+        "/healthz",
+        "/api/v1/openapi.json",
+        "/api/v1/auth/login",
+        "/api/v1/webhooks/",
+        "/api/v1/webhooks/{uuid}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
+    }
+
+    let schemas = &doc["components"]["schemas"];
+    let webhook = property_names(&doc, &schemas["Webhook"]);
+    for field in [
+        "uuid",
+        "name",
+        "url",
+        "topic_patterns",
+        "enabled",
+        "warnings",
+        "auto_disabled_at",
+    ] {
+        assert!(webhook.contains(&field.to_owned()), "Webhook lacks {field}");
+    }
+    assert!(
+        !webhook.contains(&"secret".to_owned()),
+        "Webhook has a secret"
+    );
+    assert!(!schemas["Webhook"].to_string().contains("secret"));
+    let created = property_names(&doc, &schemas["WebhookCreated"]);
+    assert!(created.contains(&"secret".to_owned()));
+    assert!(created.contains(&"uuid".to_owned()));
+
+    // GET answers are Webhooks, not WebhookCreated.
+    let get = &doc["paths"]["/api/v1/webhooks/{uuid}"]["get"]["responses"]["200"];
+    let schema = &get["content"]["application/json"]["schema"];
+    assert_eq!(
+        schema["$ref"].as_str(),
+        Some("#/components/schemas/Webhook")
+    );
+    for name in ["WebhookCreate", "WebhookUpdate", "ErrorBody"] {
+        assert!(schemas.get(name).is_some(), "{name} schema missing");
+    }
+}
