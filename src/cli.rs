@@ -22,6 +22,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// API, web UI and worker in one process.
+    Serve,
+    /// The HTTP admin API and web UI only.
+    Api,
+    /// The webhook worker only.
+    Webhook,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users of the admin API.
@@ -119,6 +125,9 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         match command {
+            Command::Serve => run_app(settings, "serve", true, true).await,
+            Command::Api => run_app(settings, "api", true, false).await,
+            Command::Webhook => run_app(settings, "webhook", false, true).await,
             Command::Migrate => {
                 connect(&settings).await?;
                 println!("migrations applied");
@@ -128,6 +137,76 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
             Command::Init(_) => Ok(()),
         }
     })
+}
+
+/// Build and run the long-running parts until a signal stops them.
+async fn run_app(
+    settings: Settings,
+    command: &str,
+    api: bool,
+    worker: bool,
+) -> Result<(), Failure> {
+    settings.require_master(command)?;
+    // `serve` is the quick start: it keeps a generated key rather than refuse to start.
+    let jwt = if api && worker && settings.jwt_secret.is_none() {
+        Some(generated_jwt_secret(&settings.generated_jwt_secret_path())?)
+    } else {
+        None
+    };
+    tracing::info!(
+        command,
+        version = env!("CARGO_PKG_VERSION"),
+        database = %settings.database_url_redacted(),
+        bus = %settings.nats_urls.join(","),
+        "starting"
+    );
+    let app = crate::startup::Application::build(
+        settings,
+        crate::startup::Components { api, worker },
+        jwt,
+        None,
+    )
+    .await?;
+    app.run_until_stopped().await
+}
+
+/// Read the key kept beside the database, or create it (mode 0600).
+fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret, Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let key = existing.trim().to_owned();
+        if key.len() >= crate::config::MIN_JWT_SECRET_LEN {
+            return Ok(crate::config::Secret::new(key));
+        }
+        return Err(Failure::Usage(format!(
+            "{} holds a JWT key shorter than {} bytes; delete it or set DECNET_JWT_SECRET",
+            path.display(),
+            crate::config::MIN_JWT_SECRET_LEN
+        )));
+    }
+    let key = {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 48];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(key.as_bytes()).map(|_| f))
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "cannot write the JWT key file {}: {e}",
+                path.display()
+            ))
+        })?;
+    let _ = file.flush();
+    tracing::info!(path = %path.display(), "generated a JWT key (set DECNET_JWT_SECRET to choose one)");
+    Ok(crate::config::Secret::new(key))
 }
 
 /// Connect and migrate, or one clear line (the URL's password never printed).

@@ -61,6 +61,10 @@ pub struct WebhookSettings {
     pub max_inflight_per_sub: usize,
     pub queue_per_sub: usize,
     pub create_per_minute: u32,
+    /// Retention of the dead-letter store.
+    pub dead_letter_days: u32,
+    /// Retention of the delivery log.
+    pub log_days: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +202,8 @@ impl Settings {
                 as usize,
             queue_per_sub: src.number("webhook_queue_per_sub", 10_000, 1, 10_000_000)? as usize,
             create_per_minute: src.number("webhook_create_per_minute", 20, 0, 1_000_000)? as u32,
+            dead_letter_days: src.number("webhook_dead_letter_days", 7, 1, 3650)? as u32,
+            log_days: src.number("webhook_log_days", 3, 1, 3650)? as u32,
         };
         if webhook.bus_reconnect < Duration::from_secs(1) {
             return Err(ConfigError::invalid(
@@ -274,8 +280,13 @@ pub fn decode_key(s: &str) -> Option<[u8; 32]> {
 }
 
 fn validate_database_url(url: &str) -> Result<(), ConfigError> {
-    let scheme = url.split("://").next().unwrap_or_default();
-    if !url.contains("://") || !matches!(scheme, "sqlite" | "postgres" | "postgresql" | "mysql") {
+    let scheme = url.split(':').next().unwrap_or_default();
+    let known = match scheme {
+        "sqlite" => true,
+        "postgres" | "postgresql" | "mysql" => url.contains("://"),
+        _ => false,
+    };
+    if !known {
         return Err(ConfigError::invalid(
             "DECNET_DATABASE_URL",
             format!(

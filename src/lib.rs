@@ -1,11 +1,15 @@
+pub mod actors;
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod init;
 pub mod startup;
 pub mod telemetry;
+pub mod ui;

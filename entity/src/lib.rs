@@ -1,4 +1,6 @@
 //! SeaORM entities of decnet-webhook.
 
+pub mod dead_letter;
+pub mod delivery_attempt;
 pub mod user;
 pub mod webhook_subscription;

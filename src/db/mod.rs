@@ -1,5 +1,7 @@
 //! Query and mutation functions over a `DatabaseConnection`.
 
+pub mod dead_letters;
+pub mod delivery_log;
 pub mod subscriptions;
 pub mod users;
 

@@ -6,6 +6,7 @@ pub mod app;
 pub mod db;
 pub mod nats;
 pub mod receiver;
+pub mod worker;
 
 pub use app::{AppOptions, TestApp};
 pub use db::TestDb;

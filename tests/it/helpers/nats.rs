@@ -24,6 +24,19 @@ impl NatsServer {
         Self::start_with(true)
     }
 
+    /// A server that is not running yet, on a port reserved now (start it with `restart`).
+    pub fn not_started() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        Self {
+            child: None,
+            port,
+            jetstream_dir: None,
+        }
+    }
+
     fn start_with(jetstream: bool) -> Self {
         let dir = jetstream.then(|| tempfile::tempdir().expect("jetstream dir"));
         let (child, port) = spawn(-1, dir.as_ref());

@@ -1,0 +1,251 @@
+//! JournalActor: writes dead letters and the delivery log in batches, off the hot path.
+//!
+//! Records are buffered and written every `FLUSH_EVERY` or at `BATCH` rows, one
+//! statement per batch. While the database is away the buffer keeps growing up to
+//! `MAX_BUFFERED` (dead letters are never dropped before the attempt log is).
+
+use std::{sync::Arc, time::Duration};
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, Set};
+use tokio::sync::oneshot;
+
+use crate::db::{dead_letters, dead_letters::Reason, delivery_log};
+
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+const BATCH: usize = 500;
+const MAX_BUFFERED: usize = 200_000;
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// A delivery that failed for good.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct DeadLetter {
+    pub subscription: Arc<str>,
+    pub event_id: String,
+    pub topic: String,
+    pub body: bytes::Bytes,
+    pub reason: Reason,
+    pub error: Option<String>,
+    pub status: Option<u16>,
+    pub attempts: u32,
+}
+
+/// One HTTP attempt, for the delivery log.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct AttemptRecord {
+    pub subscription: Arc<str>,
+    pub event_id: String,
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// Write everything buffered now; answers when written (or given up for now).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct FlushJournal;
+
+/// Retention of both tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub dead_letters: chrono::Duration,
+    pub attempts: chrono::Duration,
+}
+
+pub struct JournalActor {
+    db: DatabaseConnection,
+    retention: Retention,
+    dead: Vec<dead_letters::DeadLetterRow>,
+    attempts: Vec<entity::delivery_attempt::ActiveModel>,
+    writing: bool,
+    dropped_attempts: u64,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl JournalActor {
+    pub fn new(db: DatabaseConnection, retention: Retention) -> Self {
+        Self {
+            db,
+            retention,
+            dead: Vec::new(),
+            attempts: Vec::new(),
+            writing: false,
+            dropped_attempts: 0,
+            waiters: Vec::new(),
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.writing {
+            return;
+        }
+        if self.dead.is_empty() && self.attempts.is_empty() {
+            for w in self.waiters.drain(..) {
+                let _ = w.send(());
+            }
+            return;
+        }
+        self.writing = true;
+        let dead: Vec<_> = self.dead.drain(..self.dead.len().min(BATCH)).collect();
+        let attempts: Vec<_> = self
+            .attempts
+            .drain(..self.attempts.len().min(BATCH))
+            .collect();
+        let db = self.db.clone();
+        let fut = async move {
+            let dead_rows: Vec<_> = dead.iter().cloned().map(|r| r.into_active()).collect();
+            let dead_res = dead_letters::insert_many(&db, dead_rows).await;
+            let dead_back = match dead_res {
+                Ok(()) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::redact_db_error(&e), count = dead.len(), "dead letters not written yet; retrying");
+                    dead
+                }
+            };
+            let attempt_res = delivery_log::insert_many(&db, attempts.clone()).await;
+            let attempts_back = match attempt_res {
+                Ok(()) => Vec::new(),
+                Err(e) => {
+                    tracing::debug!(error = %crate::error::redact_db_error(&e), "delivery log not written yet");
+                    attempts
+                }
+            };
+            (dead_back, attempts_back)
+        }
+        .into_actor(self)
+        .map(|(dead_back, attempts_back), act, ctx| {
+            act.writing = false;
+            let failed = !dead_back.is_empty() || !attempts_back.is_empty();
+            // Put back what failed, ahead of what came since, keeping order.
+            act.dead.splice(0..0, dead_back);
+            act.attempts.splice(0..0, attempts_back);
+            act.bound();
+            if failed {
+                // Let the database breathe; the interval retries.
+                for w in act.waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            } else if act.dead.len() >= BATCH || act.attempts.len() >= BATCH || !act.waiters.is_empty() {
+                act.flush(ctx);
+            }
+        });
+        ctx.spawn(fut);
+    }
+
+    /// Keep memory bounded while the database is away: the log goes first.
+    fn bound(&mut self) {
+        let total = self.dead.len() + self.attempts.len();
+        if total > MAX_BUFFERED {
+            let excess = (total - MAX_BUFFERED).min(self.attempts.len());
+            self.attempts.drain(..excess);
+            self.dropped_attempts += excess as u64;
+            tracing::warn!(dropped_total = self.dropped_attempts, "database away too long; oldest delivery-log rows dropped");
+        }
+    }
+
+    fn sweep(&self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let now = Utc::now();
+        let (dl, log) = (now - self.retention.dead_letters, now - self.retention.attempts);
+        ctx.spawn(
+            async move {
+                match dead_letters::sweep(&db, dl).await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "dead letters past retention deleted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %crate::error::redact_db_error(&e), "dead-letter sweep failed"),
+                }
+                match delivery_log::sweep(&db, log).await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "delivery log past retention deleted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %crate::error::redact_db_error(&e), "delivery-log sweep failed"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for JournalActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(FLUSH_EVERY, |act, ctx| act.flush(ctx));
+        self.sweep(ctx);
+        ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep(ctx));
+    }
+}
+
+impl Handler<DeadLetter> for JournalActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeadLetter, ctx: &mut Self::Context) {
+        self.dead.push(dead_letters::DeadLetterRow::from(msg));
+        self.bound();
+        if self.dead.len() >= BATCH {
+            self.flush(ctx);
+        }
+    }
+}
+
+impl Handler<AttemptRecord> for JournalActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttemptRecord, ctx: &mut Self::Context) {
+        self.attempts.push(entity::delivery_attempt::ActiveModel {
+            subscription_uuid: Set(msg.subscription.to_string()),
+            event_id: Set(msg.event_id),
+            attempt: Set(i32::try_from(msg.attempt).unwrap_or(i32::MAX)),
+            attempted_at: Set(msg.at),
+            status: Set(msg.status.map(i32::from)),
+            latency_ms: Set(i32::try_from(msg.latency.as_millis()).unwrap_or(i32::MAX)),
+            ok: Set(msg.ok),
+            error: Set(msg.error),
+            ..Default::default()
+        });
+        self.bound();
+        if self.attempts.len() >= BATCH {
+            self.flush(ctx);
+        }
+    }
+}
+
+impl Handler<FlushJournal> for JournalActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: FlushJournal, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        self.flush(ctx);
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl From<DeadLetter> for dead_letters::DeadLetterRow {
+    fn from(m: DeadLetter) -> Self {
+        Self {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            subscription_uuid: m.subscription.to_string(),
+            event_id: m.event_id,
+            topic: m.topic,
+            body: m.body.to_vec(),
+            reason: m.reason.as_str().to_owned(),
+            error: m.error.map(|e| crate::db::truncate_chars(&e, 512)),
+            status: m.status.map(i32::from),
+            attempts: i32::try_from(m.attempts).unwrap_or(i32::MAX),
+            created_at: Utc::now(),
+        }
+    }
+}

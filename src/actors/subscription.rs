@@ -1,0 +1,403 @@
+//! SubscriptionActor: one per enabled subscription. Owns its PatternActors, a bounded
+//! queue and an in-flight cap, so a dead receiver fills only its own budget.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use actix::{
+    fut::wrap_future, Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler,
+    Message, Recipient, ResponseActFuture, WrapFuture,
+};
+use tokio::sync::oneshot;
+
+use super::{
+    delivery::DeliveryPool,
+    journal::DeadLetter,
+    messages::{Deliver, Drain, DrainReason, Incoming, Outcome, Ready},
+    pattern::{PatternActor, StopPattern},
+    PatternSource, WorkerStats,
+};
+use crate::{
+    config::Secret,
+    db::dead_letters::Reason,
+    delivery::{DeliveryOutcome, Target},
+    domain::{Event, WebhookUrl},
+};
+
+/// What the supervisor knows of a subscription, and diffs on reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionSpec {
+    pub uuid: Arc<str>,
+    pub name: Arc<str>,
+    pub url: String,
+    pub secret: Secret,
+    pub patterns: Vec<String>,
+}
+
+impl SubscriptionSpec {
+    pub fn from_row(row: &entity::webhook_subscription::Model) -> Self {
+        Self {
+            uuid: row.uuid.as_str().into(),
+            name: row.name.as_str().into(),
+            url: row.url.clone(),
+            secret: Secret::new(row.secret.clone()),
+            patterns: row.patterns(),
+        }
+    }
+
+    pub fn target(&self) -> Result<Target, crate::domain::UrlError> {
+        Ok(Target {
+            url: WebhookUrl::parse(&self.url)?,
+            secrets: vec![self.secret.clone()],
+        })
+    }
+
+    /// The NATS queue group: every worker's copy of this subscription shares it, so
+    /// each event is delivered once across workers; it also makes the server hand an
+    /// event matching several of its patterns to one of them only.
+    pub fn queue_group(&self) -> String {
+        format!("decnet-webhook.{}", self.uuid)
+    }
+}
+
+/// Limits of one subscription.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub max_inflight: usize,
+    pub queue: usize,
+    /// How long a drain waits for in-flight deliveries.
+    pub drain_timeout: Duration,
+}
+
+/// Replace URL, secret or name without touching the streams.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateTarget(pub SubscriptionSpec);
+
+pub struct SubscriptionActor {
+    spec: SubscriptionSpec,
+    target: Arc<Target>,
+    budget: Budget,
+    source: PatternSource,
+    pool: DeliveryPool,
+    circuit: Recipient<Outcome>,
+    stats: Arc<WorkerStats>,
+    on_ready: Option<Recipient<Ready>>,
+    journal: Option<Recipient<DeadLetter>>,
+    patterns: Vec<Addr<PatternActor>>,
+    queue: VecDeque<Arc<Event>>,
+    inflight: usize,
+    draining: Option<DrainReason>,
+    drained: Option<oneshot::Sender<()>>,
+    last_overflow_warning: Option<std::time::Instant>,
+}
+
+impl SubscriptionActor {
+    pub fn new(
+        spec: SubscriptionSpec,
+        target: Target,
+        budget: Budget,
+        source: PatternSource,
+        pool: DeliveryPool,
+        circuit: Recipient<Outcome>,
+        stats: Arc<WorkerStats>,
+    ) -> Self {
+        Self {
+            spec,
+            target: Arc::new(target),
+            budget,
+            source,
+            pool,
+            circuit,
+            stats,
+            on_ready: None,
+            journal: None,
+            patterns: Vec::new(),
+            queue: VecDeque::new(),
+            inflight: 0,
+            draining: None,
+            drained: None,
+            last_overflow_warning: None,
+        }
+    }
+
+    /// Tell `to` once every pattern is subscribed on the bus server.
+    pub fn report_ready_to(mut self, to: Recipient<Ready>) -> Self {
+        self.on_ready = Some(to);
+        self
+    }
+
+    /// Keep failed-for-good deliveries in the dead-letter store.
+    pub fn with_journal(mut self, journal: Recipient<DeadLetter>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    fn dead_letter(&self, event: &Event, reason: Reason, outcome: Option<&DeliveryOutcome>) {
+        if let Some(journal) = &self.journal {
+            journal.do_send(DeadLetter {
+                subscription: self.spec.uuid.clone(),
+                event_id: event.id.clone(),
+                topic: event.topic.clone(),
+                body: event.body.clone(),
+                reason,
+                error: outcome.and_then(|o| o.error.clone()),
+                status: outcome.and_then(|o| o.status),
+                attempts: outcome.map_or(0, |o| o.attempts),
+            });
+        }
+    }
+
+    fn dispatch(&mut self, event: Arc<Event>, ctx: &mut Context<Self>) {
+        self.inflight += 1;
+        let pool = self.pool.clone();
+        let msg = Deliver {
+            target: self.target.clone(),
+            event: event.clone(),
+        };
+        let fut =
+            wrap_future::<_, Self>(async move { pool.deliver(msg).await }).map(move |res, act, ctx| {
+                act.inflight -= 1;
+                let outcome = res.unwrap_or_else(|e| pool_failure(&e));
+                act.stats.record_delivery(outcome.ok);
+                let ok = outcome.ok;
+                if !ok {
+                    act.dead_letter(&event, failure_reason(&outcome), Some(&outcome));
+                }
+                let report = Outcome {
+                    uuid: act.spec.uuid.clone(),
+                    name: act.spec.name.clone(),
+                    outcome,
+                };
+                if ok {
+                    act.circuit.do_send(report);
+                    act.pump(ctx);
+                } else {
+                    // Wait for the verdict: a tripped circuit must not start another.
+                    let verdict = act.circuit.send(report);
+                    ctx.wait(wrap_future::<_, Self>(verdict).map(|tripped, act, ctx| {
+                        if tripped.unwrap_or(false) && act.draining.is_none() {
+                            ctx.notify(Drain(DrainReason::Tripped));
+                        } else {
+                            act.pump(ctx);
+                        }
+                    }));
+                }
+            });
+        ctx.spawn(fut);
+    }
+
+    /// Start queued deliveries while there is room in flight.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.inflight < self.budget.max_inflight {
+            let Some(event) = self.queue.pop_front() else {
+                break;
+            };
+            self.dispatch(event, ctx);
+        }
+        if self.inflight == 0 && self.queue.is_empty() && self.draining.is_some() {
+            if let Some(done) = self.drained.take() {
+                let _ = done.send(());
+            }
+            ctx.stop();
+        }
+    }
+
+    fn stop_patterns(&mut self) {
+        for p in self.patterns.drain(..) {
+            p.do_send(StopPattern);
+        }
+    }
+}
+
+impl Actor for SubscriptionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let me = ctx.address().recipient::<Incoming>();
+        let group = self.spec.queue_group();
+        for pattern in self.spec.patterns.clone() {
+            let source = self.source.clone();
+            let group = group.clone();
+            let me = me.clone();
+            let stats = self.stats.clone();
+            let uuid = self.spec.uuid.clone();
+            let fut = async move {
+                source
+                    .subscribe(&pattern, &group)
+                    .await
+                    .map(|s| (pattern, s))
+            }
+            .into_actor(self)
+            .map(move |res, act, _ctx| match res {
+                Ok((pattern, stream)) if act.draining.is_none() => {
+                    act.patterns
+                        .push(PatternActor::new(pattern, stream, me, stats).start());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(subscription = %uuid, error = %e, "cannot subscribe to the bus")
+                }
+            });
+            // `wait`: no event is handled before every pattern is subscribed.
+            ctx.wait(fut);
+        }
+        let source = self.source.clone();
+        ctx.wait(
+            async move { source.flush().await }
+                .into_actor(self)
+                .map(|_, act, _ctx| {
+                    if let Some(to) = act.on_ready.take() {
+                        to.do_send(Ready {
+                            uuid: act.spec.uuid.clone(),
+                        });
+                    }
+                }),
+        );
+        tracing::debug!(subscription = %self.spec.uuid, name = %self.spec.name, patterns = ?self.spec.patterns, "subscription started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.stop_patterns();
+        tracing::debug!(subscription = %self.spec.uuid, "subscription stopped");
+    }
+}
+
+impl Handler<Incoming> for SubscriptionActor {
+    type Result = ();
+
+    fn handle(&mut self, Incoming(event): Incoming, ctx: &mut Self::Context) {
+        // Events already in the mailbox when a drain began follow the drain's rule.
+        match self.draining {
+            Some(DrainReason::Removed) => return,
+            Some(DrainReason::Tripped) => {
+                return self.dead_letter(&event, Reason::CircuitTripped, None);
+            }
+            Some(DrainReason::Shutdown) => return self.dead_letter(&event, Reason::Shutdown, None),
+            Some(DrainReason::Restarted) | None => {}
+        }
+        if self.inflight < self.budget.max_inflight && self.queue.is_empty() {
+            self.dispatch(event, ctx);
+        } else if self.queue.len() < self.budget.queue {
+            self.queue.push_back(event);
+        } else {
+            let total = self.stats.record_overflow();
+            self.dead_letter(&event, Reason::QueueOverflow, None);
+            if self
+                .last_overflow_warning
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+            {
+                self.last_overflow_warning = Some(std::time::Instant::now());
+                tracing::warn!(
+                    subscription = %self.spec.uuid,
+                    name = %self.spec.name,
+                    event_id = %event.id,
+                    queue = self.budget.queue,
+                    overflow_total = total,
+                    "subscription queue full; event dead-lettered"
+                );
+            }
+        }
+    }
+}
+
+impl Handler<UpdateTarget> for SubscriptionActor {
+    type Result = ();
+
+    fn handle(&mut self, UpdateTarget(spec): UpdateTarget, _ctx: &mut Self::Context) {
+        match spec.target() {
+            Ok(target) => {
+                // Deliveries in flight keep the target they started with.
+                self.target = Arc::new(target);
+                self.spec = spec;
+            }
+            Err(e) => {
+                tracing::error!(subscription = %spec.uuid, error = %e, "stored URL is invalid; keeping the previous one")
+            }
+        }
+    }
+}
+
+impl Handler<Drain> for SubscriptionActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, Drain(reason): Drain, ctx: &mut Self::Context) -> Self::Result {
+        self.stop_patterns();
+        if self.draining.is_some() {
+            // Already stopping (say, tripped here before the supervisor said so).
+            let (tx, rx) = oneshot::channel::<()>();
+            if self.drained.is_none() {
+                self.drained = Some(tx);
+            }
+            let deadline = self.budget.drain_timeout;
+            return Box::pin(
+                async move {
+                    let _ = tokio::time::timeout(deadline, rx).await;
+                }
+                .into_actor(self),
+            );
+        }
+        self.draining = Some(reason);
+        let queued: Vec<Arc<Event>> = match reason {
+            // A restart keeps delivering its queue; the new actor takes new events.
+            DrainReason::Restarted => Vec::new(),
+            _ => self.queue.drain(..).collect(),
+        };
+        match reason {
+            DrainReason::Tripped | DrainReason::Shutdown if !queued.is_empty() => {
+                let why = if reason == DrainReason::Tripped {
+                    Reason::CircuitTripped
+                } else {
+                    Reason::Shutdown
+                };
+                tracing::warn!(subscription = %self.spec.uuid, count = queued.len(), reason = why.as_str(), "queued events dead-lettered");
+                for event in &queued {
+                    self.dead_letter(event, why, None);
+                }
+            }
+            DrainReason::Removed if !queued.is_empty() => {
+                tracing::info!(subscription = %self.spec.uuid, dropped = queued.len(), "subscription removed with events queued");
+            }
+            _ => {}
+        }
+        let (tx, rx) = oneshot::channel();
+        self.drained = Some(tx);
+        self.pump(ctx);
+        let deadline = self.budget.drain_timeout;
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(deadline, rx).await;
+            }
+            .into_actor(self)
+            .map(move |_, _act, ctx| {
+                // A restart finishes its queue however long it takes; others stop here.
+                if reason != DrainReason::Restarted {
+                    ctx.stop();
+                }
+            }),
+        )
+    }
+}
+
+/// Which dead-letter reason a failed delivery gets.
+fn failure_reason(outcome: &DeliveryOutcome) -> Reason {
+    let error = outcome.error.as_deref().unwrap_or_default();
+    if error.contains("shutdown") {
+        Reason::Shutdown
+    } else if error.starts_with("non-retryable") || error.starts_with("destination refused") {
+        Reason::NonRetryable
+    } else {
+        Reason::RetriesExhausted
+    }
+}
+
+/// The pool itself failed (only at shutdown): a failed delivery, never a panic.
+fn pool_failure(e: &actix::MailboxError) -> DeliveryOutcome {
+    DeliveryOutcome {
+        ok: false,
+        status: None,
+        error: Some(format!("delivery pool unavailable: {e}")),
+        attempts: 0,
+        latency: Duration::ZERO,
+        gone: false,
+    }
+}

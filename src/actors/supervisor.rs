@@ -1,0 +1,342 @@
+//! SupervisorActor: converges the running SubscriptionActors on the enabled rows.
+//!
+//! A reload diffs desired against running: new ones start, removed ones drain, a
+//! pattern change restarts one, a URL/secret/name change updates it in place, and
+//! the rest keep streaming untouched.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
+    ResponseActFuture, StreamHandler, WrapFuture,
+};
+use futures::stream::BoxStream;
+use sea_orm::DatabaseConnection;
+use tokio::sync::mpsc;
+
+use super::{
+    circuit::CircuitActor,
+    delivery::DeliveryPool,
+    journal::{FlushJournal, JournalActor},
+    messages::{Drain, DrainReason, Flush, Outcome, Ready, Reload, ResetCircuit, Tripped},
+    subscription::{Budget, SubscriptionActor, SubscriptionSpec, UpdateTarget},
+    PatternSource, WorkerStats,
+};
+use crate::{bus::Bus, db::subscriptions as repo};
+
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// A control message from the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `system.webhook.subscriptions_changed`
+    Changed,
+    /// `{"action":"stop"}` on `system.webhook.control`
+    Stop,
+}
+
+/// Stop every subscription gracefully and flush state writes.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Which subscriptions run now (uuid → patterns), and how many reloads completed.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "Status")]
+pub struct GetStatus;
+
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// Subscriptions consuming from the bus, with their patterns.
+    pub running: HashMap<String, Vec<String>>,
+    /// Started but not yet subscribed on the bus server.
+    pub starting: usize,
+    pub reloads: u64,
+}
+
+struct Running {
+    spec: SubscriptionSpec,
+    addr: Addr<SubscriptionActor>,
+    ready: bool,
+}
+
+pub struct SupervisorActor {
+    db: DatabaseConnection,
+    bus: Bus,
+    source: PatternSource,
+    pool: DeliveryPool,
+    circuit: Addr<CircuitActor>,
+    stats: Arc<WorkerStats>,
+    budget: Budget,
+    reload_every: Duration,
+    signals: Option<BoxStream<'static, Signal>>,
+    stop_requested: Option<mpsc::UnboundedSender<()>>,
+    journal: Option<Addr<JournalActor>>,
+    running: HashMap<Arc<str>, Running>,
+    me: Recipient<Ready>,
+    reloading: bool,
+    reload_again: bool,
+    stopping: bool,
+    reloads: u64,
+}
+
+pub struct SupervisorParts {
+    pub db: DatabaseConnection,
+    pub bus: Bus,
+    pub source: PatternSource,
+    pub pool: DeliveryPool,
+    pub circuit: Addr<CircuitActor>,
+    pub stats: Arc<WorkerStats>,
+    pub budget: Budget,
+    pub reload_every: Duration,
+    pub signals: Option<BoxStream<'static, Signal>>,
+    pub stop_requested: Option<mpsc::UnboundedSender<()>>,
+    pub journal: Option<Addr<JournalActor>>,
+}
+
+impl SupervisorActor {
+    pub fn new(p: SupervisorParts, me: Recipient<Ready>) -> Self {
+        Self {
+            db: p.db,
+            bus: p.bus,
+            source: p.source,
+            pool: p.pool,
+            circuit: p.circuit,
+            stats: p.stats,
+            budget: p.budget,
+            reload_every: p.reload_every,
+            signals: p.signals,
+            stop_requested: p.stop_requested,
+            journal: p.journal,
+            running: HashMap::new(),
+            me,
+            reloading: false,
+            reload_again: false,
+            stopping: false,
+            reloads: 0,
+        }
+    }
+
+    fn start_subscription(&mut self, spec: SubscriptionSpec) {
+        let target = match spec.target() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(subscription = %spec.uuid, error = %e, "stored URL is invalid; subscription not started");
+                return;
+            }
+        };
+        self.circuit.do_send(ResetCircuit {
+            uuid: spec.uuid.clone(),
+        });
+        let mut actor = SubscriptionActor::new(
+            spec.clone(),
+            target,
+            self.budget,
+            self.source.clone(),
+            self.pool.clone(),
+            self.circuit.clone().recipient::<Outcome>(),
+            self.stats.clone(),
+        )
+        .report_ready_to(self.me.clone());
+        if let Some(journal) = &self.journal {
+            actor = actor.with_journal(journal.clone().recipient());
+        }
+        let addr = actor.start();
+        self.running.insert(
+            spec.uuid.clone(),
+            Running {
+                spec,
+                addr,
+                ready: false,
+            },
+        );
+    }
+
+    fn apply(&mut self, rows: Vec<entity::webhook_subscription::Model>) {
+        let desired: HashMap<Arc<str>, SubscriptionSpec> = rows
+            .iter()
+            .map(SubscriptionSpec::from_row)
+            .map(|s| (s.uuid.clone(), s))
+            .collect();
+        let (mut started, mut stopped, mut updated) = (0, 0, 0);
+        self.running.retain(|uuid, running| {
+            let keep = desired.contains_key(uuid);
+            if !keep {
+                running.addr.do_send(Drain(DrainReason::Removed));
+                stopped += 1;
+            }
+            keep
+        });
+        for (uuid, spec) in desired {
+            match self.running.get_mut(&uuid) {
+                None => {
+                    self.start_subscription(spec);
+                    started += 1;
+                }
+                Some(r) if r.spec.patterns != spec.patterns => {
+                    r.addr.do_send(Drain(DrainReason::Restarted));
+                    self.running.remove(&uuid);
+                    self.start_subscription(spec);
+                    started += 1;
+                    stopped += 1;
+                }
+                Some(r) if r.spec != spec => {
+                    r.addr.do_send(UpdateTarget(spec.clone()));
+                    r.spec = spec;
+                    updated += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        self.reloads += 1;
+        if self.reloads == 1 {
+            tracing::info!(running = self.running.len(), "subscriptions loaded");
+        } else if started + stopped + updated > 0 {
+            tracing::info!(
+                started,
+                stopped,
+                updated,
+                running = self.running.len(),
+                "subscriptions reloaded"
+            );
+        } else {
+            tracing::debug!(running = self.running.len(), "reload: nothing changed");
+        }
+    }
+
+    fn heartbeat(&self) {
+        let bus = self.bus.clone();
+        let ts = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        actix::spawn(async move {
+            bus.publish_json(
+                crate::bus::HEALTH,
+                &serde_json::json!({"worker": "webhook", "ts": ts}),
+            )
+            .await;
+        });
+    }
+}
+
+impl Actor for SupervisorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(signals) = self.signals.take() {
+            ctx.add_stream(signals);
+        }
+        ctx.notify(Reload);
+        ctx.run_interval(self.reload_every, |_, ctx| ctx.notify(Reload));
+        self.heartbeat();
+        ctx.run_interval(HEARTBEAT, |act, _| act.heartbeat());
+    }
+}
+
+impl Handler<Reload> for SupervisorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
+        if self.stopping {
+            return;
+        }
+        if self.reloading {
+            // One more pass after the current one sees every change.
+            self.reload_again = true;
+            return;
+        }
+        self.reloading = true;
+        let db = self.db.clone();
+        let fut = async move { repo::list_enabled(&db).await }
+            .into_actor(self)
+            .map(|res, act, ctx| {
+                act.reloading = false;
+                match res {
+                    Ok(rows) if !act.stopping => act.apply(rows),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %crate::error::redact_db_error(&e), "reload failed; keeping the running subscriptions"),
+                }
+                if std::mem::take(&mut act.reload_again) {
+                    ctx.notify(Reload);
+                }
+            });
+        ctx.spawn(fut);
+    }
+}
+
+impl Handler<Ready> for SupervisorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ready, _ctx: &mut Self::Context) {
+        if let Some(r) = self.running.get_mut(&msg.uuid) {
+            r.ready = true;
+        }
+    }
+}
+
+impl Handler<Tripped> for SupervisorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Tripped, _ctx: &mut Self::Context) {
+        if let Some(r) = self.running.remove(&msg.uuid) {
+            r.addr.do_send(Drain(DrainReason::Tripped));
+        }
+    }
+}
+
+impl StreamHandler<Signal> for SupervisorActor {
+    fn handle(&mut self, signal: Signal, ctx: &mut Self::Context) {
+        match signal {
+            Signal::Changed => ctx.notify(Reload),
+            Signal::Stop => {
+                tracing::info!("stop requested on the bus");
+                if let Some(tx) = &self.stop_requested {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+
+    // The signal stream ending must not stop the supervisor.
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<GetStatus> for SupervisorActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(Status {
+            running: self
+                .running
+                .iter()
+                .filter(|(_, r)| r.ready)
+                .map(|(k, r)| (k.to_string(), r.spec.patterns.clone()))
+                .collect(),
+            starting: self.running.values().filter(|r| !r.ready).count(),
+            reloads: self.reloads,
+        })
+    }
+}
+
+impl Handler<Shutdown> for SupervisorActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        let drains: Vec<_> = self
+            .running
+            .drain()
+            .map(|(_, r)| r.addr.send(Drain(DrainReason::Shutdown)))
+            .collect();
+        let circuit = self.circuit.clone();
+        let journal = self.journal.clone();
+        Box::pin(
+            async move {
+                futures::future::join_all(drains).await;
+                let _ = circuit.send(Flush).await;
+                if let Some(journal) = journal {
+                    let _ = journal.send(FlushJournal).await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}

@@ -1,0 +1,139 @@
+//! `webhook_dead_letters` repository.
+
+use chrono::{DateTime, Utc};
+use entity::dead_letter::{ActiveModel, Column, Entity, Model};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+pub use entity::dead_letter::Model as DeadLetter;
+
+/// Why a delivery was dead-lettered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    RetriesExhausted,
+    NonRetryable,
+    QueueOverflow,
+    CircuitTripped,
+    Undecodable,
+    Shutdown,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RetriesExhausted => "retries_exhausted",
+            Self::NonRetryable => "non_retryable",
+            Self::QueueOverflow => "queue_overflow",
+            Self::CircuitTripped => "circuit_tripped",
+            Self::Undecodable => "undecodable",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A row to insert (plain data, cheap to keep while the database is away).
+#[derive(Clone, Debug)]
+pub struct DeadLetterRow {
+    pub uuid: String,
+    pub subscription_uuid: String,
+    pub event_id: String,
+    pub topic: String,
+    pub body: Vec<u8>,
+    pub reason: String,
+    pub error: Option<String>,
+    pub status: Option<i32>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl DeadLetterRow {
+    pub fn into_active(self) -> ActiveModel {
+        use sea_orm::Set;
+        ActiveModel {
+            uuid: Set(self.uuid),
+            subscription_uuid: Set(self.subscription_uuid),
+            event_id: Set(self.event_id),
+            topic: Set(self.topic),
+            body: Set(self.body),
+            reason: Set(self.reason),
+            error: Set(self.error),
+            status: Set(self.status),
+            attempts: Set(self.attempts),
+            created_at: Set(self.created_at),
+        }
+    }
+}
+
+/// Insert many at once (the worker batches them).
+pub async fn insert_many(db: &DatabaseConnection, rows: Vec<ActiveModel>) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    Entity::insert_many(rows).exec(db).await?;
+    Ok(())
+}
+
+/// Newest first, `limit` from `offset`.
+pub async fn list(
+    db: &DatabaseConnection,
+    subscription: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let query = Entity::find().filter(Column::SubscriptionUuid.eq(subscription));
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Uuid)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Oldest first (replay order), since `since` (inclusive).
+pub async fn since(
+    db: &DatabaseConnection,
+    subscription: &str,
+    since: Option<DateTime<Utc>>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut query = Entity::find().filter(Column::SubscriptionUuid.eq(subscription));
+    if let Some(ts) = since {
+        query = query.filter(Column::CreatedAt.gte(ts));
+    }
+    query
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Uuid)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub async fn delete(db: &DatabaseConnection, uuid: &str) -> Result<bool, DbErr> {
+    Ok(Entity::delete_by_id(uuid.to_owned())
+        .exec(db)
+        .await?
+        .rows_affected
+        > 0)
+}
+
+pub async fn delete_for_subscription(db: &DatabaseConnection, subscription: &str) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::SubscriptionUuid.eq(subscription))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Retention: delete entries older than `before`.
+pub async fn sweep(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::CreatedAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

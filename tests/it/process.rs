@@ -1,0 +1,216 @@
+//! The built binary: signals, exit codes and the quick start.
+
+use std::{
+    io::{BufRead, BufReader},
+    os::unix::fs::PermissionsExt,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+use crate::helpers::{eventually, worker::insert_subscription, NatsServer, Reply, TestDb, TestReceiver};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `decnet` with its stderr collected.
+struct Decnet {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Decnet {
+    fn spawn(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
+        cmd.args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("decnet starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal sent");
+    }
+
+    async fn wait_log(&self, needle: &str) {
+        eventually(WAIT, needle, || async { self.log().contains(needle).then_some(()) }).await;
+    }
+
+    async fn exit_code(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process did not exit: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Decnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn worker_env(nats: &NatsServer, db: &TestDb) -> Vec<(&'static str, String)> {
+    vec![
+        ("DECNET_DATABASE_URL", db.url.clone()),
+        ("DECNET_NATS_URL", nats.url()),
+        ("DECNET_WEBHOOK_ALLOW_PRIVATE", "true".into()),
+        ("DECNET_WEBHOOK_RELOAD_SECS", "3600".into()),
+        ("DECNET_WEBHOOK_RETRY_SCHEDULE", "0.05".into()),
+    ]
+}
+
+#[actix_rt::test]
+async fn sighup_reloads_subscriptions() {
+    let nats = NatsServer::start();
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = nats.client().await;
+    let mut health = client.subscribe(decnet_webhook::bus::HEALTH).await.unwrap();
+    client.flush().await.unwrap();
+    let worker = Decnet::spawn(&["webhook"], &worker_env(&nats, &test_db), dir.path());
+    // The first heartbeat: the worker is on the bus; then its first load is done.
+    tokio::time::timeout(WAIT, health.next())
+        .await
+        .expect("heartbeat")
+        .unwrap();
+    worker.wait_log("subscriptions loaded").await;
+
+    let rx = TestReceiver::start();
+    insert_subscription(&db, "hup", &rx.url(), &["attacker.>"]).await;
+    worker.signal(Signal::SIGHUP);
+    worker.wait_log("SIGHUP: reloading subscriptions").await;
+    worker.wait_log("subscriptions reloaded").await;
+    eventually(WAIT, "delivery after SIGHUP", || async {
+        client
+            .publish("attacker.observed", r#"{"payload":{"via":"hup"}}"#.into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        (rx.count() >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(rx.requests()[0].json()["payload"]["via"], "hup");
+}
+
+#[actix_rt::test]
+async fn sigterm_waits_for_in_flight_deliveries_then_exits_0() {
+    let nats = NatsServer::start();
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let rx = TestReceiver::start();
+    rx.set_default(Reply::Delay(Duration::from_millis(1500), 200));
+    let uuid = insert_subscription(&db, "slow", &rx.url(), &["attacker.>"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = Decnet::spawn(&["webhook"], &worker_env(&nats, &test_db), dir.path());
+    worker.wait_log("subscriptions loaded").await;
+    let client = nats.client().await;
+    // Publish until one delivery is in flight (the receiver has it, answer pending).
+    eventually(WAIT, "a delivery in flight", || async {
+        client
+            .publish("attacker.observed", r#"{"id":"inflight","payload":{}}"#.into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        (rx.count() >= 1).then_some(())
+    })
+    .await;
+    worker.signal(Signal::SIGTERM);
+    assert_eq!(worker.exit_code().await, Some(0), "{}", worker.log());
+    // The delivery finished and its success was written before exit.
+    let row = decnet_webhook::db::subscriptions::get(&db, &uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.last_success_at.is_some(), "{}", worker.log());
+    assert!(worker.log().contains("stopping"));
+}
+
+#[test]
+fn agent_mode_refuses_master_commands() {
+    for command in ["webhook", "api", "serve"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_decnet"))
+            .arg(command)
+            .env("DECNET_MODE", "agent")
+            .env("DECNET_DATABASE_URL", "sqlite::memory:")
+            .output()
+            .expect("decnet runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("master only"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
+
+#[actix_rt::test]
+async fn serve_starts_with_no_configuration_and_idles_without_a_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let no_bus = NatsServer::not_started();
+    let mut serve = Decnet::spawn(
+        &["serve"],
+        &[
+            ("DECNET_API_BIND", format!("127.0.0.1:{port}")),
+            ("DECNET_NATS_URL", no_bus.url()),
+        ],
+        dir.path(),
+    );
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let body: serde_json::Value = eventually(WAIT, "the API", || async {
+        let resp = http.get(&url).send().await.ok()?;
+        resp.json().await.ok()
+    })
+    .await;
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    // The embedded default database and a private JWT key beside it.
+    assert!(dir.path().join("decnet.db").exists());
+    let key = dir.path().join(".decnet-jwt-secret");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&key).unwrap().len() >= 32);
+    serve.signal(Signal::SIGTERM);
+    assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
+    assert!(!serve.log().contains("panicked"));
+}
