@@ -3,5 +3,6 @@
 mod helpers;
 
 mod api;
+mod delivery;
 mod init;
 mod repository;

@@ -1,0 +1,486 @@
+//! The awc side: guarded, pinned, signed POSTs with the retry schedule around them.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    io,
+    net::{IpAddr, SocketAddr},
+    rc::Rc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use awc::{
+    error::{ConnectError, SendRequestError},
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        Method, Uri,
+    },
+    ClientRequest, ClientResponse,
+};
+use futures::{Stream, StreamExt as _};
+use tokio::sync::watch;
+
+use super::{
+    retry::{self, StatusClass},
+    signing, DeliveryOutcome, DeliverySettings, Target,
+};
+use crate::{
+    db::truncate_chars,
+    domain::{
+        event::Event,
+        webhook_url::{UrlError, WebhookUrl},
+    },
+};
+
+const USER_AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("decnet-webhook/", env!("CARGO_PKG_VERSION")));
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const X_DECNET_SIGNATURE: HeaderName = HeaderName::from_static("x-decnet-signature");
+const X_DECNET_EVENT_ID: HeaderName = HeaderName::from_static("x-decnet-event-id");
+const X_DECNET_EVENT_TOPIC: HeaderName = HeaderName::from_static("x-decnet-event-topic");
+const X_DECNET_TIMESTAMP: HeaderName = HeaderName::from_static("x-decnet-timestamp");
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+/// Headers set on every request, so the map is sized once.
+const HEADER_COUNT: usize = 9;
+
+/// How long a guarded resolution is trusted.
+const RESOLVE_TTL: Duration = Duration::from_secs(30);
+/// Above this many cached hosts, expired entries are swept on insert.
+const RESOLVE_SWEEP_AT: usize = 1024;
+/// Response bodies are read (so the connection can be reused) and dropped, up to this.
+const MAX_DRAIN: usize = 64 * 1024;
+const MAX_ERROR_CHARS: usize = 512;
+
+/// Sends deliveries. One per thread (awc's client is `!Send`): create one inside each
+/// arbiter or actix-web worker; it keeps connections alive per destination.
+pub struct DeliveryClient {
+    http: awc::Client,
+    settings: DeliverySettings,
+    /// Guard verdicts by URL host (the verdict does not depend on the port).
+    resolved: RefCell<HashMap<String, Rc<Resolution>>>,
+}
+
+struct Resolution {
+    verdict: Result<Box<[IpAddr]>, UrlError>,
+    /// The address that last connected, tried first.
+    preferred: Cell<usize>,
+    expires: Instant,
+}
+
+/// Why one attempt did not succeed.
+struct Failure {
+    error: String,
+    status: Option<u16>,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn retryable(error: String) -> Self {
+        Self {
+            error,
+            status: None,
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    fn fatal(error: String) -> Self {
+        Self {
+            retryable: false,
+            ..Self::retryable(error)
+        }
+    }
+}
+
+/// What stays the same across the attempts of one delivery.
+struct Prepared {
+    uri: Uri,
+    webhook_id: String,
+    event_id: HeaderValue,
+    topic: HeaderValue,
+    webhook_id_value: HeaderValue,
+}
+
+impl Prepared {
+    fn new(target: &Target, event: &Event) -> Result<Self, Failure> {
+        if target.secrets.is_empty() {
+            return Err(Failure::fatal("no signing secret".into()));
+        }
+        let url = target.url.as_url();
+        // The fragment never goes on the wire.
+        let uri = Uri::try_from(&url[..url::Position::AfterQuery])
+            .map_err(|e| Failure::fatal(format!("invalid url: {e}")))?;
+        let value = |what: &str, v: &str| {
+            HeaderValue::from_str(v)
+                .map_err(|_| Failure::fatal(format!("{what} is not a valid header value")))
+        };
+        let webhook_id = format!("msg_{}", event.id);
+        Ok(Self {
+            uri,
+            event_id: value("event id", &event.id)?,
+            topic: value("event topic", &event.topic)?,
+            webhook_id_value: value("event id", &webhook_id)?,
+            webhook_id,
+        })
+    }
+}
+
+/// The headers that change per attempt: the send time and the signatures over it.
+struct Signed {
+    timestamp: HeaderValue,
+    decnet: HeaderValue,
+    standard: HeaderValue,
+}
+
+impl Signed {
+    fn new(target: &Target, event: &Event, prepared: &Prepared) -> Result<Self, Failure> {
+        let now = unix_now();
+        let signatures = signing::sign(&target.secrets, &prepared.webhook_id, now, &event.body);
+        match (
+            HeaderValue::try_from(signatures.decnet),
+            HeaderValue::try_from(signatures.standard),
+        ) {
+            (Ok(decnet), Ok(standard)) => Ok(Self {
+                timestamp: HeaderValue::from(now),
+                decnet,
+                standard,
+            }),
+            _ => Err(Failure::fatal(
+                "signature is not a valid header value".into(),
+            )),
+        }
+    }
+}
+
+impl DeliveryClient {
+    pub fn new(settings: DeliverySettings) -> Self {
+        let connector = awc::Connector::new()
+            // Many deliveries run at once; the per-subscription caps bound them, not the pool.
+            .limit(0)
+            .timeout(settings.timeout)
+            .handshake_timeout(settings.timeout);
+        let http = awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            // Each attempt is bounded by our own timer, which also covers resolution.
+            .disable_timeout()
+            .finish();
+        Self {
+            http,
+            settings,
+            resolved: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &DeliverySettings {
+        &self.settings
+    }
+
+    /// The full retry schedule. `stop` turning true means shutdown: the attempt in
+    /// flight finishes, no new attempt starts, and the outcome is the last failure.
+    /// The first attempt is always made.
+    pub async fn deliver(
+        &self,
+        target: &Target,
+        event: &Event,
+        stop: &watch::Receiver<bool>,
+    ) -> DeliveryOutcome {
+        self.run(target, event, &self.settings.retry_schedule, Some(stop))
+            .await
+    }
+
+    /// Exactly one attempt, no retries (the API's test ping).
+    pub async fn attempt_once(&self, target: &Target, event: &Event) -> DeliveryOutcome {
+        self.run(target, event, &[], None).await
+    }
+
+    async fn run(
+        &self,
+        target: &Target,
+        event: &Event,
+        schedule: &[Duration],
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> DeliveryOutcome {
+        let started = Instant::now();
+        let prepared = match Prepared::new(target, event) {
+            Ok(p) => p,
+            Err(failure) => return failed(failure, 1, started),
+        };
+        let mut delays = schedule.iter();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let failure = match self.attempt(target, event, &prepared).await {
+                Ok(status) => {
+                    return DeliveryOutcome {
+                        ok: true,
+                        status: Some(status),
+                        error: None,
+                        attempts,
+                        latency: started.elapsed(),
+                        gone: false,
+                    }
+                }
+                Err(failure) => failure,
+            };
+            tracing::debug!(
+                url = %target.url.as_str(),
+                event = %event.id,
+                attempt = attempts,
+                error = %failure.error,
+                "delivery attempt failed"
+            );
+            let next = if failure.retryable {
+                delays.next()
+            } else {
+                None
+            };
+            let Some(&scheduled) = next else {
+                return failed(failure, attempts, started);
+            };
+            if !pause(retry::next_delay(scheduled, failure.retry_after), stop).await {
+                return failed(failure, attempts, started);
+            }
+        }
+    }
+
+    /// One attempt: guard, sign, send, read the answer; `Ok(status)` on 2xx.
+    async fn attempt(
+        &self,
+        target: &Target,
+        event: &Event,
+        prepared: &Prepared,
+    ) -> Result<u16, Failure> {
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let sent = tokio::time::timeout_at(deadline, async {
+            let resolution = self.resolve(&target.url).await?;
+            let ips = match &resolution.verdict {
+                Ok(ips) => ips,
+                Err(e) => return Err(Failure::fatal(format!("destination refused: {e}"))),
+            };
+            let signed = Signed::new(target, event, prepared)?;
+            // An address that refuses the connection hands over to the next one.
+            let port = target.url.port();
+            let first = resolution.preferred.get();
+            let mut refused = None;
+            for k in 0..ips.len() {
+                let i = (first + k) % ips.len();
+                let request = self.request(prepared, &signed, SocketAddr::new(ips[i], port));
+                match request.send_body(event.body.clone()).await {
+                    Ok(response) => {
+                        resolution.preferred.set(i);
+                        return Ok(response);
+                    }
+                    Err(SendRequestError::Connect(ConnectError::Io(e))) => {
+                        resolution.preferred.set((i + 1) % ips.len());
+                        refused = Some(io_error(&e));
+                    }
+                    Err(e) => return Err(Failure::retryable(self.describe(&e))),
+                }
+            }
+            Err(Failure::retryable(
+                refused.unwrap_or_else(|| "no address to connect to".into()),
+            ))
+        })
+        .await;
+        let mut response = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err(failure)) => return Err(failure),
+            Err(_) => {
+                return Err(Failure::retryable(format!(
+                    "timeout after {}",
+                    human(self.settings.timeout)
+                )))
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = if retry::honours_retry_after(status) {
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
+        } else {
+            None
+        };
+        // The status has decided; a slow or endless body only costs the connection.
+        let _ = tokio::time::timeout_at(deadline, drain(&mut response)).await;
+        match retry::classify(status) {
+            StatusClass::Success => Ok(status),
+            StatusClass::Retryable => Err(Failure {
+                error: format!("HTTP {status}"),
+                status: Some(status),
+                retryable: true,
+                retry_after,
+            }),
+            StatusClass::Final => Err(Failure {
+                error: format!("non-retryable {status}"),
+                status: Some(status),
+                retryable: false,
+                retry_after: None,
+            }),
+        }
+    }
+
+    fn request(&self, prepared: &Prepared, signed: &Signed, addr: SocketAddr) -> ClientRequest {
+        let mut request = self
+            .http
+            .request(Method::POST, prepared.uri.clone())
+            // Connect to the address the guard checked; Host and TLS name stay the URL's.
+            .address(addr)
+            .no_decompress();
+        let headers = request.headers_mut();
+        headers.reserve(HEADER_COUNT);
+        headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+        headers.insert(header::USER_AGENT, USER_AGENT);
+        headers.insert(X_DECNET_EVENT_ID, prepared.event_id.clone());
+        headers.insert(X_DECNET_EVENT_TOPIC, prepared.topic.clone());
+        headers.insert(WEBHOOK_ID, prepared.webhook_id_value.clone());
+        headers.insert(X_DECNET_TIMESTAMP, signed.timestamp.clone());
+        headers.insert(WEBHOOK_TIMESTAMP, signed.timestamp.clone());
+        headers.insert(X_DECNET_SIGNATURE, signed.decnet.clone());
+        headers.insert(WEBHOOK_SIGNATURE, signed.standard.clone());
+        request
+    }
+
+    /// The guard's verdict for this URL's host, from the cache while it is fresh.
+    /// Lookup failures are not cached, so the next attempt looks again.
+    async fn resolve(&self, url: &WebhookUrl) -> Result<Rc<Resolution>, Failure> {
+        let host = url.as_url().host_str().unwrap_or_default();
+        let now = Instant::now();
+        let cached = self.resolved.borrow().get(host).cloned();
+        if let Some(hit) = cached.filter(|r| r.expires > now) {
+            return Ok(hit);
+        }
+        let verdict = match url.resolve_checked(self.settings.allow_private).await {
+            Ok(addrs) => Ok(addrs.into_iter().map(|a| a.ip()).collect()),
+            Err(e @ UrlError::Unresolvable(_)) => {
+                return Err(Failure::retryable(format!("dns: {e}")))
+            }
+            Err(e) => Err(e),
+        };
+        let resolution = Rc::new(Resolution {
+            verdict,
+            preferred: Cell::new(0),
+            expires: now + RESOLVE_TTL,
+        });
+        let mut cache = self.resolved.borrow_mut();
+        if cache.len() >= RESOLVE_SWEEP_AT {
+            cache.retain(|_, r| r.expires > now);
+        }
+        cache.insert(host.to_owned(), resolution.clone());
+        Ok(resolution)
+    }
+
+    fn describe(&self, err: &SendRequestError) -> String {
+        match err {
+            SendRequestError::Connect(ConnectError::Timeout) => {
+                format!("connect timeout after {}", human(self.settings.timeout))
+            }
+            SendRequestError::Connect(ConnectError::Io(e)) => io_error(e),
+            SendRequestError::Connect(e) => format!("connect: {e}"),
+            SendRequestError::Send(e) => format!("send: {}", io_error(e)),
+            SendRequestError::Response(e) => format!("bad response: {e}"),
+            SendRequestError::Timeout => format!("timeout after {}", human(self.settings.timeout)),
+            other => other.to_string(),
+        }
+    }
+}
+
+fn failed(failure: Failure, attempts: u32, started: Instant) -> DeliveryOutcome {
+    DeliveryOutcome {
+        ok: false,
+        status: failure.status,
+        gone: failure.status == Some(410),
+        error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
+        attempts,
+        latency: started.elapsed(),
+    }
+}
+
+/// Wait `delay`, unless `stop` turns true first; `false` means stop.
+async fn pause(delay: Duration, stop: Option<&watch::Receiver<bool>>) -> bool {
+    let Some(stop) = stop else {
+        tokio::time::sleep(delay).await;
+        return true;
+    };
+    if *stop.borrow() {
+        return false;
+    }
+    let mut stop = stop.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => !*stop.borrow(),
+        _ = stopped(&mut stop) => false,
+    }
+}
+
+/// Resolves once `stop` is true; never if its sender is gone without saying so.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn drain<S>(response: &mut ClientResponse<S>)
+where
+    S: Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let mut read = 0usize;
+    while let Some(Ok(chunk)) = response.next().await {
+        read += chunk.len();
+        if read > MAX_DRAIN {
+            break;
+        }
+    }
+}
+
+fn io_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        io::ErrorKind::ConnectionAborted => "connection aborted".into(),
+        io::ErrorKind::TimedOut => "connect timed out".into(),
+        // rustls reports handshake and certificate problems as invalid data.
+        io::ErrorKind::InvalidData => format!("tls: {e}"),
+        _ => format!("connect: {e}"),
+    }
+}
+
+/// `10s`, `1.5s` or `250ms`.
+fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_secs(10)), "10s");
+        assert_eq!(human(Duration::from_millis(250)), "250ms");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn io_errors_are_short() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(io_error(&refused), "connection refused");
+    }
+}

@@ -1,0 +1,67 @@
+//! The HTTP delivery client of SPEC §6, shared by the worker and the API's test ping.
+//!
+//! A delivery returns a [`DeliveryOutcome`], never an error: the caller decides what a
+//! failure means (circuit breaker, dead letter, test-ping answer).
+
+mod client;
+pub mod retry;
+pub mod signing;
+
+use std::time::Duration;
+
+pub use client::DeliveryClient;
+
+use crate::{
+    config::{Secret, WebhookSettings},
+    domain::webhook_url::WebhookUrl,
+};
+
+/// Where and how to deliver: one subscription's URL and signing secrets.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub url: WebhookUrl,
+    /// Newest first; two during a secret rotation, and every one signs.
+    pub secrets: Vec<Secret>,
+}
+
+impl Target {
+    pub fn new(url: WebhookUrl, secrets: Vec<Secret>) -> Self {
+        Self { url, secrets }
+    }
+}
+
+/// What became of one delivery (all its attempts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryOutcome {
+    pub ok: bool,
+    /// The HTTP status of the last attempt; `None` when it got no response.
+    pub status: Option<u16>,
+    /// Why the last attempt failed, at most 512 characters.
+    pub error: Option<String>,
+    /// Attempts made, including one stopped before sending (guard refusal).
+    pub attempts: u32,
+    /// The whole delivery, waits between attempts included.
+    pub latency: Duration,
+    /// The receiver answered `410 Gone`: it wants no more deliveries.
+    pub gone: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    /// Per attempt: connect, send and the response head.
+    pub timeout: Duration,
+    /// Delays between attempts; `len() + 1` attempts at most.
+    pub retry_schedule: Vec<Duration>,
+    /// Allow loopback, private and link-local destinations.
+    pub allow_private: bool,
+}
+
+impl DeliverySettings {
+    pub fn from_settings(w: &WebhookSettings) -> Self {
+        Self {
+            timeout: w.timeout,
+            retry_schedule: w.retry_schedule.clone(),
+            allow_private: w.allow_private,
+        }
+    }
+}
