@@ -10,6 +10,7 @@ use crate::{
     auth::JwtKeys,
     bus::Bus,
     config::Settings,
+    delivery::{DeliveryClient, DeliverySettings},
 };
 
 /// The running HTTP API: its bound port and the server future to await.
@@ -30,10 +31,14 @@ pub fn build_api(
     // Hash the dummy password now, so the first login of an unknown user costs the same.
     crate::auth::dummy_hash();
     let state = web::Data::new(AppState::new(db, settings, bus, jwt));
+    let delivery = DeliverySettings::from_settings(&state.settings.webhook);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            // The client is not `Send`: one per worker thread, built on that thread.
+            .app_data(web::Data::new(DeliveryClient::new(delivery.clone())))
             .configure(api::configure)
+            .configure(crate::ui::configure)
             // `/api/v1/webhooks/` and `/api/v1/webhooks` are the same resource.
             .wrap(actix_web::middleware::NormalizePath::trim())
     })
@@ -42,4 +47,170 @@ pub fn build_api(
     .shutdown_timeout(5)
     .run();
     Ok(ApiServer { port, server })
+}
+
+/// Which parts a command runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Components {
+    pub api: bool,
+    pub worker: bool,
+}
+
+/// Everything a command runs, built from settings.
+pub struct Application {
+    bus: Bus,
+    api: Option<ApiServer>,
+    worker: Option<crate::actors::Worker>,
+}
+
+impl Application {
+    /// Connect the database and the bus, bind the API, start the worker.
+    /// `api_listener` overrides `DECNET_API_BIND` (tests bind port 0).
+    pub async fn build(
+        settings: Settings,
+        components: Components,
+        jwt_secret: Option<crate::config::Secret>,
+        api_listener: Option<TcpListener>,
+    ) -> Result<Self, crate::cli::Failure> {
+        use crate::cli::Failure;
+        let settings = Arc::new(settings);
+        let db = crate::cli::connect(&settings).await?;
+        let bus = Bus::connect(&settings).await;
+        let api = if components.api {
+            let secret = jwt_secret
+                .or_else(|| settings.jwt_secret.clone())
+                .ok_or_else(|| {
+                    Failure::Usage(
+                        "DECNET_JWT_SECRET is not set (the API needs a key of at least 32 bytes)"
+                            .into(),
+                    )
+                })?;
+            let jwt = JwtKeys::new(secret.expose().as_bytes(), settings.jwt_exp_minutes);
+            let listener = match api_listener {
+                Some(l) => l,
+                None => TcpListener::bind(settings.api_bind).map_err(|e| {
+                    Failure::Runtime(format!("cannot listen on {}: {e}", settings.api_bind))
+                })?,
+            };
+            let server = build_api(settings.clone(), db.clone(), bus.clone(), jwt, listener)
+                .map_err(|e| Failure::Runtime(format!("cannot start the API: {e}")))?;
+            tracing::info!(port = server.port, "API listening");
+            Some(server)
+        } else {
+            None
+        };
+        let worker = if components.worker {
+            Some(crate::actors::Worker::start(&settings, db.clone(), bus.clone()).await)
+        } else {
+            None
+        };
+        Ok(Self { bus, api, worker })
+    }
+
+    pub fn api_port(&self) -> Option<u16> {
+        self.api.as_ref().map(|a| a.port)
+    }
+
+    pub fn worker(&self) -> Option<&crate::actors::Worker> {
+        self.worker.as_ref()
+    }
+
+    /// Run until SIGTERM/SIGINT (or a stop on the bus); SIGHUP reloads subscriptions.
+    pub async fn run_until_stopped(self) -> Result<(), crate::cli::Failure> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let failure =
+            |e: std::io::Error| crate::cli::Failure::Runtime(format!("cannot handle signals: {e}"));
+        let hup = signal(SignalKind::hangup()).map_err(failure)?;
+        let mut term = signal(SignalKind::terminate()).map_err(failure)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(failure)?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        };
+        self.run(Some(hup), Box::pin(stop)).await
+    }
+
+    /// Run until `stop` completes (no signal handling; for embedding and tests).
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + 'static,
+    ) -> Result<(), crate::cli::Failure> {
+        self.run(
+            None,
+            Box::pin(async move {
+                stop.await;
+                "stop requested"
+            }),
+        )
+        .await
+    }
+
+    async fn run(
+        mut self,
+        mut hup: Option<tokio::signal::unix::Signal>,
+        mut stop: std::pin::Pin<Box<dyn std::future::Future<Output = &'static str>>>,
+    ) -> Result<(), crate::cli::Failure> {
+        let api_handle = self.api.as_ref().map(|a| a.server.handle());
+        let api_task = self.api.take().map(|a| actix_rt::spawn(a.server));
+        let mut api_done = Box::pin(async move {
+            match api_task {
+                Some(task) => task.await,
+                None => std::future::pending().await,
+            }
+        });
+        let bus_stop = self.worker.as_mut().and_then(|w| w.stop_requested.take());
+        let mut bus_stop = Box::pin(async move {
+            if let Some(mut rx) = bus_stop {
+                if rx.recv().await.is_some() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await
+        });
+        let mut failed = None;
+        let reason = loop {
+            tokio::select! {
+                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    match &self.worker {
+                        Some(w) => {
+                            tracing::info!("SIGHUP: reloading subscriptions");
+                            w.supervisor.do_send(crate::actors::messages::Reload);
+                        }
+                        None => tracing::info!("SIGHUP: the API keeps no subscriptions; nothing to reload"),
+                    }
+                }
+                reason = &mut stop => break reason,
+                _ = &mut bus_stop => break "stop requested on the bus",
+                res = &mut api_done => {
+                    let error = match res {
+                        Ok(Ok(())) => "the API server stopped".to_owned(),
+                        Ok(Err(e)) => format!("the API server failed: {e}"),
+                        Err(e) => format!("the API server failed: {e}"),
+                    };
+                    failed = Some(error);
+                    break "API server stopped";
+                }
+            }
+        };
+        tracing::info!(reason, "stopping: finishing in-flight deliveries");
+        let api_stopped = async {
+            if let Some(h) = api_handle {
+                h.stop(true).await;
+            }
+        };
+        let worker_stopped = async {
+            if let Some(w) = self.worker.take() {
+                w.shutdown().await;
+            }
+        };
+        futures::future::join(api_stopped, worker_stopped).await;
+        self.bus.flush().await;
+        tracing::info!("stopped");
+        match failed {
+            Some(e) => Err(crate::cli::Failure::Runtime(e)),
+            None => Ok(()),
+        }
+    }
 }

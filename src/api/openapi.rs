@@ -42,6 +42,7 @@ pub struct Health {
         webhooks::get,
         webhooks::update,
         webhooks::delete,
+        webhooks::ping::test_ping,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

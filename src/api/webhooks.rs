@@ -1,16 +1,19 @@
 //! `/api/v1/webhooks`: subscription CRUD for admins (SPEC §4).
 
+mod changes;
 pub mod dto;
+pub mod ping;
 pub mod validate;
 
 use actix_web::{web, HttpResponse};
 use chrono::{SubsecRound, Utc};
 use entity::webhook_subscription::{ActiveModel, Model};
-use sea_orm::{ActiveValue::Set, ActiveValue::Unchanged, DbErr, SqlErr};
+use sea_orm::{ActiveValue::Set, DbErr, SqlErr};
 use serde_json::json;
 
 use super::{body::read_json, openapi::ErrorBody, AppState};
 use crate::{auth::Admin, bus, db::subscriptions, error::AppError};
+use changes::Changes;
 use dto::{Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookUpdate};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -26,6 +29,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get))
             .route(web::patch().to(update))
             .route(web::delete().to(delete))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/test")
+            .route(web::post().to(ping::test_ping))
             .default_service(web::to(super::method_not_allowed)),
     );
 }
@@ -245,62 +253,6 @@ pub async fn delete(
     Ok(HttpResponse::Ok().json(WebhookDeleted {
         message: "Webhook deleted".into(),
     }))
-}
-
-/// The validated fields of a PATCH, each `None` when not given.
-struct Changes {
-    name: Option<String>,
-    url: Option<String>,
-    secret: Option<String>,
-    patterns: Option<Vec<String>>,
-    enabled: Option<bool>,
-}
-
-impl Changes {
-    /// An update setting only the columns that differ from `row`, with a new
-    /// `updated_at`; `None` when nothing differs.
-    fn against(self, row: &Model) -> Option<ActiveModel> {
-        let mut active = ActiveModel {
-            uuid: Unchanged(row.uuid.clone()),
-            ..Default::default()
-        };
-        let mut changed = false;
-        if let Some(name) = self.name.filter(|n| *n != row.name) {
-            active.name = Set(name);
-            changed = true;
-        }
-        if let Some(url) = self.url.filter(|u| *u != row.url) {
-            active.url = Set(url);
-            changed = true;
-        }
-        if let Some(secret) = self.secret.filter(|s| *s != row.secret) {
-            active.secret = Set(secret);
-            changed = true;
-        }
-        if let Some(patterns) = self.patterns.filter(|p| *p != row.patterns()) {
-            active.topic_patterns = Set(json!(patterns));
-            changed = true;
-        }
-        match self.enabled {
-            // Re-enabling is how an operator clears a tripped circuit.
-            Some(true) if !row.enabled => {
-                active.enabled = Set(true);
-                active.auto_disabled_at = Set(None);
-                active.consecutive_failures = Set(0);
-                active.last_error = Set(None);
-                changed = true;
-            }
-            Some(false) if row.enabled => {
-                active.enabled = Set(false);
-                changed = true;
-            }
-            _ => {}
-        }
-        changed.then(|| {
-            active.updated_at = Set(Utc::now().trunc_subsecs(6));
-            active
-        })
-    }
 }
 
 async fn find(state: &AppState, raw_uuid: &str) -> Result<Model, AppError> {

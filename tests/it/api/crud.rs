@@ -373,3 +373,18 @@ async fn unknown_routes_and_methods_answer_json() {
     assert_eq!(health.status, 200);
     assert_eq!(health.json(), json!({"status": "ok"}));
 }
+
+#[actix_rt::test]
+async fn concurrent_creates_of_one_name_conflict_instead_of_failing() {
+    let app = TestApp::spawn(AppOptions::default().setting("webhook_create_per_minute", "0")).await;
+    let token = app.admin_token().await;
+    let body = valid_webhook("raced");
+    let attempts = (0..8).map(|_| app.post("/api/v1/webhooks/", Some(&token), &body));
+    let mut statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+}

@@ -5,6 +5,7 @@ mod bus_signal;
 mod crud;
 mod openapi;
 mod rbac;
+mod test_ping;
 mod validation;
 
 use serde_json::{json, Value};

@@ -45,6 +45,7 @@ async fn the_document_describes_the_api_without_leaking_secrets() {
         "/api/v1/auth/login",
         "/api/v1/webhooks/",
         "/api/v1/webhooks/{uuid}",
+        "/api/v1/webhooks/{uuid}/test",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
     }
@@ -78,7 +79,7 @@ async fn the_document_describes_the_api_without_leaking_secrets() {
         schema["$ref"].as_str(),
         Some("#/components/schemas/Webhook")
     );
-    for name in ["WebhookCreate", "WebhookUpdate", "ErrorBody"] {
+    for name in ["WebhookCreate", "WebhookUpdate", "ErrorBody", "TestResult"] {
         assert!(schemas.get(name).is_some(), "{name} schema missing");
     }
 }

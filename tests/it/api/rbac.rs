@@ -71,6 +71,7 @@ async fn every_webhook_route_requires_an_admin_token() {
         format!("GET /api/v1/webhooks/{uuid}"),
         format!("PATCH /api/v1/webhooks/{uuid}"),
         format!("DELETE /api/v1/webhooks/{uuid}"),
+        format!("POST /api/v1/webhooks/{uuid}/test"),
     ] {
         assert!(
             documented.contains(&expected),
