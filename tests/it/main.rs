@@ -6,3 +6,4 @@ mod api;
 mod delivery;
 mod init;
 mod repository;
+mod ui;

@@ -1,0 +1,653 @@
+// DECNET webhooks page: a plain client of the public admin API (SPEC §4).
+//
+// Every value that came from the API reaches the DOM through textContent or an
+// attribute, never through HTML parsing; the Content-Security-Policy forbids inline
+// code as a second line of defence.
+'use strict';
+
+const API = '/api/v1';
+const SESSION_KEY = 'decnet.session';
+const REFRESH_MS = 5000;
+
+// The API expands these (SPEC §4); the page only needs them to show which presets
+// an existing pattern list contains.
+const PRESETS = {
+  AttackerDetail: ['attacker.>'],
+  DeckyStatus: ['decky.*.state', 'decky.*.traffic'],
+  SystemStatus: ['system.>'],
+};
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  session: null, // {token, username, role, exp}
+  webhooks: null, // last list from the API, null before the first load
+  forbidden: null, // the API's detail when it refused the list (403)
+  fire: new Map(), // uuid -> {pending} | {delivered, status_code, error}
+  rows: new Map(), // uuid -> {sig, tr}: rows are rebuilt only when they change
+  timer: null,
+  inflight: null, // the running load, if any
+  again: false,
+  editing: null, // the webhook being edited, null when creating
+  deleting: null,
+};
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+// ---------------------------------------------------------------- API access
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const session = state.session;
+  if (session) headers.Authorization = `Bearer ${session.token}`;
+  let resp;
+  try {
+    resp = await fetch(API + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+      redirect: 'error',
+    });
+  } catch (_) {
+    showBanner(`Cannot reach the DECNET API at ${location.origin}. Retrying every ${REFRESH_MS / 1000} s…`);
+    throw new ApiError(0, 'The DECNET API is unreachable.');
+  }
+  hideBanner();
+  const text = await resp.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (_) {
+    data = null;
+  }
+  // A 401 on an authenticated call means the token expired or the key changed;
+  // the login call itself answers 401 for bad credentials and is handled there.
+  if (resp.status === 401 && session) {
+    if (state.session === session) endSession('Your session has expired. Sign in again.');
+    throw new ApiError(401, 'Session expired');
+  }
+  if (!resp.ok) {
+    const detail = data && typeof data.detail === 'string' ? data.detail : `HTTP ${resp.status}`;
+    throw new ApiError(resp.status, detail);
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------- session
+
+// The role is read from the token for display only; the API decides what is allowed.
+function decodeClaims(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const json = atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '='));
+    const claims = JSON.parse(json);
+    return claims && typeof claims === 'object' ? claims : {};
+  } catch (_) {
+    return {};
+  }
+}
+
+function loadSession() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+    if (saved && typeof saved.token === 'string') return saved;
+  } catch (_) {
+    // A damaged entry is treated as no session.
+  }
+  return null;
+}
+
+function startSession(token, username) {
+  const claims = decodeClaims(token);
+  const session = {
+    token,
+    username,
+    role: typeof claims.role === 'string' ? claims.role : 'unknown',
+    exp: typeof claims.exp === 'number' ? claims.exp : null,
+  };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  return session;
+}
+
+function endSession(message) {
+  sessionStorage.removeItem(SESSION_KEY);
+  state.session = null;
+  state.webhooks = null;
+  state.forbidden = null;
+  state.fire.clear();
+  state.rows.clear();
+  clearTimeout(state.timer);
+  for (const id of ['editor', 'secret-dialog', 'confirm-dialog']) closeDialog($(id));
+  $('secret-value').value = '';
+  $('refreshed').textContent = '';
+  showLogin(message, 'info');
+}
+
+function isAdmin() {
+  return state.session !== null && state.session.role === 'admin' && !state.forbidden;
+}
+
+// ---------------------------------------------------------------- views
+
+function showBanner(text) {
+  const banner = $('banner');
+  banner.textContent = text;
+  banner.hidden = false;
+}
+
+function hideBanner() {
+  $('banner').hidden = true;
+}
+
+function showLogin(message, tone) {
+  $('webhooks-view').hidden = true;
+  $('session').hidden = true;
+  $('login-view').hidden = false;
+  const msg = $('login-message');
+  msg.textContent = message || '';
+  msg.className = `message ${tone || ''}`;
+  msg.hidden = !message;
+  $('login-password').value = '';
+  $('login-username').focus();
+}
+
+function showWebhooks() {
+  $('login-view').hidden = true;
+  $('webhooks-view').hidden = false;
+  $('session').hidden = false;
+  $('session-user').textContent = state.session.username || '';
+  $('session-role').textContent = state.session.role.toUpperCase();
+  $('session-role').className = `role-badge ${state.session.role === 'admin' ? 'admin' : 'viewer'}`;
+  render();
+  refresh();
+}
+
+// ---------------------------------------------------------------- refresh loop
+
+// One load at a time; a refresh asked for during a load runs right after it, so a
+// change the user just made is never overwritten by an older answer.
+async function refresh() {
+  if (!state.session) return;
+  if (state.inflight) {
+    state.again = true;
+    await state.inflight;
+    return;
+  }
+  clearTimeout(state.timer);
+  state.inflight = loadOnce();
+  await state.inflight;
+  state.inflight = null;
+  if (state.again) {
+    state.again = false;
+    await refresh();
+  } else if (state.session) {
+    state.timer = setTimeout(() => {
+      if (!document.hidden) refresh();
+    }, REFRESH_MS);
+  }
+}
+
+async function loadOnce() {
+  const session = state.session;
+  let list = null;
+  let forbidden = null;
+  try {
+    list = await api('GET', '/webhooks/');
+  } catch (err) {
+    if (err.status === 403) forbidden = err.detail;
+    else if (err.status === 0 || err.status === 401) return; // banner or login already shown
+    else {
+      showBanner(`Could not load webhooks: ${err.detail}`);
+      return;
+    }
+  }
+  // An answer for a session that has since ended is dropped.
+  if (state.session !== session) return;
+  state.webhooks = list;
+  state.forbidden = forbidden;
+  $('refreshed').textContent = list ? `Updated ${utcTime(new Date())} UTC` : '';
+  render();
+}
+
+// A hidden tab skips its refreshes and catches up as soon as it is shown again.
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && state.session) refresh();
+});
+
+// ---------------------------------------------------------------- rendering
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'text') node.textContent = value;
+    else if (key === 'on') for (const [ev, fn] of Object.entries(value)) node.addEventListener(ev, fn);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function pad(n) {
+  return String(n).padStart(2, '0');
+}
+
+// `YYYY-MM-DD HH:MM` in UTC, the form operators compare with logs.
+function utcMinute(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+}
+
+function utcTime(d) {
+  return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+}
+
+const isTripped = (w) => !w.enabled && Boolean(w.auto_disabled_at);
+const isInsecure = (w) => /^http:\/\//i.test(w.url);
+
+function renderCounts() {
+  const counts = $('counts');
+  const list = state.webhooks;
+  if (!list) {
+    counts.replaceChildren();
+    return;
+  }
+  const parts = [
+    ['configured', list.length],
+    ['enabled', list.filter((w) => w.enabled).length],
+    ['tripped', list.filter(isTripped).length],
+    ['failing', list.filter((w) => w.consecutive_failures > 0).length],
+    ['insecure', list.filter(isInsecure).length],
+  ];
+  const nodes = [];
+  parts.forEach(([name, n], i) => {
+    if (i > 0) nodes.push(' · ');
+    const alarming = n > 0 && name !== 'configured' && name !== 'enabled';
+    nodes.push(el('span', { class: `count ${alarming ? `count-${name}` : ''}`, 'data-testid': `count-${name}`,
+      text: `${n} ${name.toUpperCase()}` }));
+  });
+  counts.replaceChildren(...nodes);
+}
+
+function chip(kind, text, title, testid) {
+  return el('span', { class: `chip ${kind}`, title, 'data-testid': testid, text });
+}
+
+function statusChips(w) {
+  const chips = [
+    w.enabled
+      ? chip('ok', 'ENABLED', 'Delivering events', 'chip-enabled')
+      : chip('muted', 'DISABLED', isTripped(w) ? 'Disabled by the circuit breaker' : 'Paused by an admin', 'chip-disabled'),
+  ];
+  if (isTripped(w)) {
+    const ts = utcMinute(w.auto_disabled_at);
+    chips.push(chip('alert', `TRIPPED · ${ts}`, `Circuit tripped at ${ts}. Re-enable via Edit to reset.`, 'chip-tripped'));
+  }
+  if (w.consecutive_failures > 0) {
+    chips.push(chip('fail', `FAIL · ${w.consecutive_failures}`, w.last_error || 'No error recorded', 'chip-fail'));
+  }
+  if (isInsecure(w)) {
+    chips.push(chip('warn', 'HTTP', 'URL uses http://: deliveries are not encrypted in transit', 'chip-http'));
+  }
+  return el('div', { class: 'chips' }, ...chips);
+}
+
+function lastDelivery(w) {
+  const lines = [];
+  if (w.last_success_at) lines.push(el('div', { class: 'ok-text', 'data-testid': 'last-success' }, `OK ${utcMinute(w.last_success_at)}`));
+  if (w.last_failure_at) lines.push(el('div', { class: 'fail-text', 'data-testid': 'last-failure' }, `ERR ${utcMinute(w.last_failure_at)}`));
+  if (lines.length === 0) lines.push(el('span', { class: 'muted' }, 'never'));
+  return lines;
+}
+
+function fireResult(w) {
+  const r = state.fire.get(w.uuid);
+  if (!r) return null;
+  let text;
+  let tone;
+  if (r.pending) {
+    text = 'FIRING…';
+    tone = 'muted';
+  } else if (r.failed) {
+    text = `NOT SENT · ${r.failed}`;
+    tone = 'fail';
+  } else {
+    const parts = [r.delivered ? 'DELIVERED' : 'FAILED'];
+    if (r.status_code !== null && r.status_code !== undefined) parts.push(String(r.status_code));
+    if (r.error) parts.push(r.error);
+    text = parts.join(' · ');
+    tone = r.delivered ? 'ok' : 'fail';
+  }
+  return el('div', { class: `fire-result ${tone}`, 'data-testid': 'fire-result', role: 'status', title: text }, text);
+}
+
+function buildRow(w, admin) {
+  const patterns = el('ul', { class: 'patterns', 'data-testid': 'row-patterns' },
+    ...w.topic_patterns.map((p) => el('li', {}, el('code', {}, p))));
+  // A viewer gets no action buttons at all, not disabled ones.
+  const actions = admin
+    ? el('div', { class: 'row-actions' },
+        el('button', { type: 'button', class: 'btn small fire', 'data-testid': 'fire-button',
+          'aria-label': `Fire a test event at ${w.name}`, on: { click: () => fire(w) } }, 'FIRE'),
+        el('button', { type: 'button', class: 'btn small', 'data-testid': 'edit-button',
+          'aria-label': `Edit ${w.name}`, on: { click: () => openEditor(w) } }, 'Edit'),
+        el('button', { type: 'button', class: 'btn small danger-outline', 'data-testid': 'delete-button',
+          'aria-label': `Delete ${w.name}`, on: { click: () => openDelete(w) } }, 'Delete'))
+    : null;
+  return el('tr', { 'data-testid': 'webhook-row', 'data-uuid': w.uuid, 'data-name': w.name,
+    class: isTripped(w) ? 'tripped' : (w.enabled ? '' : 'disabled') },
+    el('th', { scope: 'row', class: 'name', 'data-testid': 'row-name' }, w.name),
+    el('td', { class: 'url', 'data-testid': 'row-url', title: w.url }, w.url),
+    el('td', {}, patterns),
+    el('td', {}, statusChips(w)),
+    el('td', { class: 'last' }, ...lastDelivery(w)),
+    admin ? el('td', { class: 'col-actions' }, actions, fireResult(w)) : null);
+}
+
+function render() {
+  const admin = isAdmin();
+  const list = state.webhooks;
+  renderCounts();
+  $('create-button').hidden = !admin;
+  $('actions-head').hidden = !admin;
+  const forbidden = $('forbidden');
+  if (state.forbidden) {
+    $('forbidden-text').textContent =
+      `The API answered “${state.forbidden}”. Signed in as ${state.session.username || 'this user'} ` +
+      `(role: ${state.session.role}); webhook subscriptions are managed by admins only. ` +
+      'Ask an admin if you need access.';
+  }
+  forbidden.hidden = !state.forbidden;
+  $('table-wrap').hidden = Boolean(state.forbidden);
+  $('readonly-note').hidden = admin || Boolean(state.forbidden) || !list;
+
+  const tbody = $('rows');
+  if (!list) {
+    if (!state.forbidden) tbody.replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'Loading…')));
+    state.rows.clear();
+    return;
+  }
+  if (list.length === 0) {
+    tbody.replaceChildren(el('tr', { 'data-testid': 'empty' },
+      el('td', { colspan: 6, class: 'empty' },
+        admin ? 'No webhooks yet. Create one to forward DECNET events to a SIEM, SOAR or chat hook.'
+              : 'No webhooks configured.')));
+    state.rows.clear();
+    return;
+  }
+  // Rows whose data did not change keep their DOM nodes, so a refresh never steals
+  // focus or a half-finished hover.
+  const next = new Map();
+  const trs = list.map((w) => {
+    const sig = JSON.stringify([w, state.fire.get(w.uuid) || null, admin]);
+    const prev = state.rows.get(w.uuid);
+    const tr = prev && prev.sig === sig ? prev.tr : buildRow(w, admin);
+    next.set(w.uuid, { sig, tr });
+    return tr;
+  });
+  state.rows = next;
+  const current = Array.from(tbody.children);
+  if (current.length !== trs.length || current.some((tr, i) => tr !== trs[i])) tbody.replaceChildren(...trs);
+}
+
+// ---------------------------------------------------------------- dialogs
+
+function openDialog(dialog) {
+  if (!dialog.open) dialog.showModal();
+}
+
+function closeDialog(dialog) {
+  if (dialog.open) dialog.close();
+}
+
+function setError(node, text) {
+  node.textContent = text || '';
+  node.hidden = !text;
+}
+
+function splitPatterns(text) {
+  return text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+}
+
+// Which presets a stored list contains whole, and the patterns left over.
+function derivePresets(patterns) {
+  const rest = new Set(patterns);
+  const presets = [];
+  for (const [name, expansion] of Object.entries(PRESETS)) {
+    if (expansion.every((p) => rest.has(p))) {
+      presets.push(name);
+      expansion.forEach((p) => rest.delete(p));
+    }
+  }
+  return { presets, raw: patterns.filter((p) => rest.has(p)) };
+}
+
+// The list the API will store: preset expansions first, then raw patterns, deduplicated.
+function effectivePatterns(presets, raw) {
+  const out = [];
+  for (const p of [...presets.flatMap((name) => PRESETS[name]), ...raw]) if (!out.includes(p)) out.push(p);
+  return out;
+}
+
+function presetBoxes() {
+  return Array.from(document.querySelectorAll('#editor-form input[name="preset"]'));
+}
+
+function openEditor(w) {
+  state.editing = w || null;
+  const form = $('editor-form');
+  form.reset();
+  setError($('editor-error'), '');
+  $('editor-title').textContent = w ? `Edit ${w.name}` : 'New webhook';
+  $('editor-submit').textContent = w ? 'Save' : 'Create';
+  $('editor-secret-field').hidden = Boolean(w);
+  const note = $('editor-trip-note');
+  if (w && isTripped(w)) {
+    const failures = w.consecutive_failures > 0 ? ` after ${w.consecutive_failures} consecutive failures` : '';
+    const last = w.last_error ? ` Last error: ${w.last_error}` : '';
+    note.textContent = `The circuit breaker disabled this webhook at ${utcMinute(w.auto_disabled_at)} UTC${failures}. ` +
+      `Switch it to Enabled and save to reset the circuit.${last}`;
+    note.hidden = false;
+  } else {
+    note.hidden = true;
+  }
+  if (w) {
+    const { presets, raw } = derivePresets(w.topic_patterns);
+    $('editor-name').value = w.name;
+    $('editor-url').value = w.url;
+    presetBoxes().forEach((box) => { box.checked = presets.includes(box.value); });
+    $('editor-patterns').value = raw.join('\n');
+    $('editor-enabled').checked = w.enabled;
+  } else {
+    $('editor-enabled').checked = true;
+  }
+  openDialog($('editor'));
+  $('editor-name').focus();
+}
+
+async function submitEditor(event) {
+  event.preventDefault();
+  const name = $('editor-name').value.trim();
+  const url = $('editor-url').value.trim();
+  const presets = presetBoxes().filter((b) => b.checked).map((b) => b.value);
+  const raw = splitPatterns($('editor-patterns').value);
+  const enabled = $('editor-enabled').checked;
+  if (!name || !url) {
+    setError($('editor-error'), 'Name and receiver URL are required.');
+    return;
+  }
+  const submit = $('editor-submit');
+  submit.disabled = true;
+  setError($('editor-error'), '');
+  try {
+    const w = state.editing;
+    if (w) {
+      // Send only what changed: the API publishes a reload only for real changes.
+      const body = {};
+      if (name !== w.name) body.name = name;
+      if (url !== w.url) body.url = url;
+      if (enabled !== w.enabled) body.enabled = enabled;
+      const patterns = effectivePatterns(presets, raw);
+      if (JSON.stringify(patterns) !== JSON.stringify(w.topic_patterns)) {
+        body.simple_events = presets;
+        body.topic_patterns = raw;
+      }
+      if (Object.keys(body).length > 0) await api('PATCH', `/webhooks/${encodeURIComponent(w.uuid)}`, body);
+      closeDialog($('editor'));
+    } else {
+      const body = { name, url, simple_events: presets, topic_patterns: raw, enabled };
+      const secret = $('editor-secret').value;
+      if (secret) body.secret = secret;
+      const created = await api('POST', '/webhooks/', body);
+      closeDialog($('editor'));
+      showSecret(created);
+    }
+    await refresh();
+  } catch (err) {
+    if (err.status !== 401) setError($('editor-error'), err.detail);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+function showSecret(created) {
+  $('secret-name').textContent = created.name;
+  $('secret-value').value = created.secret;
+  $('secret-copied').textContent = '';
+  openDialog($('secret-dialog'));
+  $('secret-value').select();
+}
+
+async function copySecret() {
+  const input = $('secret-value');
+  try {
+    await navigator.clipboard.writeText(input.value);
+    $('secret-copied').textContent = 'Copied to the clipboard.';
+  } catch (_) {
+    // The clipboard API needs a secure context; selecting lets Ctrl+C do it.
+    input.focus();
+    input.select();
+    $('secret-copied').textContent = 'Press Ctrl+C to copy the selected secret.';
+  }
+}
+
+function closeSecret() {
+  // The secret leaves the page with the dialog: it is never kept anywhere.
+  $('secret-value').value = '';
+  closeDialog($('secret-dialog'));
+}
+
+function openDelete(w) {
+  state.deleting = w;
+  $('confirm-text').textContent =
+    `Delete “${w.name}”? Deliveries to ${w.url} stop at once, and this cannot be undone.`;
+  setError($('confirm-error'), '');
+  openDialog($('confirm-dialog'));
+  $('confirm-cancel').focus();
+}
+
+async function confirmDelete() {
+  const w = state.deleting;
+  if (!w) return;
+  const button = $('confirm-delete');
+  button.disabled = true;
+  try {
+    await api('DELETE', `/webhooks/${encodeURIComponent(w.uuid)}`);
+    state.fire.delete(w.uuid);
+    closeDialog($('confirm-dialog'));
+    state.deleting = null;
+    await refresh();
+  } catch (err) {
+    if (err.status === 404) {
+      closeDialog($('confirm-dialog'));
+      await refresh();
+    } else if (err.status !== 401) {
+      setError($('confirm-error'), err.detail);
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function fire(w) {
+  state.fire.set(w.uuid, { pending: true });
+  render();
+  try {
+    const r = await api('POST', `/webhooks/${encodeURIComponent(w.uuid)}/test`);
+    state.fire.set(w.uuid, { delivered: Boolean(r.delivered), status_code: r.status_code, error: r.error || null });
+  } catch (err) {
+    if (err.status === 401) return;
+    state.fire.set(w.uuid, { failed: err.detail });
+  }
+  render();
+}
+
+// ---------------------------------------------------------------- login
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const username = $('login-username').value.trim();
+  const password = $('login-password').value;
+  const msg = $('login-message');
+  if (!username || !password) {
+    msg.textContent = 'Enter a username and a password.';
+    msg.className = 'message error';
+    msg.hidden = false;
+    return;
+  }
+  const submit = $('login-submit');
+  submit.disabled = true;
+  try {
+    state.session = null;
+    const data = await api('POST', '/auth/login', { username, password });
+    state.session = startSession(data.access_token, username);
+    $('login-password').value = '';
+    showWebhooks();
+  } catch (err) {
+    msg.textContent = err.status === 401 ? 'Wrong username or password.' : err.detail;
+    msg.className = 'message error';
+    msg.hidden = false;
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+function init() {
+  $('login-form').addEventListener('submit', submitLogin);
+  $('sign-out').addEventListener('click', () => endSession('Signed out.'));
+  $('create-button').addEventListener('click', () => openEditor(null));
+  $('editor-form').addEventListener('submit', submitEditor);
+  $('editor-cancel').addEventListener('click', () => closeDialog($('editor')));
+  $('secret-copy').addEventListener('click', copySecret);
+  $('secret-done').addEventListener('click', closeSecret);
+  // Escape closes dialogs; the secret dialog must still forget its secret.
+  $('secret-dialog').addEventListener('close', () => { $('secret-value').value = ''; });
+  $('confirm-cancel').addEventListener('click', () => closeDialog($('confirm-dialog')));
+  $('confirm-delete').addEventListener('click', confirmDelete);
+
+  const saved = loadSession();
+  if (saved && (saved.exp === null || saved.exp * 1000 > Date.now())) {
+    state.session = saved;
+    showWebhooks();
+  } else {
+    if (saved) sessionStorage.removeItem(SESSION_KEY);
+    showLogin(saved ? 'Your session has expired. Sign in again.' : '', 'info');
+  }
+}
+
+init();

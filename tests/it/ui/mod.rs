@@ -1,0 +1,582 @@
+//! The web UI (SPEC §9): its assets and headers, and the whole page in headless
+//! Chromium against the real `decnet` binary.
+
+mod browser;
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+};
+
+use chrono::{SubsecRound, Utc};
+use fantoccini::Locator;
+use serde_json::{json, Value};
+
+use crate::helpers::{eventually, AppOptions, NatsServer, Reply, TestApp, TestDb, TestReceiver};
+use browser::{Browser, WAIT};
+use decnet_webhook::db::subscriptions;
+
+// ------------------------------------------------------------------ assets
+
+#[actix_web::test]
+async fn page_and_assets_are_served_with_strict_headers() {
+    let app = TestApp::spawn(AppOptions::default()).await;
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/app.css", "text/css; charset=utf-8"),
+        ("/ui/favicon.svg", "image/svg+xml"),
+    ] {
+        let resp = app.get(path, None).await;
+        assert_eq!(resp.status, 200, "{path}");
+        let header = |name: &str| {
+            resp.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+                .to_owned()
+        };
+        assert_eq!(header("content-type"), content_type, "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("cache-control"), "no-cache", "{path}");
+        let csp = header("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: CSP {csp:?} lacks {directive}"
+            );
+        }
+        assert!(!csp.contains("unsafe-"), "{path}: CSP {csp:?}");
+
+        // Unchanged since the last fetch: a 304 without a body.
+        let etag = header("etag");
+        let again = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("conditional GET");
+        assert_eq!(again.status(), 304, "{path}");
+        assert!(again.bytes().await.expect("body").is_empty());
+    }
+
+    // The CSP forbids inline code, so the page must carry none.
+    let html = app.get("/", None).await.text;
+    let lower = html.to_ascii_lowercase();
+    assert_eq!(
+        lower.matches("<script").count(),
+        lower.matches("<script src=").count(),
+        "inline <script> in the page"
+    );
+    assert!(
+        !lower.contains(" style="),
+        "inline style attribute in the page"
+    );
+    assert!(!lower.contains("<style"), "inline <style> in the page");
+    assert!(
+        !lower.contains(" onclick="),
+        "inline event handler in the page"
+    );
+
+    // Other methods are the API's 405, and the API keeps its JSON 404.
+    let post = app.post("/", None, &json!({})).await;
+    assert_eq!(post.status, 405);
+    let missing = app.get("/ui/nope.js", None).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["detail"].is_string());
+}
+
+// ------------------------------------------------------------------ the real binary
+
+/// A running `decnet` with its stderr collected for failure messages; killed on drop.
+struct Decnet {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Decnet {
+    fn command(args: &[&str], env: &[(&str, String)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut child = Self::command(args, env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("decnet starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `decnet user add NAME --role ROLE --password-stdin`.
+    fn add_user(env: &[(&str, String)], name: &str, role: &str, password: &str) {
+        let mut child = Self::command(
+            &["user", "add", name, "--role", role, "--password-stdin"],
+            env,
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("decnet user add starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin piped")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password written");
+        let out = child.wait_with_output().expect("decnet user add ends");
+        assert!(
+            out.status.success(),
+            "decnet user add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Decnet {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `target/`, found from the binary under test (`target/<profile>/decnet`).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_decnet"))
+        .ancestors()
+        .nth(2)
+        .expect("the binary lives in target/<profile>/")
+        .to_owned()
+}
+
+async fn wait_healthy(base: &str, decnet: &Decnet) {
+    let http = reqwest::Client::new();
+    eventually(WAIT, "decnet api to answer /healthz", || async {
+        let ok = http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        ok.then_some(())
+    })
+    .await;
+    assert!(!decnet.log().contains("panicked"), "{}", decnet.log());
+}
+
+async fn api_login(base: &str, username: &str, password: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(resp.status(), 200, "API login of {username}");
+    let body: Value = resp.json().await.expect("login JSON");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+async fn api_create(base: &str, token: &str, body: Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/webhooks/"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("create request");
+    let status = resp.status();
+    let text = resp.text().await.expect("create body");
+    assert_eq!(status, 201, "API create: {text}");
+    serde_json::from_str(&text).expect("create JSON")
+}
+
+fn row(name: &str) -> String {
+    format!("tr[data-testid=\"webhook-row\"][data-name=\"{name}\"]")
+}
+
+const COUNTS: &str = "[data-testid=counts]";
+
+#[actix_web::test]
+async fn webhooks_page_in_a_real_browser() {
+    let test_db = TestDb::new().await;
+    let nats = NatsServer::start();
+    let receiver = TestReceiver::start();
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let base = format!("http://127.0.0.1:{api_port}");
+    let mut env = vec![
+        ("DECNET_DATABASE_URL", test_db.url.clone()),
+        (
+            "DECNET_JWT_SECRET",
+            "ui-test-jwt-secret-0123456789abcdef-0123456789".to_owned(),
+        ),
+        ("DECNET_API_BIND", format!("127.0.0.1:{api_port}")),
+        ("DECNET_NATS_URL", nats.url()),
+        ("DECNET_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+    ];
+    Decnet::add_user(&env, "alice", "admin", "alice-password-1");
+    Decnet::add_user(&env, "victor", "viewer", "victor-password-1");
+    let mut decnet = Decnet::spawn(&["api"], &env);
+    wait_healthy(&base, &decnet).await;
+    let db = test_db.connect().await;
+
+    let artifacts = target_dir();
+    let b = Browser::launch(&artifacts).await;
+
+    // --- Sign in: a wrong password is refused on the form, the right one lands on the page.
+    b.goto(&format!("{base}/")).await;
+    b.visible("[data-testid=login-form]").await;
+    b.fill("[data-testid=login-username]", "alice").await;
+    b.fill("[data-testid=login-password]", "not-her-password")
+        .await;
+    b.click("[data-testid=login-submit]").await;
+    b.text_is("[data-testid=login-message]", "Wrong username or password.")
+        .await;
+    b.fill("[data-testid=login-password]", "alice-password-1")
+        .await;
+    b.click("[data-testid=login-submit]").await;
+    b.visible("[data-testid=webhooks-view]").await;
+    b.text_is(
+        COUNTS,
+        "0 CONFIGURED · 0 ENABLED · 0 TRIPPED · 0 FAILING · 0 INSECURE",
+    )
+    .await;
+    b.text_is("[data-testid=session-role]", "ADMIN").await;
+
+    // --- Create through the form: the API's validation error shows beside the form,
+    // then the secret is shown once.
+    b.click("[data-testid=create-button]").await;
+    b.visible("[data-testid=editor-dialog]").await;
+    b.fill("[data-testid=editor-name]", "siem-primary").await;
+    b.fill("[data-testid=editor-url]", &receiver.url()).await;
+    b.click("[data-testid=preset-AttackerDetail]").await;
+    b.fill("[data-testid=editor-patterns]", "attacker..observed")
+        .await;
+    b.click("[data-testid=editor-submit]").await;
+    let error = b
+        .text_where(
+            "[data-testid=editor-error]",
+            "the API's validation error beside the form",
+            |t| !t.is_empty(),
+        )
+        .await;
+    assert!(
+        b.shows("[data-testid=editor-error]").await,
+        "error shown: {error}"
+    );
+    assert!(b.shows("[data-testid=editor-dialog]").await);
+    b.fill(
+        "[data-testid=editor-patterns]",
+        "system.webhook.circuit_tripped",
+    )
+    .await;
+    b.click("[data-testid=editor-submit]").await;
+    b.visible("[data-testid=secret-dialog]").await;
+    let secret = b
+        .visible("[data-testid=secret-value]")
+        .await
+        .prop("value")
+        .await
+        .expect("secret value")
+        .unwrap_or_default();
+    assert!(secret.len() >= 32, "a generated secret: {secret:?}");
+    let dialog_text = b
+        .text("[data-testid=secret-dialog]")
+        .await
+        .expect("dialog text")
+        .unwrap_or_default();
+    assert!(
+        dialog_text.contains("will not be shown again"),
+        "{dialog_text}"
+    );
+    b.click("[data-testid=secret-copy]").await;
+    b.text_where(
+        "[data-testid=secret-copied]",
+        "the copy button to answer",
+        |t| !t.is_empty(),
+    )
+    .await;
+    b.click("[data-testid=secret-done]").await;
+    b.gone("[data-testid=secret-dialog]").await;
+    b.visible(&row("siem-primary")).await;
+    b.text_is(
+        COUNTS,
+        "1 CONFIGURED · 1 ENABLED · 0 TRIPPED · 0 FAILING · 1 INSECURE",
+    )
+    .await;
+    b.visible(&format!("{} [data-testid=chip-http]", row("siem-primary")))
+        .await;
+    let stored = subscriptions::find_by_name(&db, "siem-primary")
+        .await
+        .expect("query")
+        .expect("created through the form");
+    assert_eq!(
+        stored.patterns(),
+        ["attacker.>", "system.webhook.circuit_tripped"]
+    );
+    assert_eq!(stored.secret, secret);
+
+    // --- Two more, through the API; one of them then trips in the database.
+    let token = api_login(&base, "alice", "alice-password-1").await;
+    // Port 9 (discard) on loopback: `decnet api` runs no worker, so nothing is ever sent there.
+    let soar = api_create(
+        &base,
+        &token,
+        json!({"name": "soar-playbooks", "url": "https://127.0.0.1:9/decnet/events",
+               "simple_events": ["DeckyStatus", "SystemStatus"]}),
+    )
+    .await;
+    let chat = api_create(
+        &base,
+        &token,
+        json!({"name": "chat-alerts", "url": "https://127.0.0.1:9/chat/hook",
+               "simple_events": ["AttackerDetail"], "topic_patterns": ["decky.*.state"]}),
+    )
+    .await;
+    let soar_uuid = soar["uuid"].as_str().expect("uuid");
+    let chat_uuid = chat["uuid"].as_str().expect("uuid");
+    let now = Utc::now().trunc_subsecs(0);
+    subscriptions::record_webhook_success(&db, chat_uuid, now)
+        .await
+        .expect("record success");
+    let last_error = "connect error: Connection refused (os error 111)";
+    for _ in 0..5 {
+        subscriptions::record_webhook_failure(&db, soar_uuid, now, last_error)
+            .await
+            .expect("record failure");
+    }
+    subscriptions::trip_webhook_circuit(&db, soar_uuid, now)
+        .await
+        .expect("trip");
+    let ts = now.format("%Y-%m-%d %H:%M").to_string();
+
+    // The page notices on its own refresh: no reload.
+    b.text_is(
+        COUNTS,
+        "3 CONFIGURED · 2 ENABLED · 1 TRIPPED · 1 FAILING · 1 INSECURE",
+    )
+    .await;
+    let tripped_chip = format!("{} [data-testid=chip-tripped]", row("soar-playbooks"));
+    let chip = b.visible(&tripped_chip).await;
+    assert_eq!(
+        chip.text().await.expect("chip text"),
+        format!("TRIPPED · {ts}")
+    );
+    assert_eq!(
+        chip.attr("title").await.expect("title").as_deref(),
+        Some(format!("Circuit tripped at {ts}. Re-enable via Edit to reset.").as_str())
+    );
+    let fail = b
+        .visible(&format!(
+            "{} [data-testid=chip-fail]",
+            row("soar-playbooks")
+        ))
+        .await;
+    assert_eq!(fail.text().await.expect("fail text"), "FAIL · 5");
+    assert_eq!(
+        fail.attr("title").await.expect("title").as_deref(),
+        Some(last_error)
+    );
+    b.visible(&format!(
+        "{} [data-testid=chip-disabled]",
+        row("soar-playbooks")
+    ))
+    .await;
+    assert!(
+        !b.shows(&format!(
+            "{} [data-testid=chip-http]",
+            row("soar-playbooks")
+        ))
+        .await
+    );
+    b.screenshot(&artifacts.join("webhooks-page.png")).await;
+    // Refresh the committed copy only when asked, so test runs leave the tree clean.
+    if std::env::var_os("DECNET_UPDATE_SCREENSHOT").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::create_dir_all(&docs).expect("docs/");
+        std::fs::copy(
+            artifacts.join("webhooks-page.png"),
+            docs.join("webhooks-page.png"),
+        )
+        .expect("copy the screenshot into docs/");
+    }
+
+    // --- Re-enable through Edit: the trip and the failures clear.
+    b.click(&format!(
+        "{} [data-testid=edit-button]",
+        row("soar-playbooks")
+    ))
+    .await;
+    b.visible("[data-testid=editor-dialog]").await;
+    b.visible("[data-testid=editor-trip-note]").await;
+    let enabled = b.visible("[data-testid=editor-enabled]").await;
+    assert!(!enabled.is_selected().await.expect("switch state"));
+    enabled.click().await.expect("switch on");
+    b.click("[data-testid=editor-submit]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+    b.text_is(
+        COUNTS,
+        "3 CONFIGURED · 3 ENABLED · 0 TRIPPED · 0 FAILING · 1 INSECURE",
+    )
+    .await;
+    b.gone(&tripped_chip).await;
+    b.visible(&format!(
+        "{} [data-testid=chip-enabled]",
+        row("soar-playbooks")
+    ))
+    .await;
+    let row_after = subscriptions::get(&db, soar_uuid)
+        .await
+        .expect("query")
+        .expect("still there");
+    assert!(row_after.enabled);
+    assert_eq!(row_after.auto_disabled_at, None);
+    assert_eq!(row_after.consecutive_failures, 0);
+
+    // --- FIRE: a test ping reaches the receiver; the row shows what happened.
+    let fire_result = format!("{} [data-testid=fire-result]", row("siem-primary"));
+    b.click(&format!(
+        "{} [data-testid=fire-button]",
+        row("siem-primary")
+    ))
+    .await;
+    b.text_is(&fire_result, "DELIVERED · 200").await;
+    let requests = receiver.wait_for(1, WAIT).await;
+    assert_eq!(
+        requests[0].header("x-decnet-event-topic"),
+        Some("test.ping")
+    );
+    receiver.set_default(Reply::Status(500));
+    b.click(&format!(
+        "{} [data-testid=fire-button]",
+        row("siem-primary")
+    ))
+    .await;
+    let failed = b
+        .text_where(&fire_result, "a failed test ping", |t| {
+            t.starts_with("FAILED · 500")
+        })
+        .await;
+    assert!(failed.starts_with("FAILED · 500"), "{failed}");
+
+    // --- Delete, after a confirmation.
+    b.click(&format!(
+        "{} [data-testid=delete-button]",
+        row("chat-alerts")
+    ))
+    .await;
+    let confirm = b
+        .text_where(
+            "[data-testid=confirm-text]",
+            "the delete confirmation",
+            |t| t.contains("chat-alerts"),
+        )
+        .await;
+    assert!(confirm.contains("cannot be undone"), "{confirm}");
+    b.click("[data-testid=confirm-delete]").await;
+    b.gone(&row("chat-alerts")).await;
+    b.text_is(
+        COUNTS,
+        "2 CONFIGURED · 2 ENABLED · 0 TRIPPED · 0 FAILING · 1 INSECURE",
+    )
+    .await;
+    assert!(subscriptions::get(&db, chat_uuid)
+        .await
+        .expect("query")
+        .is_none());
+
+    // --- The API goes away: the page says so. It comes back with another signing
+    // key: the old token is refused and the page asks to sign in again.
+    decnet.kill();
+    b.text_where("[data-testid=banner]", "the unreachable-API banner", |t| {
+        t.contains("Cannot reach the DECNET API")
+    })
+    .await;
+    env[1].1 = "ui-test-another-jwt-secret-abcdef0123456789-01".to_owned();
+    let decnet = Decnet::spawn(&["api"], &env);
+    wait_healthy(&base, &decnet).await;
+    b.visible("[data-testid=login-view]").await;
+    b.text_is(
+        "[data-testid=login-message]",
+        "Your session has expired. Sign in again.",
+    )
+    .await;
+    b.gone("[data-testid=banner]").await;
+
+    // --- A viewer: a clear read-only state, and nothing that would change anything.
+    b.fill("[data-testid=login-username]", "victor").await;
+    b.fill("[data-testid=login-password]", "victor-password-1")
+        .await;
+    b.click("[data-testid=login-submit]").await;
+    b.visible("[data-testid=forbidden]").await;
+    b.text_is("[data-testid=session-role]", "VIEWER").await;
+    let why = b
+        .text("[data-testid=forbidden]")
+        .await
+        .expect("text")
+        .unwrap_or_default();
+    assert!(why.contains("Insufficient permissions"), "{why}");
+    assert!(!b.shows("[data-testid=create-button]").await);
+    for action in ["edit-button", "delete-button", "fire-button"] {
+        let found = b
+            .client
+            .find_all(Locator::Css(&format!("[data-testid={action}]")))
+            .await
+            .expect("query");
+        assert!(found.is_empty(), "a viewer is offered {action}");
+    }
+    // The API refuses a viewer's create whatever the page shows.
+    let viewer_token = api_login(&base, "victor", "victor-password-1").await;
+    let refused = reqwest::Client::new()
+        .post(format!("{base}/api/v1/webhooks/"))
+        .bearer_auth(&viewer_token)
+        .json(&json!({"name": "sneaky", "url": receiver.url(), "simple_events": ["SystemStatus"]}))
+        .send()
+        .await
+        .expect("viewer create");
+    assert_eq!(refused.status(), 403);
+
+    b.close().await;
+    drop(decnet);
+}
