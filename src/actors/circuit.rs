@@ -32,14 +32,8 @@ const MAX_PENDING: usize = 10_000;
 #[derive(Clone, Debug)]
 enum Op {
     Success(DateTime<Utc>),
-    Failure {
-        ts: DateTime<Utc>,
-        error: String,
-    },
-    Trip {
-        ts: DateTime<Utc>,
-        failures: i32,
-    },
+    Failure { ts: DateTime<Utc>, error: String },
+    Trip { ts: DateTime<Utc>, failures: i32 },
 }
 
 #[derive(Default)]

@@ -147,14 +147,20 @@ impl JournalActor {
             let excess = (total - MAX_BUFFERED).min(self.attempts.len());
             self.attempts.drain(..excess);
             self.dropped_attempts += excess as u64;
-            tracing::warn!(dropped_total = self.dropped_attempts, "database away too long; oldest delivery-log rows dropped");
+            tracing::warn!(
+                dropped_total = self.dropped_attempts,
+                "database away too long; oldest delivery-log rows dropped"
+            );
         }
     }
 
     fn sweep(&self, ctx: &mut Context<Self>) {
         let db = self.db.clone();
         let now = Utc::now();
-        let (dl, log) = (now - self.retention.dead_letters, now - self.retention.attempts);
+        let (dl, log) = (
+            now - self.retention.dead_letters,
+            now - self.retention.attempts,
+        );
         ctx.spawn(
             async move {
                 match dead_letters::sweep(&db, dl).await {

@@ -243,6 +243,9 @@ async fn bus_signals(bus: &Bus) -> Option<BoxStream<'static, Signal>> {
             futures::stream::pending().boxed()
         }
     };
+    // Make sure the server has both before anything counts on them (bounded: a bus
+    // that is down must not hold the start).
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     Some(futures::stream::select(changed, control).boxed())
 }
 

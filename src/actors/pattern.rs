@@ -69,7 +69,11 @@ impl PatternActor {
     }
 
     /// Keep what cannot be decoded in the dead-letter store of `subscription`.
-    pub fn with_dead_letters(mut self, subscription: Arc<str>, journal: Recipient<DeadLetter>) -> Self {
+    pub fn with_dead_letters(
+        mut self,
+        subscription: Arc<str>,
+        journal: Recipient<DeadLetter>,
+    ) -> Self {
         self.dead_letters = Some((subscription, journal));
         self
     }

@@ -154,8 +154,8 @@ impl SubscriptionActor {
             target: self.target.clone(),
             event: event.clone(),
         };
-        let fut =
-            wrap_future::<_, Self>(async move { pool.deliver(msg).await }).map(move |res, act, ctx| {
+        let fut = wrap_future::<_, Self>(async move { pool.deliver(msg).await }).map(
+            move |res, act, ctx| {
                 act.inflight -= 1;
                 let outcome = res.unwrap_or_else(|e| pool_failure(&e));
                 act.stats.record_delivery(outcome.ok);
@@ -182,7 +182,8 @@ impl SubscriptionActor {
                         }
                     }));
                 }
-            });
+            },
+        );
         ctx.spawn(fut);
     }
 
@@ -230,8 +231,11 @@ impl Actor for SubscriptionActor {
             .into_actor(self)
             .map(move |res, act, _ctx| match res {
                 Ok((pattern, stream)) if act.draining.is_none() => {
-                    act.patterns
-                        .push(PatternActor::new(pattern, stream, me, stats).start());
+                    let mut actor = PatternActor::new(pattern, stream, me, stats);
+                    if let Some(journal) = &act.journal {
+                        actor = actor.with_dead_letters(uuid.clone(), journal.clone());
+                    }
+                    act.patterns.push(actor.start());
                 }
                 Ok(_) => {}
                 Err(e) => {

@@ -122,7 +122,10 @@ async fn pattern_actor_decodes_a_stream_and_skips_what_is_not_json() {
     assert_eq!(seen[0].0.payload, serde_json::json!({"x": 1}));
     assert_eq!(seen[1].0.topic, "a.c");
     assert_eq!(seen[1].0.payload, serde_json::json!([1, 2]));
-    assert_eq!(stats.undecodable.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        stats.undecodable.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[actix::test]
@@ -208,7 +211,9 @@ fn failure(error: &str) -> DeliveryOutcome {
 
 #[actix::test]
 async fn circuit_trips_on_its_own_count_while_the_database_is_down() {
-    let db = crate::db::connect_and_migrate("sqlite::memory:").await.unwrap();
+    let db = crate::db::connect_and_migrate("sqlite::memory:")
+        .await
+        .unwrap();
     // Every write now fails, as with a database that went away.
     db.clone().close().await.unwrap();
     let trips = Arc::new(Mutex::new(Vec::new()));
@@ -243,7 +248,9 @@ async fn circuit_trips_on_its_own_count_while_the_database_is_down() {
 
 #[actix::test]
 async fn circuit_coalesces_successes_and_writes_failures_in_order() {
-    let db = crate::db::connect_and_migrate("sqlite::memory:").await.unwrap();
+    let db = crate::db::connect_and_migrate("sqlite::memory:")
+        .await
+        .unwrap();
     let now = chrono::Utc::now();
     let uuid = uuid::Uuid::new_v4().to_string();
     crate::db::subscriptions::insert(
@@ -266,7 +273,8 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
     )
     .await
     .unwrap();
-    let circuit = super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 5).start();
+    let circuit =
+        super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 5).start();
     let key: Arc<str> = uuid.as_str().into();
     let ok = DeliveryOutcome {
         ok: true,
@@ -285,7 +293,10 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
         });
     }
     circuit.send(super::messages::Flush).await.unwrap();
-    let row = crate::db::subscriptions::get(&db, &uuid).await.unwrap().unwrap();
+    let row = crate::db::subscriptions::get(&db, &uuid)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.consecutive_failures, 1);
     assert_eq!(row.last_error.as_deref(), Some("f3"));
     assert!(row.last_success_at.is_some());

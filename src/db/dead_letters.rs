@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::dead_letter::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 pub use entity::dead_letter::Model as DeadLetter;
@@ -121,7 +121,10 @@ pub async fn delete(db: &DatabaseConnection, uuid: &str) -> Result<bool, DbErr> 
         > 0)
 }
 
-pub async fn delete_for_subscription(db: &DatabaseConnection, subscription: &str) -> Result<u64, DbErr> {
+pub async fn delete_for_subscription(
+    db: &DatabaseConnection,
+    subscription: &str,
+) -> Result<u64, DbErr> {
     Ok(Entity::delete_many()
         .filter(Column::SubscriptionUuid.eq(subscription))
         .exec(db)

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::delivery_attempt::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 /// Insert a batch in one statement.

@@ -20,13 +20,24 @@ async fn dead(app: &WorkerApp, uuid: &str, n: usize) -> Vec<dead_letters::DeadLe
 async fn failed_deliveries_are_kept_with_their_exact_body() {
     let app = WorkerApp::start(&[("webhook_circuit_threshold", "100")]).await;
     let rx = TestReceiver::start();
-    rx.script([Reply::Status(400), Reply::Status(503), Reply::Status(503), Reply::Status(503)]);
+    rx.script([
+        Reply::Status(400),
+        Reply::Status(503),
+        Reply::Status(503),
+        Reply::Status(503),
+    ]);
     let uuid = app.subscribe("dl", &rx.url(), &["attacker.>"]).await;
-    app.publish("attacker.observed", br#"{"id":"bad-request","payload":{"k":1}}"#)
-        .await;
+    app.publish(
+        "attacker.observed",
+        br#"{"id":"bad-request","payload":{"k":1}}"#,
+    )
+    .await;
     rx.wait_for(1, WAIT).await;
-    app.publish("attacker.observed", br#"{"id":"unavailable","payload":{"k":2}}"#)
-        .await;
+    app.publish(
+        "attacker.observed",
+        br#"{"id":"unavailable","payload":{"k":2}}"#,
+    )
+    .await;
     rx.wait_for(4, WAIT).await;
     let rows = dead(&app, &uuid, 2).await;
     let by_id = |id: &str| rows.iter().find(|r| r.event_id == id).cloned().unwrap();
@@ -34,7 +45,11 @@ async fn failed_deliveries_are_kept_with_their_exact_body() {
     assert_eq!(first.reason, "non_retryable");
     assert_eq!(first.status, Some(400));
     assert_eq!(first.attempts, 1);
-    assert_eq!(first.body, rx.requests()[0].body.to_vec(), "the exact body sent");
+    assert_eq!(
+        first.body,
+        rx.requests()[0].body.to_vec(),
+        "the exact body sent"
+    );
     let second = by_id("unavailable");
     assert_eq!(second.reason, "retries_exhausted");
     assert_eq!(second.status, Some(503));
@@ -56,8 +71,11 @@ async fn overflow_and_undecodable_input_are_kept() {
     let uuid = app.subscribe("full", &rx.url(), &["attacker.>"]).await;
     app.publish("attacker.observed", b"{not json").await;
     for i in 0..5 {
-        app.publish("attacker.observed", format!(r#"{{"id":"o-{i}","payload":{{}}}}"#).as_bytes())
-            .await;
+        app.publish(
+            "attacker.observed",
+            format!(r#"{{"id":"o-{i}","payload":{{}}}}"#).as_bytes(),
+        )
+        .await;
     }
     // One in flight, one queued, three over the bound; plus the undecodable one.
     let rows = dead(&app, &uuid, 4).await;
@@ -65,11 +83,20 @@ async fn overflow_and_undecodable_input_are_kept() {
     reasons.sort_unstable();
     assert_eq!(
         reasons,
-        ["queue_overflow", "queue_overflow", "queue_overflow", "undecodable"]
+        [
+            "queue_overflow",
+            "queue_overflow",
+            "queue_overflow",
+            "undecodable"
+        ]
     );
     let raw = rows.iter().find(|r| r.reason == "undecodable").unwrap();
     assert_eq!(raw.body, b"{not json");
-    assert!(raw.error.as_deref().unwrap_or_default().contains("not JSON"));
+    assert!(raw
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("not JSON"));
 }
 
 #[actix_rt::test]
@@ -84,8 +111,11 @@ async fn events_queued_when_the_circuit_trips_are_kept() {
     rx.set_default(Reply::Delay(Duration::from_millis(300), 500));
     let uuid = app.subscribe("trip", &rx.url(), &["attacker.>"]).await;
     for i in 0..4 {
-        app.publish("attacker.observed", format!(r#"{{"id":"t-{i}","payload":{{}}}}"#).as_bytes())
-            .await;
+        app.publish(
+            "attacker.observed",
+            format!(r#"{{"id":"t-{i}","payload":{{}}}}"#).as_bytes(),
+        )
+        .await;
     }
     let rows = dead(&app, &uuid, 4).await;
     let failed: Vec<&str> = rows
@@ -93,7 +123,10 @@ async fn events_queued_when_the_circuit_trips_are_kept() {
         .filter(|r| r.reason == "retries_exhausted")
         .map(|r| r.event_id.as_str())
         .collect();
-    let tripped = rows.iter().filter(|r| r.reason == "circuit_tripped").count();
+    let tripped = rows
+        .iter()
+        .filter(|r| r.reason == "circuit_tripped")
+        .count();
     assert_eq!(failed, ["t-0"]);
     assert_eq!(tripped, 3, "{rows:?}");
     assert_eq!(rx.count(), 1);
