@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{DatabaseConnection, Set};
 use tokio::sync::oneshot;
 
@@ -34,18 +34,13 @@ pub struct DeadLetter {
     pub attempts: u32,
 }
 
-/// One HTTP attempt, for the delivery log.
+/// The attempts of one delivery, for the delivery log.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct AttemptRecord {
+pub struct Attempts {
     pub subscription: Arc<str>,
     pub event_id: String,
-    pub attempt: u32,
-    pub at: DateTime<Utc>,
-    pub status: Option<u16>,
-    pub latency: Duration,
-    pub ok: bool,
-    pub error: Option<String>,
+    pub tries: Vec<crate::delivery::Try>,
 }
 
 /// Write everything buffered now; answers when written (or given up for now).
@@ -201,21 +196,24 @@ impl Handler<DeadLetter> for JournalActor {
     }
 }
 
-impl Handler<AttemptRecord> for JournalActor {
+impl Handler<Attempts> for JournalActor {
     type Result = ();
 
-    fn handle(&mut self, msg: AttemptRecord, ctx: &mut Self::Context) {
-        self.attempts.push(entity::delivery_attempt::ActiveModel {
-            subscription_uuid: Set(msg.subscription.to_string()),
-            event_id: Set(msg.event_id),
-            attempt: Set(i32::try_from(msg.attempt).unwrap_or(i32::MAX)),
-            attempted_at: Set(msg.at),
-            status: Set(msg.status.map(i32::from)),
-            latency_ms: Set(i32::try_from(msg.latency.as_millis()).unwrap_or(i32::MAX)),
-            ok: Set(msg.ok),
-            error: Set(msg.error),
-            ..Default::default()
-        });
+    fn handle(&mut self, msg: Attempts, ctx: &mut Self::Context) {
+        let subscription = msg.subscription.to_string();
+        for (i, t) in msg.tries.into_iter().enumerate() {
+            self.attempts.push(entity::delivery_attempt::ActiveModel {
+                subscription_uuid: Set(subscription.clone()),
+                event_id: Set(msg.event_id.clone()),
+                attempt: Set(i32::try_from(i + 1).unwrap_or(i32::MAX)),
+                attempted_at: Set(t.at),
+                status: Set(t.status.map(i32::from)),
+                latency_ms: Set(i32::try_from(t.latency.as_millis()).unwrap_or(i32::MAX)),
+                ok: Set(t.error.is_none()),
+                error: Set(t.error),
+                ..Default::default()
+            });
+        }
         self.bound();
         if self.attempts.len() >= BATCH {
             self.flush(ctx);

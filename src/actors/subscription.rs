@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{
     delivery::DeliveryPool,
-    journal::DeadLetter,
+    journal::{Attempts, DeadLetter, JournalActor},
     messages::{Deliver, Drain, DrainReason, Incoming, Outcome, Ready},
     pattern::{PatternActor, StopPattern},
     PatternSource, WorkerStats,
@@ -83,6 +83,7 @@ pub struct SubscriptionActor {
     stats: Arc<WorkerStats>,
     on_ready: Option<Recipient<Ready>>,
     journal: Option<Recipient<DeadLetter>>,
+    attempt_log: Option<Recipient<Attempts>>,
     patterns: Vec<Addr<PatternActor>>,
     queue: VecDeque<Arc<Event>>,
     inflight: usize,
@@ -111,6 +112,7 @@ impl SubscriptionActor {
             stats,
             on_ready: None,
             journal: None,
+            attempt_log: None,
             patterns: Vec::new(),
             queue: VecDeque::new(),
             inflight: 0,
@@ -127,8 +129,10 @@ impl SubscriptionActor {
     }
 
     /// Keep failed-for-good deliveries in the dead-letter store.
-    pub fn with_journal(mut self, journal: Recipient<DeadLetter>) -> Self {
-        self.journal = Some(journal);
+    /// and every attempt in the delivery log.
+    pub fn with_journal(mut self, journal: Addr<JournalActor>) -> Self {
+        self.attempt_log = Some(journal.clone().recipient());
+        self.journal = Some(journal.recipient());
         self
     }
 
@@ -157,8 +161,15 @@ impl SubscriptionActor {
         let fut = wrap_future::<_, Self>(async move { pool.deliver(msg).await }).map(
             move |res, act, ctx| {
                 act.inflight -= 1;
-                let outcome = res.unwrap_or_else(|e| pool_failure(&e));
+                let mut outcome = res.unwrap_or_else(|e| pool_failure(&e));
                 act.stats.record_delivery(outcome.ok);
+                if let Some(log) = &act.attempt_log {
+                    log.do_send(Attempts {
+                        subscription: act.spec.uuid.clone(),
+                        event_id: event.id.clone(),
+                        tries: std::mem::take(&mut outcome.tries),
+                    });
+                }
                 let ok = outcome.ok;
                 if !ok {
                     act.dead_letter(&event, failure_reason(&outcome), Some(&outcome));
@@ -396,12 +407,5 @@ fn failure_reason(outcome: &DeliveryOutcome) -> Reason {
 
 /// The pool itself failed (only at shutdown): a failed delivery, never a panic.
 fn pool_failure(e: &actix::MailboxError) -> DeliveryOutcome {
-    DeliveryOutcome {
-        ok: false,
-        status: None,
-        error: Some(format!("delivery pool unavailable: {e}")),
-        attempts: 0,
-        latency: Duration::ZERO,
-        gone: false,
-    }
+    DeliveryOutcome::not_attempted(format!("delivery pool unavailable: {e}"))
 }

@@ -139,7 +139,7 @@ impl SupervisorActor {
         )
         .report_ready_to(self.me.clone());
         if let Some(journal) = &self.journal {
-            actor = actor.with_journal(journal.clone().recipient());
+            actor = actor.with_journal(journal.clone());
         }
         let addr = actor.start();
         self.running.insert(

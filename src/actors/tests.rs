@@ -72,6 +72,7 @@ impl Handler<Deliver> for HoldingPool {
                 attempts: 1,
                 latency: Duration::ZERO,
                 gone: false,
+                tries: Vec::new(),
             }
         })
     }
@@ -206,6 +207,7 @@ fn failure(error: &str) -> DeliveryOutcome {
         attempts: 3,
         latency: Duration::ZERO,
         gone: false,
+        tries: Vec::new(),
     }
 }
 
@@ -283,6 +285,7 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
         attempts: 1,
         latency: Duration::ZERO,
         gone: false,
+        tries: Vec::new(),
     };
     // success, failure, failure, success, failure: the row must end at 1 failure.
     for outcome in [ok.clone(), failure("f1"), failure("f2"), ok, failure("f3")] {

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::{
     retry::{self, StatusClass},
-    signing, DeliveryOutcome, DeliverySettings, Target,
+    signing, DeliveryOutcome, DeliverySettings, Target, Try,
 };
 use crate::{
     db::truncate_chars,
@@ -205,16 +205,24 @@ impl DeliveryClient {
         stop: Option<&watch::Receiver<bool>>,
     ) -> DeliveryOutcome {
         let started = Instant::now();
+        let mut tries = Vec::with_capacity(1);
         let prepared = match Prepared::new(target, event) {
             Ok(p) => p,
-            Err(failure) => return failed(failure, 1, started),
+            Err(failure) => return failed(failure, 1, started, tries),
         };
         let mut delays = schedule.iter();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
+            let (at, began) = (chrono::Utc::now(), Instant::now());
             let failure = match self.attempt(target, event, &prepared).await {
                 Ok(status) => {
+                    tries.push(Try {
+                        at,
+                        status: Some(status),
+                        latency: began.elapsed(),
+                        error: None,
+                    });
                     return DeliveryOutcome {
                         ok: true,
                         status: Some(status),
@@ -222,10 +230,17 @@ impl DeliveryClient {
                         attempts,
                         latency: started.elapsed(),
                         gone: false,
-                    }
+                        tries,
+                    };
                 }
                 Err(failure) => failure,
             };
+            tries.push(Try {
+                at,
+                status: failure.status,
+                latency: began.elapsed(),
+                error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
+            });
             tracing::debug!(
                 url = %target.url.as_str(),
                 event = %event.id,
@@ -239,10 +254,10 @@ impl DeliveryClient {
                 None
             };
             let Some(&scheduled) = next else {
-                return failed(failure, attempts, started);
+                return failed(failure, attempts, started, tries);
             };
             if !pause(retry::next_delay(scheduled, failure.retry_after), stop).await {
-                return failed(failure, attempts, started);
+                return failed(failure, attempts, started, tries);
             }
         }
     }
@@ -390,7 +405,7 @@ impl DeliveryClient {
     }
 }
 
-fn failed(failure: Failure, attempts: u32, started: Instant) -> DeliveryOutcome {
+fn failed(failure: Failure, attempts: u32, started: Instant, tries: Vec<Try>) -> DeliveryOutcome {
     DeliveryOutcome {
         ok: false,
         status: failure.status,
@@ -398,6 +413,7 @@ fn failed(failure: Failure, attempts: u32, started: Instant) -> DeliveryOutcome 
         error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
         attempts,
         latency: started.elapsed(),
+        tries,
     }
 }
 

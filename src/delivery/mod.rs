@@ -44,6 +44,32 @@ pub struct DeliveryOutcome {
     pub latency: Duration,
     /// The receiver answered `410 Gone`: it wants no more deliveries.
     pub gone: bool,
+    /// Every attempt made, in order (the delivery log).
+    pub tries: Vec<Try>,
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Try {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    pub error: Option<String>,
+}
+
+impl DeliveryOutcome {
+    /// A delivery that failed before any attempt could be made.
+    pub fn not_attempted(error: String) -> Self {
+        Self {
+            ok: false,
+            status: None,
+            error: Some(error),
+            attempts: 0,
+            latency: Duration::ZERO,
+            gone: false,
+            tries: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

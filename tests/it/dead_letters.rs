@@ -133,3 +133,39 @@ async fn events_queued_when_the_circuit_trips_are_kept() {
     assert!(!app.row(&uuid).await.enabled);
     app.stop().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn every_attempt_is_in_the_delivery_log() {
+    let app = WorkerApp::start(&[]).await;
+    let rx = TestReceiver::start();
+    rx.script([Reply::Status(503), Reply::Status(429)]);
+    let uuid = app.subscribe("logged", &rx.url(), &["attacker.>"]).await;
+    app.publish("attacker.observed", br#"{"id":"logged-1","payload":{}}"#)
+        .await;
+    rx.wait_for(3, WAIT).await;
+    let rows = eventually(WAIT, "three logged attempts", || async {
+        let (rows, total) = decnet_webhook::db::delivery_log::list(&app.db, &uuid, None, 10, 0)
+            .await
+            .ok()?;
+        (total == 3).then_some(rows)
+    })
+    .await;
+    // Newest first.
+    let summary: Vec<(i32, Option<i32>, bool)> =
+        rows.iter().map(|r| (r.attempt, r.status, r.ok)).collect();
+    assert_eq!(
+        summary,
+        [
+            (3, Some(200), true),
+            (2, Some(429), false),
+            (1, Some(503), false)
+        ]
+    );
+    assert!(rows.iter().all(|r| r.event_id == "logged-1"));
+    assert_eq!(rows[2].error.as_deref(), Some("HTTP 503"));
+    let (failed, _) = decnet_webhook::db::delivery_log::list(&app.db, &uuid, Some(false), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 2);
+    app.stop().await.unwrap();
+}
