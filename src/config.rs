@@ -65,6 +65,11 @@ pub struct WebhookSettings {
     pub dead_letter_days: u32,
     /// Retention of the delivery log.
     pub log_days: u32,
+    /// Consume through JetStream durable consumers (nothing lost across restarts).
+    pub durable: bool,
+    /// The JetStream stream capturing DECNET's subjects (durable mode).
+    pub stream: String,
+    pub stream_subjects: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -204,6 +209,9 @@ impl Settings {
             create_per_minute: src.number("webhook_create_per_minute", 20, 0, 1_000_000)? as u32,
             dead_letter_days: src.number("webhook_dead_letter_days", 7, 1, 3650)? as u32,
             log_days: src.number("webhook_log_days", 3, 1, 3650)? as u32,
+            durable: src.boolean("webhook_durable", false)?,
+            stream: parse_stream_name(src.string("webhook_stream")?)?,
+            stream_subjects: parse_stream_subjects(src.string("webhook_stream_subjects")?)?,
         };
         if webhook.bus_reconnect < Duration::from_secs(1) {
             return Err(ConfigError::invalid(
@@ -343,6 +351,44 @@ fn parse_nats_urls(value: &str) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(urls)
+}
+
+fn parse_stream_name(value: Option<String>) -> Result<String, ConfigError> {
+    let name = value.unwrap_or_else(|| "DECNET_EVENTS".into());
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(name)
+    } else {
+        Err(ConfigError::invalid(
+            "DECNET_WEBHOOK_STREAM",
+            format!("expected letters, digits, '_' or '-' (≤ 64), got {name:?}"),
+        ))
+    }
+}
+
+fn parse_stream_subjects(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let value = value.unwrap_or_else(|| "attacker.>,decky.>,system.>".into());
+    let subjects: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if subjects.is_empty() {
+        return Err(ConfigError::invalid(
+            "DECNET_WEBHOOK_STREAM_SUBJECTS",
+            "no subject given",
+        ));
+    }
+    for s in &subjects {
+        crate::domain::SubjectPattern::parse(s)
+            .map_err(|e| ConfigError::invalid("DECNET_WEBHOOK_STREAM_SUBJECTS", e))?;
+    }
+    Ok(subjects)
 }
 
 /// `1,2,4` → delays in seconds between attempts; fractions allowed; empty = one attempt.

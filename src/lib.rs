@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod domain;
+pub mod durable;
 pub mod error;
 pub mod init;
 pub mod startup;

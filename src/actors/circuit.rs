@@ -219,6 +219,15 @@ impl CircuitActor {
             .filter_map(|(k, s)| s.dirty_success.take().map(|ts| (k.clone(), ts)))
             .collect();
         for (uuid, ts) in dirty {
+            // A success still waiting behind a write takes the newer stamp: one write.
+            if let Some(state) = self.subs.get_mut(&uuid) {
+                if state.ops.len() > usize::from(state.writing) {
+                    if let Some(Op::Success(waiting)) = state.ops.back_mut() {
+                        *waiting = ts;
+                        continue;
+                    }
+                }
+            }
             self.enqueue(&uuid, Op::Success(ts), ctx);
         }
     }
@@ -268,7 +277,10 @@ impl Handler<Outcome> for CircuitActor {
         }
         let ts = Utc::now();
         if msg.outcome.ok {
-            if state.failures == 0 && state.ops.is_empty() {
+            // With no failure counted, the shared count is zero or its reset is already
+            // queued: coalesce, even while a write is in flight (else every success of
+            // a busy subscription became a write of its own).
+            if state.failures == 0 {
                 state.dirty_success = Some(ts);
             } else {
                 // Reset the shared count at once: other workers count on it.

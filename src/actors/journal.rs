@@ -32,6 +32,8 @@ pub struct DeadLetter {
     pub error: Option<String>,
     pub status: Option<u16>,
     pub attempts: u32,
+    /// Acknowledged once the row is written (durable mode).
+    pub ack: Option<crate::durable::Acker>,
 }
 
 /// The attempts of one delivery, for the delivery log.
@@ -58,7 +60,7 @@ pub struct Retention {
 pub struct JournalActor {
     db: DatabaseConnection,
     retention: Retention,
-    dead: Vec<dead_letters::DeadLetterRow>,
+    dead: Vec<(dead_letters::DeadLetterRow, Option<crate::durable::Acker>)>,
     attempts: Vec<entity::delivery_attempt::ActiveModel>,
     writing: bool,
     dropped_attempts: u64,
@@ -96,10 +98,16 @@ impl JournalActor {
             .collect();
         let db = self.db.clone();
         let fut = async move {
-            let dead_rows: Vec<_> = dead.iter().cloned().map(|r| r.into_active()).collect();
+            let dead_rows: Vec<_> = dead.iter().map(|(r, _)| r.clone().into_active()).collect();
             let dead_res = dead_letters::insert_many(&db, dead_rows).await;
             let dead_back = match dead_res {
-                Ok(()) => Vec::new(),
+                Ok(()) => {
+                    // Kept for good: the bus may forget them now.
+                    for ack in dead.iter().filter_map(|(_, a)| a.as_ref()) {
+                        ack.ack();
+                    }
+                    Vec::new()
+                }
                 Err(e) => {
                     tracing::warn!(error = %crate::error::redact_db_error(&e), count = dead.len(), "dead letters not written yet; retrying");
                     dead
@@ -188,7 +196,9 @@ impl Handler<DeadLetter> for JournalActor {
     type Result = ();
 
     fn handle(&mut self, msg: DeadLetter, ctx: &mut Self::Context) {
-        self.dead.push(dead_letters::DeadLetterRow::from(msg));
+        let ack = msg.ack.clone();
+        self.dead
+            .push((dead_letters::DeadLetterRow::from(msg), ack));
         self.bound();
         if self.dead.len() >= BATCH {
             self.flush(ctx);

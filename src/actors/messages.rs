@@ -17,7 +17,13 @@ pub struct Reload;
 /// One decoded bus event for a subscription.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct Incoming(pub Arc<Event>);
+pub struct Incoming {
+    pub event: Arc<Event>,
+    /// The stream sequence (durable mode).
+    pub seq: Option<u64>,
+    /// Acknowledges it once delivered or dead-lettered (durable mode).
+    pub ack: Option<crate::durable::Acker>,
+}
 
 /// POST one event to one target with the full retry schedule.
 #[derive(Message)]

@@ -83,6 +83,20 @@ impl PatternSource {
         }
     }
 
+    /// Any subscribe and flush functions.
+    pub fn with_flush(
+        subscribe: impl Fn(String, String) -> BoxFuture<'static, Result<BoxStream<'static, BusMessage>, String>>
+            + Send
+            + Sync
+            + 'static,
+        flush: impl Fn() -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            subscribe: Arc::new(subscribe),
+            flush: Arc::new(flush),
+        }
+    }
+
     /// Queue-subscribe on the bus; with no bus, a stream that never yields.
     pub fn bus(bus: &Bus) -> Self {
         match bus.client().cloned() {
@@ -143,7 +157,14 @@ pub struct Worker {
 impl Worker {
     /// Start the actors; the first reload runs at once.
     pub async fn start(settings: &Settings, db: DatabaseConnection, bus: Bus) -> Self {
-        let source = PatternSource::bus(&bus);
+        let source = match (settings.webhook.durable, bus.client()) {
+            (true, Some(client)) => {
+                let spec = crate::durable::StreamSpec::from_settings(settings);
+                crate::durable::prepare(client, &spec).await;
+                crate::durable::pattern_source(client.clone(), spec)
+            }
+            _ => PatternSource::bus(&bus),
+        };
         let signals = bus_signals(&bus).await;
         Self::start_with(settings, db, bus, source, signals)
     }

@@ -19,6 +19,10 @@ pub struct BusMessage {
     pub payload: Bytes,
     /// The `Nats-Msg-Id` header, if any.
     pub msg_id: Option<String>,
+    /// The stream sequence (durable mode), to deliver an event once per subscription.
+    pub seq: Option<u64>,
+    /// Acknowledges it once settled (durable mode).
+    pub ack: Option<crate::durable::Acker>,
 }
 
 impl From<async_nats::Message> for BusMessage {
@@ -32,6 +36,8 @@ impl From<async_nats::Message> for BusMessage {
             subject: m.subject.to_string(),
             payload: m.payload,
             msg_id,
+            seq: None,
+            ack: None,
         }
     }
 }
@@ -93,7 +99,11 @@ impl StreamHandler<BusMessage> for PatternActor {
     fn handle(&mut self, msg: BusMessage, _ctx: &mut Self::Context) {
         let now = chrono::Utc::now();
         match Event::from_bus(&msg.subject, &msg.payload, msg.msg_id.as_deref(), now) {
-            Ok(event) => self.target.do_send(Incoming(Arc::new(event))),
+            Ok(event) => self.target.do_send(Incoming {
+                event: Arc::new(event),
+                seq: msg.seq,
+                ack: msg.ack,
+            }),
             Err(e) => {
                 let total = self.stats.record_undecodable();
                 if let Some((subscription, journal)) = &self.dead_letters {
@@ -109,7 +119,11 @@ impl StreamHandler<BusMessage> for PatternActor {
                         error: Some(crate::db::truncate_chars(&e.to_string(), 512)),
                         status: None,
                         attempts: 0,
+                        ack: msg.ack.clone(),
                     });
+                } else if let Some(ack) = &msg.ack {
+                    // Kept nowhere: at least never redelivered in a loop.
+                    ack.ack();
                 }
                 // One line per pattern every 10 s at most: a flood must not flood the log.
                 if self

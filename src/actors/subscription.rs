@@ -21,6 +21,7 @@ use crate::{
     db::dead_letters::Reason,
     delivery::{DeliveryOutcome, Target},
     domain::{Event, WebhookUrl},
+    durable::Acker,
 };
 
 /// What the supervisor knows of a subscription, and diffs on reload.
@@ -85,7 +86,11 @@ pub struct SubscriptionActor {
     journal: Option<Recipient<DeadLetter>>,
     attempt_log: Option<Recipient<Attempts>>,
     patterns: Vec<Addr<PatternActor>>,
-    queue: VecDeque<Arc<Event>>,
+    queue: VecDeque<Incoming>,
+    /// Stream sequences seen lately (durable mode): overlapping patterns each get a
+    /// copy from their own consumer, and the receiver must get one.
+    seen: std::collections::HashSet<u64>,
+    seen_order: VecDeque<u64>,
     inflight: usize,
     draining: Option<DrainReason>,
     drained: Option<oneshot::Sender<()>>,
@@ -115,6 +120,8 @@ impl SubscriptionActor {
             attempt_log: None,
             patterns: Vec::new(),
             queue: VecDeque::new(),
+            seen: std::collections::HashSet::new(),
+            seen_order: VecDeque::new(),
             inflight: 0,
             draining: None,
             drained: None,
@@ -136,7 +143,13 @@ impl SubscriptionActor {
         self
     }
 
-    fn dead_letter(&self, event: &Event, reason: Reason, outcome: Option<&DeliveryOutcome>) {
+    fn dead_letter(
+        &self,
+        event: &Event,
+        ack: Option<Acker>,
+        reason: Reason,
+        outcome: Option<&DeliveryOutcome>,
+    ) {
         if let Some(journal) = &self.journal {
             journal.do_send(DeadLetter {
                 subscription: self.spec.uuid.clone(),
@@ -147,11 +160,37 @@ impl SubscriptionActor {
                 error: outcome.and_then(|o| o.error.clone()),
                 status: outcome.and_then(|o| o.status),
                 attempts: outcome.map_or(0, |o| o.attempts),
+                ack,
             });
         }
     }
 
-    fn dispatch(&mut self, event: Arc<Event>, ctx: &mut Context<Self>) {
+    /// Settle an event this worker will not handle at shutdown: durable ones go back
+    /// to the stream for the next worker, the rest to the dead-letter store.
+    fn hand_back(&self, item: Incoming) {
+        match item.ack {
+            Some(ack) => ack.nak(),
+            None => self.dead_letter(&item.event, None, Reason::Shutdown, None),
+        }
+    }
+
+    /// Whether this stream sequence was already taken (and remember it).
+    fn seen_before(&mut self, seq: u64) -> bool {
+        const REMEMBER: usize = 65_536;
+        if !self.seen.insert(seq) {
+            return true;
+        }
+        self.seen_order.push_back(seq);
+        if self.seen_order.len() > REMEMBER {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        false
+    }
+
+    fn dispatch(&mut self, item: Incoming, ctx: &mut Context<Self>) {
+        let Incoming { event, ack, .. } = item;
         self.inflight += 1;
         let pool = self.pool.clone();
         let msg = Deliver {
@@ -171,8 +210,12 @@ impl SubscriptionActor {
                     });
                 }
                 let ok = outcome.ok;
-                if !ok {
-                    act.dead_letter(&event, failure_reason(&outcome), Some(&outcome));
+                if ok {
+                    if let Some(ack) = &ack {
+                        ack.ack();
+                    }
+                } else {
+                    act.dead_letter(&event, ack, failure_reason(&outcome), Some(&outcome));
                 }
                 let report = Outcome {
                     uuid: act.spec.uuid.clone(),
@@ -201,10 +244,10 @@ impl SubscriptionActor {
     /// Start queued deliveries while there is room in flight.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while self.inflight < self.budget.max_inflight {
-            let Some(event) = self.queue.pop_front() else {
+            let Some(item) = self.queue.pop_front() else {
                 break;
             };
-            self.dispatch(event, ctx);
+            self.dispatch(item, ctx);
         }
         if self.inflight == 0 && self.queue.is_empty() && self.draining.is_some() {
             if let Some(done) = self.drained.take() {
@@ -280,23 +323,33 @@ impl Actor for SubscriptionActor {
 impl Handler<Incoming> for SubscriptionActor {
     type Result = ();
 
-    fn handle(&mut self, Incoming(event): Incoming, ctx: &mut Self::Context) {
+    fn handle(&mut self, item: Incoming, ctx: &mut Self::Context) {
+        if let Some(seq) = item.seq {
+            if self.seen_before(seq) {
+                if let Some(ack) = &item.ack {
+                    ack.ack();
+                }
+                return;
+            }
+        }
         // Events already in the mailbox when a drain began follow the drain's rule.
         match self.draining {
+            // Durable ones stay unacknowledged: redelivered if it comes back.
             Some(DrainReason::Removed) => return,
             Some(DrainReason::Tripped) => {
-                return self.dead_letter(&event, Reason::CircuitTripped, None);
+                return self.dead_letter(&item.event, item.ack, Reason::CircuitTripped, None);
             }
-            Some(DrainReason::Shutdown) => return self.dead_letter(&event, Reason::Shutdown, None),
+            Some(DrainReason::Shutdown) => return self.hand_back(item),
             Some(DrainReason::Restarted) | None => {}
         }
         if self.inflight < self.budget.max_inflight && self.queue.is_empty() {
-            self.dispatch(event, ctx);
+            self.dispatch(item, ctx);
         } else if self.queue.len() < self.budget.queue {
-            self.queue.push_back(event);
+            self.queue.push_back(item);
         } else {
             let total = self.stats.record_overflow();
-            self.dead_letter(&event, Reason::QueueOverflow, None);
+            let event = item.event.clone();
+            self.dead_letter(&item.event, item.ack, Reason::QueueOverflow, None);
             if self
                 .last_overflow_warning
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
@@ -352,21 +405,22 @@ impl Handler<Drain> for SubscriptionActor {
             );
         }
         self.draining = Some(reason);
-        let queued: Vec<Arc<Event>> = match reason {
+        let queued: Vec<Incoming> = match reason {
             // A restart keeps delivering its queue; the new actor takes new events.
             DrainReason::Restarted => Vec::new(),
             _ => self.queue.drain(..).collect(),
         };
         match reason {
-            DrainReason::Tripped | DrainReason::Shutdown if !queued.is_empty() => {
-                let why = if reason == DrainReason::Tripped {
-                    Reason::CircuitTripped
-                } else {
-                    Reason::Shutdown
-                };
-                tracing::warn!(subscription = %self.spec.uuid, count = queued.len(), reason = why.as_str(), "queued events dead-lettered");
-                for event in &queued {
-                    self.dead_letter(event, why, None);
+            DrainReason::Tripped if !queued.is_empty() => {
+                tracing::warn!(subscription = %self.spec.uuid, count = queued.len(), "circuit tripped; queued events dead-lettered");
+                for item in queued {
+                    self.dead_letter(&item.event, item.ack, Reason::CircuitTripped, None);
+                }
+            }
+            DrainReason::Shutdown if !queued.is_empty() => {
+                tracing::warn!(subscription = %self.spec.uuid, count = queued.len(), "stopping; queued events handed back");
+                for item in queued {
+                    self.hand_back(item);
                 }
             }
             DrainReason::Removed if !queued.is_empty() => {

@@ -97,6 +97,8 @@ fn msg(subject: &str, body: &str) -> BusMessage {
         subject: subject.into(),
         payload: Bytes::from(body.to_owned()),
         msg_id: None,
+        seq: None,
+        ack: None,
     }
 }
 
@@ -119,10 +121,10 @@ async fn pattern_actor_decodes_a_stream_and_skips_what_is_not_json() {
     PatternActor::new("a.*".into(), stream, probe.recipient(), stats.clone()).start();
     until(&arrived, || seen.lock().unwrap().len() == 2).await;
     let seen = seen.lock().unwrap();
-    assert_eq!(seen[0].0.id, "1");
-    assert_eq!(seen[0].0.payload, serde_json::json!({"x": 1}));
-    assert_eq!(seen[1].0.topic, "a.c");
-    assert_eq!(seen[1].0.payload, serde_json::json!([1, 2]));
+    assert_eq!(seen[0].event.id, "1");
+    assert_eq!(seen[0].event.payload, serde_json::json!({"x": 1}));
+    assert_eq!(seen[1].event.topic, "a.c");
+    assert_eq!(seen[1].event.payload, serde_json::json!([1, 2]));
     assert_eq!(
         stats.undecodable.load(std::sync::atomic::Ordering::Relaxed),
         1

@@ -23,7 +23,7 @@ pub struct WorkerApp {
     pub test_db: TestDb,
     pub db: DatabaseConnection,
     pub supervisor: Addr<SupervisorActor>,
-    worker: WorkerHandle,
+    worker: Option<WorkerHandle>,
     extra: Vec<(String, String)>,
 }
 
@@ -110,7 +110,7 @@ impl WorkerApp {
             nats,
             test_db,
             db,
-            worker,
+            worker: Some(worker),
             extra: extra
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -129,7 +129,21 @@ impl WorkerApp {
     }
 
     pub async fn status(&self) -> Status {
-        self.worker.status().await
+        self.worker.as_ref().expect("worker running").status().await
+    }
+
+    /// Stop the worker gracefully, keeping the bus and the database.
+    pub async fn stop_worker(&mut self) {
+        if let Some(w) = self.worker.take() {
+            w.stop().await.expect("worker stops cleanly");
+        }
+    }
+
+    /// Start a fresh worker on the same bus and database.
+    pub async fn start_worker(&mut self) {
+        let w = self.second_worker().await;
+        self.supervisor = w.supervisor.clone();
+        self.worker = Some(w);
     }
 
     /// Wait until exactly these subscriptions run.
@@ -180,8 +194,11 @@ impl WorkerApp {
         client.flush().await.unwrap();
     }
 
-    pub async fn stop(self) -> Result<(), decnet_webhook::cli::Failure> {
-        self.worker.stop().await
+    pub async fn stop(mut self) -> Result<(), decnet_webhook::cli::Failure> {
+        match self.worker.take() {
+            Some(w) => w.stop().await,
+            None => Ok(()),
+        }
     }
 
     pub async fn row(&self, uuid: &str) -> entity::webhook_subscription::Model {
@@ -192,7 +209,7 @@ impl WorkerApp {
     }
 
     pub fn worker_stats(&self) -> std::sync::Arc<decnet_webhook::actors::WorkerStats> {
-        self.worker.stats.clone()
+        self.worker.as_ref().expect("worker running").stats.clone()
     }
 }
 
