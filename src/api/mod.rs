@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod openapi;
+pub mod query;
 pub mod rate_limit;
 pub mod webhooks;
 
@@ -13,6 +14,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{auth::JwtKeys, bus::Bus, config::Settings, error::AppError};
 use rate_limit::RateLimiter;
+use webhooks::replay::Replays;
 
 /// Shared by every API worker thread.
 #[derive(Clone)]
@@ -23,6 +25,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// Subscription creates per user (`DECNET_WEBHOOK_CREATE_PER_MINUTE`).
     pub create_limiter: Arc<RateLimiter>,
+    /// Subscriptions whose dead letters are being replayed.
+    pub replays: Arc<Replays>,
 }
 
 impl AppState {
@@ -34,6 +38,7 @@ impl AppState {
             bus,
             jwt,
             create_limiter,
+            replays: Arc::default(),
         }
     }
 }

@@ -43,8 +43,12 @@ pub struct Health {
         webhooks::update,
         webhooks::delete,
         webhooks::ping::test_ping,
+        webhooks::dead_letters::list_dead_letters,
+        webhooks::replay::replay,
+        webhooks::deliveries::list_deliveries,
     ),
-    components(schemas(ErrorBody)),
+    // Schemas named only by tuple-style parameters are not collected on their own.
+    components(schemas(ErrorBody, webhooks::deliveries::Outcome)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Access tokens"),

@@ -1,8 +1,11 @@
 //! `/api/v1/webhooks`: subscription CRUD for admins (SPEC §4).
 
 mod changes;
+pub mod dead_letters;
+pub mod deliveries;
 pub mod dto;
 pub mod ping;
+pub mod replay;
 pub mod validate;
 
 use actix_web::{web, HttpResponse};
@@ -12,7 +15,12 @@ use sea_orm::{ActiveValue::Set, DbErr, SqlErr};
 use serde_json::json;
 
 use super::{body::read_json, openapi::ErrorBody, AppState};
-use crate::{auth::Admin, bus, db::subscriptions, error::AppError};
+use crate::{
+    auth::Admin,
+    bus,
+    db::{self, subscriptions},
+    error::{redact_db_error, AppError},
+};
 use changes::Changes;
 use dto::{Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookUpdate};
 
@@ -34,6 +42,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/webhooks/{uuid}/test")
             .route(web::post().to(ping::test_ping))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/dead-letters")
+            .route(web::get().to(dead_letters::list_dead_letters))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/replay")
+            .route(web::post().to(replay::replay))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/deliveries")
+            .route(web::get().to(deliveries::list_deliveries))
             .default_service(web::to(super::method_not_allowed)),
     );
 }
@@ -225,7 +248,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(Webhook::from(&row)))
 }
 
-/// Remove a subscription.
+/// Remove a subscription, with its dead letters and delivery log.
 #[utoipa::path(
     delete,
     path = "/api/v1/webhooks/{uuid}",
@@ -249,6 +272,7 @@ pub async fn delete(
         return Err(AppError::not_found());
     }
     tracing::info!(%uuid, by = %user.username, "webhook deleted");
+    forget_history(&state, &uuid).await;
     signal_changed(&state).await;
     Ok(HttpResponse::Ok().json(WebhookDeleted {
         message: "Webhook deleted".into(),
@@ -278,6 +302,17 @@ fn conflict_or_internal(e: DbErr, name: &str) -> AppError {
     match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => name_taken(name),
         _ => AppError::from(e),
+    }
+}
+
+/// A deleted subscription's dead letters and delivery log go with it. The delete
+/// stands if this fails: retention sweeps whatever is left.
+async fn forget_history(state: &AppState, uuid: &str) {
+    if let Err(e) = db::dead_letters::delete_for_subscription(&state.db, uuid).await {
+        tracing::warn!(%uuid, error = %redact_db_error(&e), "could not delete the dead letters of a deleted webhook");
+    }
+    if let Err(e) = db::delivery_log::delete_for_subscription(&state.db, uuid).await {
+        tracing::warn!(%uuid, error = %redact_db_error(&e), "could not delete the delivery log of a deleted webhook");
     }
 }
 

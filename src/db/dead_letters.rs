@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::dead_letter::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Select,
 };
 
 pub use entity::dead_letter::Model as DeadLetter;
@@ -111,6 +111,50 @@ pub async fn since(
         .limit(limit)
         .all(db)
         .await
+}
+
+/// Entries of `subscription` created at or after `since` (all when `None`).
+fn in_range(subscription: &str, since: Option<DateTime<Utc>>) -> Select<Entity> {
+    let query = Entity::find().filter(Column::SubscriptionUuid.eq(subscription));
+    match since {
+        Some(ts) => query.filter(Column::CreatedAt.gte(ts)),
+        None => query,
+    }
+}
+
+/// What a replay re-delivers, oldest first: everything in range except undecodable
+/// input, which has no envelope to send.
+pub async fn replayable(
+    db: &DatabaseConnection,
+    subscription: &str,
+    since: Option<DateTime<Utc>>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    in_range(subscription, since)
+        .filter(Column::Reason.ne(Reason::Undecodable.as_str()))
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Uuid)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Entries in range: (replayable, undecodable).
+pub async fn count_replayable(
+    db: &DatabaseConnection,
+    subscription: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<(u64, u64), DbErr> {
+    let undecodable = Reason::Undecodable.as_str();
+    let replayable = in_range(subscription, since)
+        .filter(Column::Reason.ne(undecodable))
+        .count(db)
+        .await?;
+    let undecodable = in_range(subscription, since)
+        .filter(Column::Reason.eq(undecodable))
+        .count(db)
+        .await?;
+    Ok((replayable, undecodable))
 }
 
 pub async fn delete(db: &DatabaseConnection, uuid: &str) -> Result<bool, DbErr> {

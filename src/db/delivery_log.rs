@@ -39,6 +39,17 @@ pub async fn list(
     Ok((rows, total))
 }
 
+pub async fn delete_for_subscription(
+    db: &DatabaseConnection,
+    subscription: &str,
+) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::SubscriptionUuid.eq(subscription))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// Retention: delete attempts older than `before`.
 pub async fn sweep(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64, DbErr> {
     Ok(Entity::delete_many()

@@ -1,12 +1,16 @@
 //! What `/api/v1/webhooks` reads and writes. `Webhook` has no secret: only
 //! `WebhookCreated` carries it, once.
 
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use chrono::{DateTime, Utc};
-use entity::webhook_subscription::Model;
+use entity::{delivery_attempt, webhook_subscription::Model};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
-use crate::domain::{event::iso, SimpleEvent};
+use crate::{
+    db::dead_letters,
+    domain::{event::iso, SimpleEvent},
+};
 
 pub const INSECURE_URL_WARNING: &str =
     "insecure_url: URL uses http://. Deliveries are not encrypted in transit.";
@@ -131,6 +135,132 @@ pub struct TestResult {
     /// The receiver's HTTP status, if it answered.
     pub status_code: Option<u16>,
     pub error: Option<String>,
+}
+
+/// A delivery that failed for good, kept for replay (newest first in listings).
+///
+/// The stored body is the exact bytes that were, or would have been, sent. Exactly one
+/// of `body` and `body_base64` is set: `body` holds them as text when they are UTF-8
+/// (always so for an envelope), `body_base64` (standard alphabet, padded) otherwise.
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetter {
+    pub uuid: String,
+    pub event_id: String,
+    pub topic: String,
+    /// `retries_exhausted`, `non_retryable`, `queue_overflow`, `circuit_tripped`,
+    /// `shutdown`, or `undecodable`: bus input that is not JSON, kept as received and
+    /// never replayed.
+    #[schema(example = "retries_exhausted")]
+    pub reason: String,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// The receiver's last HTTP status, if it answered.
+    pub status_code: Option<u16>,
+    pub attempts: i32,
+    #[serde(serialize_with = "iso_one")]
+    pub created_at: DateTime<Utc>,
+    /// The exact body as text, when it is UTF-8.
+    pub body: Option<String>,
+    /// The exact body in base64, when it is not UTF-8.
+    pub body_base64: Option<String>,
+}
+
+impl From<dead_letters::DeadLetter> for DeadLetter {
+    fn from(row: dead_letters::DeadLetter) -> Self {
+        let (body, body_base64) = match String::from_utf8(row.body) {
+            Ok(text) => (Some(text), None),
+            Err(raw) => (None, Some(BASE64.encode(raw.into_bytes()))),
+        };
+        Self {
+            uuid: row.uuid,
+            event_id: row.event_id,
+            topic: row.topic,
+            reason: row.reason,
+            error: row.error,
+            status_code: status_code(row.status),
+            attempts: row.attempts,
+            created_at: row.created_at,
+            body,
+            body_base64,
+        }
+    }
+}
+
+/// One page of dead letters.
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterPage {
+    pub items: Vec<DeadLetter>,
+    /// Dead letters of the subscription in all.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// What a replay did. It stops at the first failure, so the receiver sees the dead
+/// letters in order; what was not delivered is still stored.
+#[derive(Serialize, ToSchema)]
+pub struct ReplayResult {
+    /// Delivered and removed.
+    pub replayed: u64,
+    /// The delivery that stopped the replay.
+    pub failed: Option<ReplayFailure>,
+    /// Undecodable entries in range, left in place: they have no envelope to send.
+    pub skipped: u64,
+    /// Replayable entries in range still stored (the failed one included); replay
+    /// again to continue.
+    pub remaining: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplayFailure {
+    pub event_id: String,
+    pub error: String,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<u16>,
+}
+
+/// One HTTP attempt of a delivery (the delivery log).
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryAttempt {
+    pub event_id: String,
+    /// 1 for the first attempt of a delivery.
+    pub attempt: i32,
+    #[serde(serialize_with = "iso_one")]
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<u16>,
+    pub latency_ms: i32,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+impl From<delivery_attempt::Model> for DeliveryAttempt {
+    fn from(row: delivery_attempt::Model) -> Self {
+        Self {
+            event_id: row.event_id,
+            attempt: row.attempt,
+            attempted_at: row.attempted_at,
+            status_code: status_code(row.status),
+            latency_ms: row.latency_ms,
+            ok: row.ok,
+            error: row.error,
+        }
+    }
+}
+
+/// One page of the delivery log.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryAttempt>,
+    /// Attempts matching the filter in all.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Stored as `i32`; anything outside HTTP's range is no status.
+fn status_code(stored: Option<i32>) -> Option<u16> {
+    stored.and_then(|s| u16::try_from(s).ok())
 }
 
 pub fn warnings(url: &str) -> Vec<String> {

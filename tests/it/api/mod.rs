@@ -3,8 +3,11 @@
 mod auth;
 mod bus_signal;
 mod crud;
+mod dead_letters;
+mod deliveries;
 mod openapi;
 mod rbac;
+mod replay;
 mod test_ping;
 mod validation;
 

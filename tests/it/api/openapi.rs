@@ -28,6 +28,20 @@ fn property_names(doc: &Value, schema: &Value) -> Vec<String> {
     names
 }
 
+/// Every `$ref` anywhere in `value`.
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r.clone());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
 #[actix_rt::test]
 async fn the_document_describes_the_api_without_leaking_secrets() {
     let app = TestApp::spawn_default().await;
@@ -46,6 +60,9 @@ async fn the_document_describes_the_api_without_leaking_secrets() {
         "/api/v1/webhooks/",
         "/api/v1/webhooks/{uuid}",
         "/api/v1/webhooks/{uuid}/test",
+        "/api/v1/webhooks/{uuid}/dead-letters",
+        "/api/v1/webhooks/{uuid}/replay",
+        "/api/v1/webhooks/{uuid}/deliveries",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
     }
@@ -79,7 +96,41 @@ async fn the_document_describes_the_api_without_leaking_secrets() {
         schema["$ref"].as_str(),
         Some("#/components/schemas/Webhook")
     );
-    for name in ["WebhookCreate", "WebhookUpdate", "ErrorBody", "TestResult"] {
+    for name in [
+        "WebhookCreate",
+        "WebhookUpdate",
+        "ErrorBody",
+        "TestResult",
+        "DeadLetterPage",
+        "DeadLetter",
+        "ReplayResult",
+        "DeliveryPage",
+        "DeliveryAttempt",
+    ] {
         assert!(schemas.get(name).is_some(), "{name} schema missing");
     }
+    for name in ["DeadLetter", "ReplayResult", "DeliveryAttempt"] {
+        assert!(!schemas[name].to_string().contains("secret"), "{name}");
+    }
+
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    for r in refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .expect("a schema $ref");
+        assert!(schemas.get(name).is_some(), "{r} points nowhere");
+    }
+
+    // Paging parameters are documented with their bounds.
+    let params = &doc["paths"]["/api/v1/webhooks/{uuid}/dead-letters"]["get"]["parameters"];
+    let limit = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("limit documented");
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["required"], false);
+    assert_eq!(limit["schema"]["maximum"], 500);
 }

@@ -1,0 +1,234 @@
+//! `POST /api/v1/webhooks/{uuid}/replay`: re-deliver dead letters, oldest first,
+//! through the worker's delivery client.
+//!
+//! Each entry gets one attempt (`attempt_once`), not the worker's retry schedule: the
+//! operator is waiting on the request, the schedule can span minutes (past any
+//! client's or proxy's patience), and a failure loses nothing — the entry stays and
+//! the next replay starts from it. The replay stops at the first failure, so the
+//! receiver never sees a later event before an earlier one.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use entity::delivery_attempt;
+use sea_orm::{ActiveValue::Set, DatabaseConnection};
+
+use super::{
+    dto::{ReplayFailure, ReplayResult},
+    find,
+};
+use crate::{
+    api::{openapi::ErrorBody, query::Query, AppState},
+    auth::Admin,
+    config::Secret,
+    db::{dead_letters, delivery_log},
+    delivery::{DeliveryClient, Target, Try},
+    domain::{Event, WebhookUrl},
+    error::{redact_db_error, AppError},
+};
+
+/// Entries one request re-delivers at most; `remaining` tells the caller to go on.
+pub const MAX_ENTRIES: u64 = 1000;
+/// No new delivery starts after this long, so a slow receiver cannot hold the request
+/// for `MAX_ENTRIES` timeouts.
+const TIME_BUDGET: Duration = Duration::from_secs(60);
+
+/// Subscriptions being replayed by this process: two replays at once would deliver
+/// the same entries twice and interleave their order.
+#[derive(Default)]
+pub struct Replays(Mutex<HashSet<String>>);
+
+impl Replays {
+    /// Claim `uuid` until the guard drops (also when the request is cancelled).
+    fn claim(self: &Arc<Self>, uuid: &str) -> Option<ReplayGuard> {
+        let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        running.insert(uuid.to_owned()).then(|| ReplayGuard {
+            replays: self.clone(),
+            uuid: uuid.to_owned(),
+        })
+    }
+}
+
+struct ReplayGuard {
+    replays: Arc<Replays>,
+    uuid: String,
+}
+
+impl Drop for ReplayGuard {
+    fn drop(&mut self) {
+        let mut running = self
+            .replays
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        running.remove(&self.uuid);
+    }
+}
+
+/// Re-deliver the subscription's dead letters oldest first, signed with its current
+/// secret, each with the exact body stored; each one delivered is removed. Stops at
+/// the first failure. Publishes nothing and leaves the subscription row untouched.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{uuid}/replay",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(
+        ("uuid" = String, Path, description = "Subscription UUID"),
+        ("since" = Option<DateTime<Utc>>, Query, nullable = false,
+            description = "Only entries dead-lettered at or after this ISO-8601 time; all when absent"),
+    ),
+    responses(
+        (status = 200, description = "What was re-delivered and what is left", body = ReplayResult),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+        (status = 409, description = "A replay of this subscription is running", body = ErrorBody),
+        (status = 422, description = "Invalid query parameter", body = ErrorBody),
+    )
+)]
+pub async fn replay(
+    Admin(user): Admin,
+    state: web::Data<AppState>,
+    client: web::Data<DeliveryClient>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let since = Query::parse(req.query_string(), &["since"])?.timestamp("since")?;
+    let row = find(&state, &path).await?;
+    let Some(_guard) = state.replays.claim(&row.uuid) else {
+        return Err(AppError::Conflict(
+            "A replay of this webhook is already running".into(),
+        ));
+    };
+    let entries = dead_letters::replayable(&state.db, &row.uuid, since, MAX_ENTRIES).await?;
+    // A row written before today's URL rules cannot be sent to: the first entry
+    // reports it, as the test ping does.
+    let target = WebhookUrl::parse(&row.url)
+        .map(|url| Target::new(url, vec![Secret::new(row.secret.clone())]))
+        .map_err(|e| e.to_string());
+
+    let deadline = Instant::now() + TIME_BUDGET;
+    let mut attempts = Vec::new();
+    let mut replayed = 0;
+    let mut failed = None;
+    for entry in entries {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let target = match &target {
+            Ok(target) => target,
+            Err(e) => {
+                failed = Some(ReplayFailure {
+                    event_id: entry.event_id,
+                    error: format!("invalid url: {e}"),
+                    status_code: None,
+                });
+                break;
+            }
+        };
+        let id = entry.uuid.clone();
+        let event = stored_event(entry);
+        let mut outcome = client.attempt_once(target, &event).await;
+        attempts.extend(logged(
+            &row.uuid,
+            &event.id,
+            std::mem::take(&mut outcome.tries),
+        ));
+        if !outcome.ok {
+            failed = Some(ReplayFailure {
+                event_id: event.id,
+                error: outcome.error.unwrap_or_else(|| "delivery failed".into()),
+                status_code: outcome.status,
+            });
+            break;
+        }
+        // Delivered but still stored, it would be delivered again by the next replay
+        // (receivers dedupe on the event id); the error is the answer.
+        if let Err(e) = dead_letters::delete(&state.db, &id).await {
+            record(&state.db, attempts).await;
+            return Err(e.into());
+        }
+        replayed += 1;
+    }
+    record(&state.db, attempts).await;
+
+    let (remaining, skipped) = dead_letters::count_replayable(&state.db, &row.uuid, since).await?;
+    tracing::info!(
+        uuid = %row.uuid,
+        by = %user.username,
+        replayed,
+        failed = failed.is_some(),
+        skipped,
+        remaining,
+        "dead letters replayed"
+    );
+    Ok(HttpResponse::Ok().json(ReplayResult {
+        replayed,
+        failed,
+        skipped,
+        remaining,
+    }))
+}
+
+/// The event as the client needs it: only the id, topic and body go on the wire, and
+/// the body is the exact stored envelope.
+fn stored_event(entry: dead_letters::DeadLetter) -> Event {
+    Event {
+        id: entry.event_id,
+        topic: entry.topic,
+        ts: String::new(),
+        kind: String::new(),
+        payload: serde_json::Value::Null,
+        body: Bytes::from(entry.body),
+    }
+}
+
+/// The tries of one replayed delivery as delivery-log rows, as the worker writes them.
+fn logged<'a>(
+    subscription: &'a str,
+    event_id: &'a str,
+    tries: Vec<Try>,
+) -> impl Iterator<Item = delivery_attempt::ActiveModel> + 'a {
+    tries
+        .into_iter()
+        .enumerate()
+        .map(move |(i, t)| delivery_attempt::ActiveModel {
+            subscription_uuid: Set(subscription.to_owned()),
+            event_id: Set(event_id.to_owned()),
+            attempt: Set(i32::try_from(i + 1).unwrap_or(i32::MAX)),
+            attempted_at: Set(t.at),
+            status: Set(t.status.map(i32::from)),
+            latency_ms: Set(i32::try_from(t.latency.as_millis()).unwrap_or(i32::MAX)),
+            ok: Set(t.error.is_none()),
+            error: Set(t.error),
+            ..Default::default()
+        })
+}
+
+/// The log is a record, not the result: a failure to write it is logged only.
+async fn record(db: &DatabaseConnection, attempts: Vec<delivery_attempt::ActiveModel>) {
+    if let Err(e) = delivery_log::insert_many(db, attempts).await {
+        tracing::warn!(error = %redact_db_error(&e), "could not log replay attempts");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_is_replayed_once_at_a_time() {
+        let replays = Arc::new(Replays::default());
+        let guard = replays.claim("a").expect("free");
+        assert!(replays.claim("a").is_none());
+        assert!(replays.claim("b").is_some());
+        drop(guard);
+        assert!(replays.claim("a").is_some());
+    }
+}
