@@ -250,7 +250,8 @@ impl Handler<FlushJournal> for JournalActor {
 impl From<DeadLetter> for dead_letters::DeadLetterRow {
     fn from(m: DeadLetter) -> Self {
         Self {
-            uuid: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered, so entries of the same instant replay in arrival order.
+            uuid: uuid::Uuid::now_v7().to_string(),
             subscription_uuid: m.subscription.to_string(),
             event_id: m.event_id,
             topic: m.topic,

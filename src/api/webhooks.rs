@@ -274,6 +274,15 @@ pub async fn delete(
     tracing::info!(%uuid, by = %user.username, "webhook deleted");
     forget_history(&state, &uuid).await;
     signal_changed(&state).await;
+    if state.settings.webhook.durable {
+        if let Some(client) = state.bus.client() {
+            // Its durable consumers would otherwise keep every matching event for ever.
+            let (client, stream) = (client.clone(), state.settings.webhook.stream.clone());
+            actix_web::rt::spawn(async move {
+                crate::durable::delete_consumers(&client, &stream, &uuid).await;
+            });
+        }
+    }
     Ok(HttpResponse::Ok().json(WebhookDeleted {
         message: "Webhook deleted".into(),
     }))

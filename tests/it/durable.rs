@@ -82,3 +82,52 @@ async fn overlapping_patterns_deliver_once_in_durable_mode() {
     assert_eq!(ids.len(), 12);
     app.stop().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn deleting_a_subscription_deletes_its_consumers() {
+    use crate::helpers::app::{AppOptions, TestApp};
+    use futures::StreamExt;
+    let nats = NatsServer::start_jetstream();
+    let url = nats.url();
+    let mut worker = WorkerApp::start_on(nats, &[("webhook_durable", "true")]).await;
+    let rx = TestReceiver::start();
+    let uuid = worker
+        .subscribe("to-delete", &rx.url(), &["attacker.>", "decky.*.state"])
+        .await;
+    let js = async_nats::jetstream::new(worker.nats.client().await);
+    let consumers = || async {
+        let stream = js.get_stream("DECNET_EVENTS").await.unwrap();
+        stream
+            .consumer_names()
+            .filter_map(|n| async move { n.ok() })
+            .collect::<Vec<String>>()
+            .await
+    };
+    let before = consumers().await;
+    assert_eq!(
+        before.iter().filter(|n| n.contains(&uuid)).count(),
+        2,
+        "{before:?}"
+    );
+
+    // The API (same database, same bus, durable) deletes the row and the consumers.
+    let api = TestApp::spawn(
+        AppOptions::default()
+            .setting("bus_enabled", "true")
+            .setting("nats_url", &url)
+            .setting("database_url", &worker.test_db.url)
+            .setting("webhook_durable", "true"),
+    )
+    .await;
+    let token = api.admin_token().await;
+    let resp = api
+        .delete(&format!("/api/v1/webhooks/{uuid}"), Some(&token))
+        .await;
+    assert_eq!(resp.status, 200);
+    crate::helpers::eventually(WAIT, "the consumers gone", || async {
+        let left = consumers().await;
+        (!left.iter().any(|n| n.contains(&uuid))).then_some(())
+    })
+    .await;
+    worker.stop_worker().await;
+}

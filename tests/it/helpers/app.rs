@@ -89,9 +89,20 @@ impl TestApp {
         if let Some(n) = &nats {
             pairs.push(("nats_url".into(), n.url()));
         }
+        // A `database_url` setting shares another harness's database (e.g. a worker's).
+        let shared_db = options
+            .settings
+            .iter()
+            .find(|(k, _)| k == "database_url")
+            .map(|(_, v)| v.clone());
         pairs.extend(options.settings);
         let settings = Arc::new(Settings::from_pairs(pairs).expect("test settings are valid"));
-        let db = test_db.connect().await;
+        let db = match shared_db {
+            Some(url) => db::connect_and_migrate(&url)
+                .await
+                .expect("shared database connects"),
+            None => test_db.connect().await,
+        };
         let bus = Bus::connect(&settings).await;
         let jwt = JwtKeys::new(TEST_JWT_SECRET.as_bytes(), settings.jwt_exp_minutes);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
