@@ -37,6 +37,33 @@ pub async fn find_by_name(db: &DatabaseConnection, name: &str) -> Result<Option<
     Entity::find().filter(Column::Name.eq(name)).one(db).await
 }
 
+/// A new Active row: fresh uuid, no failures, created and updated now.
+pub fn new_row(
+    name: &str,
+    url: &str,
+    secret: &str,
+    patterns: &[String],
+    enabled: bool,
+) -> ActiveModel {
+    use sea_orm::Set;
+    let now = chrono::Utc::now();
+    ActiveModel {
+        uuid: Set(uuid::Uuid::new_v4().to_string()),
+        name: Set(name.to_owned()),
+        url: Set(url.to_owned()),
+        secret: Set(secret.to_owned()),
+        topic_patterns: Set(serde_json::json!(patterns)),
+        enabled: Set(enabled),
+        consecutive_failures: Set(0),
+        last_success_at: Set(None),
+        last_failure_at: Set(None),
+        last_error: Set(None),
+        auto_disabled_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
 pub async fn insert(db: &DatabaseConnection, row: ActiveModel) -> Result<Model, DbErr> {
     row.insert(db).await
 }

@@ -10,29 +10,14 @@ use sea_orm::Set;
 use crate::helpers::TestDb;
 
 async fn insert_sub(db: &sea_orm::DatabaseConnection, name: &str) -> String {
-    let uuid = uuid::Uuid::new_v4().to_string();
-    let now = Utc::now();
-    subs::insert(
-        db,
-        ActiveModel {
-            uuid: Set(uuid.clone()),
-            name: Set(name.into()),
-            url: Set("https://1.1.1.1/hook".into()),
-            secret: Set("s".repeat(32)),
-            topic_patterns: Set(serde_json::json!(["attacker.>"])),
-            enabled: Set(true),
-            consecutive_failures: Set(0),
-            last_success_at: Set(None),
-            last_failure_at: Set(None),
-            last_error: Set(None),
-            auto_disabled_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        },
-    )
-    .await
-    .expect("insert");
-    uuid
+    let row = subs::new_row(
+        name,
+        "https://1.1.1.1/hook",
+        &"s".repeat(32),
+        &["attacker.>".to_owned()],
+        true,
+    );
+    subs::insert(db, row).await.expect("insert").uuid
 }
 
 #[actix_rt::test]

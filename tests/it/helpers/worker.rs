@@ -219,29 +219,12 @@ pub async fn insert_subscription(
     url: &str,
     patterns: &[&str],
 ) -> String {
-    let uuid = uuid::Uuid::new_v4().to_string();
-    let now = Utc::now();
-    decnet_webhook::db::subscriptions::insert(
-        db,
-        ActiveModel {
-            uuid: Set(uuid.clone()),
-            name: Set(name.into()),
-            url: Set(url.into()),
-            secret: Set(SECRET.into()),
-            topic_patterns: Set(serde_json::json!(patterns)),
-            enabled: Set(true),
-            consecutive_failures: Set(0),
-            last_success_at: Set(None),
-            last_failure_at: Set(None),
-            last_error: Set(None),
-            auto_disabled_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        },
-    )
-    .await
-    .expect("insert subscription");
-    uuid
+    let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+    let row = decnet_webhook::db::subscriptions::new_row(name, url, SECRET, &patterns, true);
+    decnet_webhook::db::subscriptions::insert(db, row)
+        .await
+        .expect("insert subscription")
+        .uuid
 }
 
 /// Recompute `X-DECNET-Signature` over the raw body.
