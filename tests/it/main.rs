@@ -3,6 +3,7 @@
 mod helpers;
 
 mod api;
+mod bench;
 mod delivery;
 mod init;
 mod repository;

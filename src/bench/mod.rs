@@ -1,0 +1,196 @@
+//! The benchmark driver (DESIGN.md, BENCH): the real worker, NATS in → signed HTTP
+//! out, against a private nats-server, lean loopback receivers and a temporary SQLite
+//! database. Each scenario yields one JSON line whose headline figures are ratios
+//! measured in the same run, plus the counts that prove every event arrived once.
+
+mod clock;
+mod nats;
+mod probe;
+mod publisher;
+mod raw;
+mod receiver;
+mod rig;
+mod scenarios;
+mod stats;
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use serde_json::{Map, Value};
+
+/// One benchmark scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    Raw,
+    Throughput,
+    Fanout,
+    Latency,
+    Isolation,
+    Scale,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Raw,
+        Scenario::Throughput,
+        Scenario::Fanout,
+        Scenario::Latency,
+        Scenario::Isolation,
+        Scenario::Scale,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Raw => "raw",
+            Scenario::Throughput => "throughput",
+            Scenario::Fanout => "fanout",
+            Scenario::Latency => "latency",
+            Scenario::Isolation => "isolation",
+            Scenario::Scale => "scale",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| format!("unknown scenario {s:?}"))
+    }
+}
+
+/// `Full` is the benchmark; `Small` runs every scenario tiny (the CI smoke test).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    Small,
+    Full,
+}
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "small" => Ok(Size::Small),
+            "full" => Ok(Size::Full),
+            other => Err(format!("unknown size {other:?} (small or full)")),
+        }
+    }
+}
+
+/// A count the scenario promises, and what it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub what: String,
+    pub expected: u64,
+    pub actual: u64,
+}
+
+impl Check {
+    pub fn new(what: impl Into<String>, expected: u64, actual: u64) -> Self {
+        Self {
+            what: what.into(),
+            expected,
+            actual,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.expected == self.actual
+    }
+}
+
+/// What one scenario measured.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub scenario: Scenario,
+    /// Every count that must hold for the figures to be honest.
+    pub checks: Vec<Check>,
+    /// The JSON line's fields, in insertion order of the scenario.
+    pub fields: Map<String, Value>,
+}
+
+impl Report {
+    fn new(scenario: Scenario) -> Self {
+        Self {
+            scenario,
+            checks: Vec::new(),
+            fields: Map::new(),
+        }
+    }
+
+    fn set(&mut self, key: &str, value: impl Into<Value>) {
+        self.fields.insert(key.to_owned(), value.into());
+    }
+
+    fn check(&mut self, what: impl Into<String>, expected: u64, actual: u64) {
+        self.checks.push(Check::new(what, expected, actual));
+    }
+
+    pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed())
+    }
+
+    /// The scenario's line: its name, the figures, and whether every check held.
+    pub fn json(&self) -> Value {
+        let mut line = Map::new();
+        line.insert("scenario".into(), self.scenario.name().into());
+        line.extend(self.fields.clone());
+        let failed: Vec<Value> = self
+            .failed_checks()
+            .map(
+                |c| serde_json::json!({"what": c.what, "expected": c.expected, "actual": c.actual}),
+            )
+            .collect();
+        line.insert("counts_ok".into(), failed.is_empty().into());
+        if !failed.is_empty() {
+            line.insert("failed_checks".into(), failed.into());
+        }
+        Value::Object(line)
+    }
+}
+
+/// Why a scenario could not run (its setup failed); a bad figure is not an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BenchError(pub String);
+
+impl BenchError {
+    fn setup(what: &str, e: impl fmt::Display) -> Self {
+        Self(format!("{what}: {e}"))
+    }
+}
+
+/// Run one scenario on a fresh actix system of its own (call it from a plain thread,
+/// not from inside a runtime).
+pub fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
+    let system = actix_rt::System::new();
+    let result = system.block_on(scenarios::run(scenario, size));
+    // Dropping the system drops whatever the worker left unfinished (a stop is
+    // bounded); sqlx hands back a dropped query's connection by spawning a task, which
+    // needs an entered runtime.
+    match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => {
+            let _entered = rt.enter();
+            drop(system);
+        }
+        Err(_) => drop(system),
+    }
+    result
+}
+
+/// Seconds with millisecond precision, as the JSON lines print them.
+fn secs(d: Duration) -> f64 {
+    round(d.as_secs_f64(), 3)
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let k = 10f64.powi(places);
+    (x * k).round() / k
+}

@@ -1,0 +1,253 @@
+//! What every worker scenario stands on: a private nats-server, a temporary SQLite
+//! database, subscription rows, and the real worker built by `Application::build`.
+
+use std::{
+    ops::Range,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::Addr;
+use chrono::Utc;
+use entity::webhook_subscription::{ActiveModel, Entity};
+use sea_orm::{DatabaseConnection, EntityTrait, Set, TransactionTrait};
+use tokio::sync::oneshot;
+
+use super::{
+    nats::NatsServer,
+    receiver::{Ledger, Tally},
+    BenchError,
+};
+use crate::{
+    actors::{
+        messages::Reload,
+        supervisor::{GetStatus, Status, SupervisorActor},
+        WorkerStats,
+    },
+    config::Settings,
+    startup::{Application, Components},
+};
+
+/// The signing secret of every bench subscription.
+const SECRET: &str = "a-bench-secret-of-32-characters!";
+/// Rows per INSERT (SQLite allows 32,766 bound values; a row binds 13).
+const INSERT_CHUNK: usize = 500;
+
+/// A subscription row to create.
+pub struct Sub {
+    pub url: String,
+    pub patterns: Vec<String>,
+}
+
+pub struct Rig {
+    pub nats: NatsServer,
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// nats-server and a migrated database; `extra` settings override the defaults.
+    pub async fn new(extra: &[(&str, &str)]) -> Result<Self, BenchError> {
+        let nats = NatsServer::start()?;
+        let dir = tempfile::tempdir().map_err(|e| BenchError::setup("temporary dir", e))?;
+        let db_url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        );
+        let mut pairs = vec![
+            ("database_url".to_owned(), db_url.clone()),
+            ("nats_url".to_owned(), nats.url()),
+            // The receivers are on loopback, which the SSRF guard refuses otherwise.
+            ("webhook_allow_private".to_owned(), "true".to_owned()),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings =
+            Settings::from_pairs(pairs).map_err(|e| BenchError::setup("bench settings", e))?;
+        let db = crate::db::connect_and_migrate(&db_url)
+            .await
+            .map_err(|e| BenchError::setup("bench database", e))?;
+        Ok(Self {
+            nats,
+            db,
+            settings,
+            _dir: dir,
+        })
+    }
+
+    /// Insert enabled subscriptions in a few statements; returns their uuids in order.
+    pub async fn insert(&self, subs: &[Sub]) -> Result<Vec<String>, BenchError> {
+        let now = Utc::now();
+        let fail = |e| BenchError::setup("insert subscriptions", e);
+        let txn = self.db.begin().await.map_err(fail)?;
+        let mut uuids = Vec::with_capacity(subs.len());
+        for chunk in subs.chunks(INSERT_CHUNK) {
+            let rows: Vec<ActiveModel> = chunk
+                .iter()
+                .map(|sub| {
+                    let uuid = uuid::Uuid::new_v4().to_string();
+                    uuids.push(uuid.clone());
+                    ActiveModel {
+                        name: Set(format!("bench-{uuid}")),
+                        uuid: Set(uuid),
+                        url: Set(sub.url.clone()),
+                        secret: Set(SECRET.into()),
+                        topic_patterns: Set(serde_json::json!(sub.patterns)),
+                        enabled: Set(true),
+                        consecutive_failures: Set(0),
+                        last_success_at: Set(None),
+                        last_failure_at: Set(None),
+                        last_error: Set(None),
+                        auto_disabled_at: Set(None),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    }
+                })
+                .collect();
+            Entity::insert_many(rows)
+                .exec_without_returning(&txn)
+                .await
+                .map_err(fail)?;
+        }
+        txn.commit().await.map_err(fail)?;
+        Ok(uuids)
+    }
+
+    /// Build and run the worker exactly as `decnet webhook` does.
+    pub async fn start_worker(&self) -> Result<RunningWorker, BenchError> {
+        let app = Application::build(
+            self.settings.clone(),
+            Components {
+                api: false,
+                worker: true,
+            },
+            None,
+            None,
+        )
+        .await
+        .map_err(|e| BenchError::setup("worker build", e))?;
+        let worker = app
+            .worker()
+            .ok_or_else(|| BenchError("the application started no worker".into()))?;
+        let supervisor = worker.supervisor.clone();
+        let stats = worker.stats.clone();
+        let (stop, rx) = oneshot::channel::<()>();
+        let done = actix_rt::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Ok(RunningWorker {
+            supervisor,
+            stats,
+            stop: Some(stop),
+            done,
+        })
+    }
+}
+
+pub struct RunningWorker {
+    pub supervisor: Addr<SupervisorActor>,
+    pub stats: Arc<WorkerStats>,
+    stop: Option<oneshot::Sender<()>>,
+    done: actix_rt::task::JoinHandle<Result<(), crate::cli::Failure>>,
+}
+
+impl RunningWorker {
+    pub async fn status(&self) -> Result<Status, BenchError> {
+        self.supervisor
+            .send(GetStatus)
+            .await
+            .map_err(|e| BenchError::setup("supervisor status", e))
+    }
+
+    /// Wait until `n` subscriptions are subscribed and none is starting; returns the
+    /// status then.
+    pub async fn wait_ready(
+        &self,
+        n: usize,
+        within: Duration,
+        poll: Duration,
+    ) -> Result<Status, BenchError> {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.status().await?;
+            if status.running.len() == n && status.starting == 0 {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(BenchError(format!(
+                    "worker not ready after {within:?}: {} running, {} starting, {n} wanted",
+                    status.running.len(),
+                    status.starting
+                )));
+            }
+            actix_rt::time::sleep(poll).await;
+        }
+    }
+
+    /// Ask for a reload (as SIGHUP does) and wait until it has been applied.
+    pub async fn reload(&self, within: Duration, poll: Duration) -> Result<Status, BenchError> {
+        let before = self.status().await?.reloads;
+        self.supervisor.do_send(Reload);
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.status().await?;
+            if status.reloads > before {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(BenchError(format!("reload not applied after {within:?}")));
+            }
+            actix_rt::time::sleep(poll).await;
+        }
+    }
+
+    pub fn overflow(&self) -> u64 {
+        self.stats
+            .overflow
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Deliveries that failed for good (every attempt spent).
+    pub fn failed(&self) -> u64 {
+        self.stats.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stop gracefully, waiting at most `within` (a blackholed delivery in flight
+    /// would hold the drain for the whole delivery timeout).
+    pub async fn stop(mut self, within: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(within, &mut self.done).await.is_err() {
+            self.done.abort();
+        }
+    }
+}
+
+/// Wait until every slot of `routes` × `seqs` has arrived, or until nothing new
+/// arrived for `stall`; then a short grace period so late duplicates are counted.
+pub async fn settle(
+    ledger: &Ledger,
+    routes: Range<usize>,
+    seqs: Range<usize>,
+    stall: Duration,
+) -> Tally {
+    let expected = (routes.len() * seqs.len()) as u64;
+    let mut last = (ledger.arrived(), Instant::now());
+    loop {
+        let arrived = ledger.arrived();
+        if arrived != last.0 {
+            last = (arrived, Instant::now());
+        }
+        // The ledger-wide counter is cheap; the exact count only once it can be done.
+        if arrived >= expected && ledger.delivered(routes.clone(), seqs.clone()) >= expected {
+            break;
+        }
+        if last.1.elapsed() >= stall {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    ledger.tally(routes, seqs)
+}

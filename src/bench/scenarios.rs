@@ -1,0 +1,462 @@
+//! The scenarios of DESIGN.md's BENCH table, each one JSON line.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    probe::ReloadProbe,
+    publisher::{self, Plan},
+    raw,
+    receiver::{Blackhole, Ledger, Receiver, Tally},
+    rig::{settle, Rig, RunningWorker, Sub},
+    secs,
+    stats::{ratio, rss_mib},
+    BenchError, Report, Scenario, Size,
+};
+
+/// How big each scenario runs.
+struct Dims {
+    /// POSTs of each `raw` measurement.
+    raw_posts: usize,
+    /// Events of `throughput`.
+    events: usize,
+    fanout_subs: usize,
+    fanout_events: usize,
+    latency_rate: f64,
+    latency_secs: f64,
+    isolation_healthy: usize,
+    isolation_rate: f64,
+    isolation_secs: f64,
+    scale_subs: usize,
+    /// How long without a new arrival before the missing ones count as lost.
+    stall: Duration,
+}
+
+impl Dims {
+    fn of(size: Size) -> Self {
+        match size {
+            Size::Full => Self {
+                raw_posts: 50_000,
+                events: 20_000,
+                fanout_subs: 100,
+                fanout_events: 1_000,
+                latency_rate: 1_000.0,
+                latency_secs: 10.0,
+                isolation_healthy: 10,
+                isolation_rate: 100.0,
+                isolation_secs: 10.0,
+                scale_subs: 10_000,
+                stall: Duration::from_secs(15),
+            },
+            Size::Small => Self {
+                raw_posts: 500,
+                events: 500,
+                fanout_subs: 10,
+                fanout_events: 50,
+                latency_rate: 1_000.0,
+                latency_secs: 0.2,
+                isolation_healthy: 10,
+                isolation_rate: 100.0,
+                isolation_secs: 0.5,
+                scale_subs: 100,
+                stall: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+const STOP_WAIT: Duration = Duration::from_secs(3);
+
+pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
+    super::clock::init();
+    let dims = Dims::of(size);
+    let mut report = Report::new(scenario);
+    match scenario {
+        Scenario::Raw => raw_only(&dims, &mut report).await?,
+        Scenario::Throughput => throughput(&dims, &mut report).await?,
+        Scenario::Fanout => fanout(&dims, &mut report).await?,
+        Scenario::Latency => latency(&dims, &mut report).await?,
+        Scenario::Isolation => isolation(&dims, &mut report).await?,
+        Scenario::Scale => scale(&dims, &mut report).await?,
+    }
+    Ok(report)
+}
+
+/// The worker's per-subscription in-flight cap, which the raw client matches.
+fn concurrency() -> Result<usize, BenchError> {
+    let defaults = crate::config::Settings::from_pairs(Vec::<(&str, &str)>::new())
+        .map_err(|e| BenchError::setup("default settings", e))?;
+    Ok(defaults.webhook.max_inflight_per_sub)
+}
+
+/// POST/s of a fresh receiver from an awc client at the worker's concurrency.
+async fn ceiling(n: usize, report: &mut Report) -> Result<f64, BenchError> {
+    let c = concurrency()?;
+    let receiver = Receiver::start(Ledger::new(1, n))?;
+    let elapsed = raw::measure(receiver.url(0), n, c).await?;
+    let tally = receiver.ledger.tally(0..1, 0..n);
+    report.check("raw POSTs received", n as u64, tally.delivered);
+    report.check("raw duplicates", 0, tally.duplicated);
+    report.set("concurrency", c);
+    Ok(if elapsed > 0.0 {
+        n as f64 / elapsed
+    } else {
+        0.0
+    })
+}
+
+/// The ceiling measured before and after `work`, so drift on a shared machine
+/// weighs on both sides of the ratio; returns `work`'s result and the mean.
+async fn around<T>(
+    d: &Dims,
+    report: &mut Report,
+    work: impl std::future::Future<Output = Result<T, BenchError>>,
+) -> Result<(T, f64), BenchError> {
+    let before = ceiling(d.raw_posts, report).await?;
+    let out = work.await?;
+    let after = ceiling(d.raw_posts, report).await?;
+    report.set("raw_posts_per_s_before", before.round());
+    report.set("raw_posts_per_s_after", after.round());
+    let mean = (before + after) / 2.0;
+    report.set("raw_posts_per_s", mean.round());
+    Ok((out, mean))
+}
+
+async fn raw_only(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    report.set("posts", d.raw_posts);
+    let rate = ceiling(d.raw_posts, report).await?;
+    report.set("raw_posts_per_s", rate.round());
+    Ok(())
+}
+
+/// Subscriptions `0..n` to routes `0..n` of `receiver`, all on `pattern`.
+fn subs(receiver: &Receiver, n: usize, pattern: &str) -> Vec<Sub> {
+    (0..n)
+        .map(|route| Sub {
+            url: receiver.url(route),
+            patterns: vec![pattern.to_owned()],
+        })
+        .collect()
+}
+
+/// Start the worker on the rig's rows and wait until `n` subscriptions consume.
+async fn worker(rig: &Rig, n: usize) -> Result<RunningWorker, BenchError> {
+    let w = rig.start_worker().await?;
+    w.wait_ready(n, Duration::from_secs(30), Duration::from_millis(5))
+        .await?;
+    Ok(w)
+}
+
+/// The counts every delivery figure stands on.
+fn delivery_counts(report: &mut Report, label: &str, tally: &Tally, stray: u64) {
+    report.check(
+        format!("{label} delivered"),
+        tally.expected,
+        tally.delivered,
+    );
+    report.check(format!("{label} duplicates"), 0, tally.duplicated);
+    report.check(format!("{label} stray requests"), 0, stray);
+}
+
+/// One subscription, events published flat out. Its queue holds the whole burst:
+/// this measures the delivery rate (with the default queue the excess of a burst
+/// goes to the dead-letter store, by design).
+async fn throughput(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let queue = d.events.to_string();
+    let rig = Rig::new(&[("webhook_queue_per_sub", &queue)]).await?;
+    let receiver = Receiver::start(Ledger::new(1, d.events))?;
+    rig.insert(&subs(&receiver, 1, "bench.throughput")).await?;
+    let w = worker(&rig, 1).await?;
+    let run = async {
+        let plan = Plan {
+            subject: "bench.throughput".into(),
+            seqs: 0..d.events,
+            rate: None,
+        };
+        let published = publisher::publish(rig.nats.url(), plan).await?;
+        let tally = settle(&receiver.ledger, 0..1, 0..d.events, d.stall).await;
+        Ok((published, tally))
+    };
+    let ((published, tally), raw) = around(d, report, run).await?;
+    let (overflow, failed) = (w.overflow(), w.failed());
+    w.stop(STOP_WAIT).await;
+    let rate = tally.rate();
+    report.set("events", d.events);
+    report.set("queue_per_sub", d.events);
+    report.set("publish_s", secs(published.elapsed));
+    report.set("deliveries_per_s", rate.round());
+    report.set("ratio_to_raw", ratio(rate, raw));
+    report.set("lost", tally.lost);
+    report.set("duplicated", tally.duplicated);
+    report.set("overflowed", overflow);
+    report.set("failed", failed);
+    report.set("p50_ms", tally.percentile_ms(50.0));
+    report.set("p99_ms", tally.percentile_ms(99.0));
+    report.set("connections", connections(&receiver));
+    report.check("published", d.events as u64, published.count as u64);
+    delivery_counts(report, "throughput", &tally, stray(&receiver));
+    Ok(())
+}
+
+/// Many subscriptions on one subject: each event goes to every one of them.
+async fn fanout(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let rig = Rig::new(&[]).await?;
+    let (n, events) = (d.fanout_subs, d.fanout_events);
+    let receiver = Receiver::start(Ledger::new(n, events))?;
+    rig.insert(&subs(&receiver, n, "bench.fanout")).await?;
+    let w = worker(&rig, n).await?;
+    let run = async {
+        let plan = Plan {
+            subject: "bench.fanout".into(),
+            seqs: 0..events,
+            rate: None,
+        };
+        let published = publisher::publish(rig.nats.url(), plan).await?;
+        let tally = settle(&receiver.ledger, 0..n, 0..events, d.stall).await;
+        Ok((published, tally))
+    };
+    let ((published, tally), raw) = around(d, report, run).await?;
+    let (overflow, failed) = (w.overflow(), w.failed());
+    w.stop(STOP_WAIT).await;
+    let rate = tally.rate();
+    report.set("subscriptions", n);
+    report.set("events", events);
+    report.set("deliveries", tally.expected);
+    report.set("deliveries_per_s", rate.round());
+    report.set("ratio_to_raw", ratio(rate, raw));
+    report.set("lost", tally.lost);
+    report.set("duplicated", tally.duplicated);
+    report.set("overflowed", overflow);
+    report.set("failed", failed);
+    report.set("p50_ms", tally.percentile_ms(50.0));
+    report.set("p99_ms", tally.percentile_ms(99.0));
+    report.set("connections", connections(&receiver));
+    report.check("published", events as u64, published.count as u64);
+    delivery_counts(report, "fanout", &tally, stray(&receiver));
+    Ok(())
+}
+
+/// One subscription at a fixed publish rate: publish → arrival.
+async fn latency(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let rig = Rig::new(&[]).await?;
+    let events = (d.latency_rate * d.latency_secs).round() as usize;
+    let receiver = Receiver::start(Ledger::new(1, events))?;
+    rig.insert(&subs(&receiver, 1, "bench.latency")).await?;
+    let w = worker(&rig, 1).await?;
+    let published = publisher::publish(
+        rig.nats.url(),
+        Plan {
+            subject: "bench.latency".into(),
+            seqs: 0..events,
+            rate: Some(d.latency_rate),
+        },
+    )
+    .await?;
+    let tally = settle(&receiver.ledger, 0..1, 0..events, d.stall).await;
+    w.stop(STOP_WAIT).await;
+    report.set("rate_per_s", d.latency_rate);
+    report.set("events", events);
+    report.set(
+        "achieved_rate_per_s",
+        (events as f64 / published.elapsed.as_secs_f64().max(1e-9)).round(),
+    );
+    report.set("p50_ms", tally.percentile_ms(50.0));
+    report.set("p90_ms", tally.percentile_ms(90.0));
+    report.set("p99_ms", tally.percentile_ms(99.0));
+    report.set("max_ms", tally.percentile_ms(100.0));
+    report.set("lost", tally.lost);
+    report.set("duplicated", tally.duplicated);
+    report.check("published", events as u64, published.count as u64);
+    delivery_counts(report, "latency", &tally, stray(&receiver));
+    Ok(())
+}
+
+/// Healthy subscriptions at a steady rate, without and then with a subscription
+/// whose receiver accepts and never answers.
+async fn isolation(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let rig = Rig::new(&[]).await?;
+    let healthy = d.isolation_healthy;
+    let phase = (d.isolation_rate * d.isolation_secs).round() as usize;
+    // Sequence numbers: a warm-up (opens the connections), then the two phases.
+    let warm = 0..10;
+    let alone = warm.end..warm.end + phase;
+    let beside = alone.end..alone.end + phase;
+    let receiver = Receiver::start(Ledger::new(healthy, beside.end))?;
+    let blackhole = Blackhole::start()?;
+    rig.insert(&subs(&receiver, healthy, "bench.isolation"))
+        .await?;
+    let w = worker(&rig, healthy).await?;
+    let run_phase = |seqs: std::ops::Range<usize>| {
+        let url = rig.nats.url();
+        let ledger = receiver.ledger.clone();
+        let (rate, stall) = (d.isolation_rate, d.stall);
+        async move {
+            let plan = Plan {
+                subject: "bench.isolation".into(),
+                seqs: seqs.clone(),
+                rate: Some(rate),
+            };
+            publisher::publish(url, plan).await?;
+            Ok::<_, BenchError>(settle(&ledger, 0..healthy, seqs, stall).await)
+        }
+    };
+    run_phase(warm).await?;
+    let without = run_phase(alone).await?;
+    rig.insert(&[Sub {
+        url: blackhole.url(),
+        patterns: vec!["bench.isolation".into()],
+    }])
+    .await?;
+    w.reload(Duration::from_secs(10), Duration::from_millis(5))
+        .await?;
+    w.wait_ready(
+        healthy + 1,
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+    )
+    .await?;
+    let with = run_phase(beside).await?;
+    let held = blackhole
+        .accepted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let overflow = w.overflow();
+    w.stop(STOP_WAIT).await;
+    let (p99_without, p99_with) = (without.percentile_ms(99.0), with.percentile_ms(99.0));
+    report.set("healthy_subscriptions", healthy);
+    report.set("rate_per_s", d.isolation_rate);
+    report.set("seconds_per_phase", d.isolation_secs);
+    report.set("healthy_per_s_without", without.rate().round());
+    report.set("healthy_per_s_with", with.rate().round());
+    report.set("throughput_ratio", ratio(with.rate(), without.rate()));
+    report.set("p50_ms_without", without.percentile_ms(50.0));
+    report.set("p50_ms_with", with.percentile_ms(50.0));
+    report.set("p99_ms_without", p99_without);
+    report.set("p99_ms_with", p99_with);
+    report.set("p99_ratio", ratio(p99_with, p99_without));
+    report.set("blackhole_connections", held);
+    report.set("overflowed", overflow);
+    report.set("lost", without.lost + with.lost);
+    report.set("duplicated", without.duplicated + with.duplicated);
+    let stray = stray(&receiver);
+    delivery_counts(report, "without the dead receiver", &without, stray);
+    delivery_counts(report, "beside the dead receiver", &with, 0);
+    Ok(())
+}
+
+/// Many subscriptions of two patterns each: time to ready, reloads, memory.
+async fn scale(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let rig = Rig::new(&[]).await?;
+    let n = d.scale_subs;
+    let receiver = Receiver::start(Ledger::new(n, 1))?;
+    let rows: Vec<Sub> = (0..n)
+        .map(|k| Sub {
+            url: receiver.url(k),
+            patterns: vec![format!("bench.scale.{k}.a"), format!("bench.scale.{k}.b")],
+        })
+        .collect();
+    let uuids = rig.insert(&rows).await?;
+    let rss_before = rss_mib();
+    let probe = ReloadProbe::install();
+    let poll = Duration::from_millis(10);
+
+    let t0 = Instant::now();
+    let w = rig.start_worker().await?;
+    let ready = w.wait_ready(n, Duration::from_secs(60), poll).await?;
+    let ready_in = t0.elapsed();
+    let rss_ready = rss_mib();
+
+    let t0 = Instant::now();
+    let after_noop = w.reload(Duration::from_secs(30), poll).await?;
+    let noop_in = t0.elapsed();
+    let noop = probe.last();
+
+    // Change one row's patterns: the heaviest one-row change (its streams restart).
+    let changed = &uuids[0];
+    let new_patterns = vec!["bench.scale.0.a".to_owned(), "bench.scale.0.c".to_owned()];
+    crate::db::subscriptions::update(
+        &rig.db,
+        entity::webhook_subscription::ActiveModel {
+            uuid: sea_orm::Unchanged(changed.clone()),
+            topic_patterns: sea_orm::Set(serde_json::json!(new_patterns)),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| BenchError::setup("update one row", e))?;
+    let t0 = Instant::now();
+    w.reload(Duration::from_secs(30), poll).await?;
+    let after_one = w.wait_ready(n, Duration::from_secs(30), poll).await?;
+    let one_in = t0.elapsed();
+    let one = probe.last();
+    drop(probe);
+
+    // Both the untouched and the restarted subscription still deliver.
+    for (subject, route) in [("bench.scale.1.b", 1), ("bench.scale.0.c", 0)] {
+        let plan = Plan {
+            subject: subject.into(),
+            seqs: 0..1,
+            rate: None,
+        };
+        publisher::publish(rig.nats.url(), plan).await?;
+        let _ = settle(&receiver.ledger, route..route + 1, 0..1, d.stall).await;
+    }
+    let streamed = receiver.ledger.tally(0..2, 0..1);
+    w.stop(STOP_WAIT).await;
+
+    let differing = after_one
+        .running
+        .iter()
+        .filter(|(uuid, patterns)| ready.running.get(*uuid) != Some(patterns))
+        .count();
+    report.set("subscriptions", n);
+    report.set("patterns", 2 * n);
+    report.set("ready_s", super::secs(ready_in));
+    report.set("noop_reload_s", super::secs(noop_in));
+    report.set("one_row_reload_s", super::secs(one_in));
+    report.set("rss_mib", rss_ready);
+    report.set("rss_mib_before_worker", rss_before);
+    report.set(
+        "one_row_reload_touched",
+        serde_json::json!({"started": one.started, "stopped": one.stopped, "updated": one.updated}),
+    );
+    report.check("ready subscriptions", n as u64, ready.running.len() as u64);
+    report.check(
+        "no-op reload: subscriptions unchanged",
+        0,
+        after_noop
+            .running
+            .iter()
+            .filter(|(u, p)| ready.running.get(*u) != Some(p))
+            .count() as u64,
+    );
+    report.check("no-op reload: logged", 1, u64::from(noop.seen));
+    report.check("no-op reload: started", 0, noop.started);
+    report.check("no-op reload: stopped", 0, noop.stopped);
+    report.check("no-op reload: updated", 0, noop.updated);
+    report.check("one-row reload: rows that differ", 1, differing as u64);
+    report.check(
+        "one-row reload: new patterns",
+        1,
+        u64::from(after_one.running.get(changed) == Some(&new_patterns)),
+    );
+    report.check("one-row reload: logged", 1, u64::from(one.seen));
+    report.check("one-row reload: started", 1, one.started);
+    report.check("one-row reload: stopped", 1, one.stopped);
+    report.check("one-row reload: updated", 0, one.updated);
+    report.check("deliveries after the reloads", 2, streamed.delivered);
+    report.check("duplicates after the reloads", 0, streamed.duplicated);
+    Ok(())
+}
+
+fn connections(receiver: &Receiver) -> u64 {
+    receiver
+        .ledger
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn stray(receiver: &Receiver) -> u64 {
+    receiver
+        .ledger
+        .stray
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
