@@ -15,7 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/auth/login")
             .route(web::post().to(login))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(super::allow_only("POST")),
     );
 }
 

@@ -9,7 +9,10 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{
+    http::header::{HeaderValue, ALLOW},
+    web, HttpResponse, ResponseError,
+};
 use sea_orm::DatabaseConnection;
 
 use crate::{auth::JwtKeys, bus::Bus, config::Settings, error::AppError};
@@ -45,11 +48,15 @@ impl AppState {
 
 /// Register every route of the API, and a JSON 404 for everything else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .configure(openapi::configure)
-        .configure(auth::configure)
-        .configure(webhooks::configure)
-        .default_service(web::to(not_found));
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(allow_only("GET")),
+    )
+    .configure(openapi::configure)
+    .configure(auth::configure)
+    .configure(webhooks::configure)
+    .default_service(web::to(not_found));
 }
 
 /// Liveness probe.
@@ -70,4 +77,16 @@ async fn not_found() -> Result<HttpResponse, AppError> {
 /// The answer of a known path asked with a method it does not serve.
 pub(crate) async fn method_not_allowed() -> Result<HttpResponse, AppError> {
     Err(AppError::MethodNotAllowed)
+}
+
+/// The default service of an API resource: 405 with the `Allow` header RFC 9110
+/// requires, naming the methods the resource serves (e.g. `"GET, POST"`).
+pub(crate) fn allow_only(methods: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        let mut response = AppError::MethodNotAllowed.error_response();
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(methods));
+        response
+    })
 }

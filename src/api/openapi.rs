@@ -79,8 +79,11 @@ impl Modify for BearerAuth {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Built once; the document cannot change while the process runs.
     let document = web::Data::new(ApiDoc::openapi());
-    cfg.app_data(document)
-        .route(OPENAPI_PATH, web::get().to(openapi_json));
+    cfg.app_data(document).service(
+        web::resource(OPENAPI_PATH)
+            .route(web::get().to(openapi_json))
+            .default_service(super::allow_only("GET")),
+    );
 }
 
 /// This document.

@@ -30,34 +30,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/webhooks")
             .route(web::get().to(list))
             .route(web::post().to(create))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(super::allow_only("GET, POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}")
             .route(web::get().to(get))
             .route(web::patch().to(update))
             .route(web::delete().to(delete))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(super::allow_only("GET, PATCH, DELETE")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/test")
             .route(web::post().to(ping::test_ping))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(super::allow_only("POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/dead-letters")
             .route(web::get().to(dead_letters::list_dead_letters))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(super::allow_only("GET")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/replay")
             .route(web::post().to(replay::replay))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(super::allow_only("POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/deliveries")
             .route(web::get().to(deliveries::list_deliveries))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(super::allow_only("GET")),
     );
 }
 
