@@ -4,7 +4,12 @@ mod helpers;
 
 mod api;
 mod bench;
+mod dead_letters;
 mod delivery;
+mod durable;
+mod faults;
 mod init;
+mod process;
 mod repository;
 mod ui;
+mod worker;

@@ -41,7 +41,13 @@ pub enum Reply {
     Delay(Duration, u16),
     /// Never answer.
     Hang,
+    /// Drop the connection without answering (shut the socket down both ways).
+    Reset,
 }
+
+/// The raw socket of a connection, kept for `Reply::Reset`.
+#[derive(Clone, Copy)]
+struct ConnFd(std::os::fd::RawFd);
 
 #[derive(Default)]
 struct Shared {
@@ -73,6 +79,12 @@ impl TestReceiver {
                         .app_data(web::Data::new(s2.clone()))
                         .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
                         .default_service(web::to(handle))
+                })
+                .on_connect(|conn, ext| {
+                    use std::os::fd::AsRawFd;
+                    if let Some(s) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                        ext.insert(ConnFd(s.as_raw_fd()));
+                    }
                 })
                 .workers(1)
                 .disable_signals()
@@ -180,6 +192,16 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>>) -
             std::future::pending::<()>().await;
             (500, Vec::new())
         }
+        Reply::Reset => {
+            if let Some(ConnFd(fd)) = req.conn_data::<ConnFd>().copied() {
+                // SAFETY: the fd belongs to this request's live connection; only shut
+                // down, never closed here.
+                unsafe {
+                    libc_shutdown(fd);
+                }
+            }
+            (500, Vec::new())
+        }
     };
     let mut resp = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
@@ -188,4 +210,13 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>>) -
         resp.insert_header((k, v));
     }
     resp.finish()
+}
+
+/// `shutdown(fd, SHUT_RDWR)`: the peer sees the connection end with no answer.
+unsafe fn libc_shutdown(fd: std::os::fd::RawFd) {
+    extern "C" {
+        fn shutdown(fd: i32, how: i32) -> i32;
+    }
+    const SHUT_RDWR: i32 = 2;
+    shutdown(fd, SHUT_RDWR);
 }
