@@ -74,11 +74,6 @@ async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::not_found())
 }
 
-/// The answer of a known path asked with a method it does not serve.
-pub(crate) async fn method_not_allowed() -> Result<HttpResponse, AppError> {
-    Err(AppError::MethodNotAllowed)
-}
-
 /// The default service of an API resource: 405 with the `Allow` header RFC 9110
 /// requires, naming the methods the resource serves (e.g. `"GET, POST"`).
 pub(crate) fn allow_only(methods: &'static str) -> actix_web::Route {

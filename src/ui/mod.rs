@@ -57,7 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(asset.path)
                 .route(web::get().to(handler))
                 .route(web::head().to(handler))
-                .default_service(web::to(crate::api::method_not_allowed)),
+                .default_service(crate::api::allow_only("GET, HEAD")),
         );
     }
 }
