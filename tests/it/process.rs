@@ -14,7 +14,9 @@ use nix::{
     unistd::Pid,
 };
 
-use crate::helpers::{eventually, worker::insert_subscription, NatsServer, Reply, TestDb, TestReceiver};
+use crate::helpers::{
+    eventually, worker::insert_subscription, NatsServer, Reply, TestDb, TestReceiver,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -60,7 +62,10 @@ impl Decnet {
     }
 
     async fn wait_log(&self, needle: &str) {
-        eventually(WAIT, needle, || async { self.log().contains(needle).then_some(()) }).await;
+        eventually(WAIT, needle, || async {
+            self.log().contains(needle).then_some(())
+        })
+        .await;
     }
 
     async fn exit_code(&mut self) -> Option<i32> {
@@ -145,7 +150,10 @@ async fn sigterm_waits_for_in_flight_deliveries_then_exits_0() {
     // Publish until one delivery is in flight (the receiver has it, answer pending).
     eventually(WAIT, "a delivery in flight", || async {
         client
-            .publish("attacker.observed", r#"{"id":"inflight","payload":{}}"#.into())
+            .publish(
+                "attacker.observed",
+                r#"{"id":"inflight","payload":{}}"#.into(),
+            )
             .await
             .unwrap();
         client.flush().await.unwrap();
