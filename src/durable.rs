@@ -155,7 +155,12 @@ pub fn pattern_source(client: async_nats::Client, spec: StreamSpec) -> PatternSo
                     )
                     .await
                     .map_err(|e| format!("JetStream consumer {name}: {e}"))?;
+                // Short pull expiry: a pull request the server missed (say, one sent
+                // while the consumer was being created) is renewed within seconds.
                 let messages = consumer
+                    .stream()
+                    .expires(Duration::from_secs(5))
+                    .heartbeat(Duration::from_secs(2))
                     .messages()
                     .await
                     .map_err(|e| format!("JetStream consumer {name}: {e}"))?;
