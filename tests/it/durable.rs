@@ -86,7 +86,6 @@ async fn overlapping_patterns_deliver_once_in_durable_mode() {
 #[actix_rt::test]
 async fn deleting_a_subscription_deletes_its_consumers() {
     use crate::helpers::app::{AppOptions, TestApp};
-    use futures::StreamExt;
     let nats = NatsServer::start_jetstream();
     let url = nats.url();
     let mut worker = WorkerApp::start_on(nats, &[("webhook_durable", "true")]).await;
@@ -95,20 +94,24 @@ async fn deleting_a_subscription_deletes_its_consumers() {
         .subscribe("to-delete", &rx.url(), &["attacker.>", "decky.*.state"])
         .await;
     let js = async_nats::jetstream::new(worker.nats.client().await);
-    let consumers = || async {
-        let stream = js.get_stream("DECNET_EVENTS").await.unwrap();
-        stream
-            .consumer_names()
-            .filter_map(|n| async move { n.ok() })
-            .collect::<Vec<String>>()
-            .await
+    let stream = js.get_stream("DECNET_EVENTS").await.unwrap();
+    let names: Vec<String> = ["attacker.>", "decky.*.state"]
+        .iter()
+        .map(|p| decnet_webhook::durable::consumer_name(&uuid, p))
+        .collect();
+    let existing = || async {
+        let mut found = 0;
+        for name in &names {
+            if stream.consumer_info(name).await.is_ok() {
+                found += 1;
+            }
+        }
+        found
     };
-    let before = consumers().await;
-    assert_eq!(
-        before.iter().filter(|n| n.contains(&uuid)).count(),
-        2,
-        "{before:?}"
-    );
+    crate::helpers::eventually(WAIT, "one durable consumer per pattern", || async {
+        (existing().await == 2).then_some(())
+    })
+    .await;
 
     // The API (same database, same bus, durable) deletes the row and the consumers.
     let api = TestApp::spawn(
@@ -125,8 +128,7 @@ async fn deleting_a_subscription_deletes_its_consumers() {
         .await;
     assert_eq!(resp.status, 200);
     crate::helpers::eventually(WAIT, "the consumers gone", || async {
-        let left = consumers().await;
-        (!left.iter().any(|n| n.contains(&uuid))).then_some(())
+        (existing().await == 0).then_some(())
     })
     .await;
     worker.stop_worker().await;
