@@ -123,7 +123,7 @@ fn fail(e: Failure) -> ExitCode {
 
 fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
     let system = actix_rt::System::new();
-    system.block_on(async move {
+    let result = system.block_on(async move {
         match command {
             Command::Serve => run_app(settings, "serve", true, true).await,
             Command::Api => run_app(settings, "api", true, false).await,
@@ -136,7 +136,11 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
             Command::User(cmd) => user_command(cmd, &settings).await,
             Command::Init(_) => Ok(()),
         }
-    })
+    });
+    // Everything that matters is flushed by now; tearing the runtime down would drop
+    // pooled database connections outside it (a panic in their destructor).
+    std::mem::forget(system);
+    result
 }
 
 /// Build and run the long-running parts until a signal stops them.

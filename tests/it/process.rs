@@ -220,5 +220,5 @@ async fn serve_starts_with_no_configuration_and_idles_without_a_bus() {
     assert!(std::fs::read_to_string(&key).unwrap().len() >= 32);
     serve.signal(Signal::SIGTERM);
     assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
-    assert!(!serve.log().contains("panicked"));
+    assert!(!serve.log().contains("panicked"), "{}", serve.log());
 }
