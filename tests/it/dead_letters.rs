@@ -169,3 +169,40 @@ async fn every_attempt_is_in_the_delivery_log() {
     assert_eq!(failed.len(), 2);
     app.stop().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn entries_past_retention_are_swept_at_start() {
+    use sea_orm::Set;
+    let test_db = crate::helpers::TestDb::new().await;
+    let db = test_db.connect().await;
+    let old = chrono::Utc::now() - chrono::Duration::days(8);
+    let row = |id: &str, at| entity::dead_letter::ActiveModel {
+        uuid: Set(uuid::Uuid::new_v4().to_string()),
+        subscription_uuid: Set("s-1".into()),
+        event_id: Set(id.into()),
+        topic: Set("attacker.x".into()),
+        body: Set(b"{}".to_vec()),
+        reason: Set("retries_exhausted".into()),
+        error: Set(None),
+        status: Set(None),
+        attempts: Set(1),
+        created_at: Set(at),
+    };
+    dead_letters::insert_many(&db, vec![row("old", old), row("new", chrono::Utc::now())])
+        .await
+        .unwrap();
+    let app = WorkerApp::start_with_db(
+        crate::helpers::NatsServer::start(),
+        test_db,
+        db,
+        &[("webhook_dead_letter_days", "7")],
+    )
+    .await;
+    let left = eventually(WAIT, "the sweep", || async {
+        let (rows, total) = dead_letters::list(&app.db, "s-1", 10, 0).await.ok()?;
+        (total == 1).then_some(rows)
+    })
+    .await;
+    assert_eq!(left[0].event_id, "new");
+    app.stop().await.unwrap();
+}

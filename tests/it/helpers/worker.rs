@@ -104,6 +104,16 @@ impl WorkerApp {
     pub async fn start_on(nats: NatsServer, extra: &[(&str, &str)]) -> Self {
         let test_db = TestDb::new().await;
         let db = test_db.connect().await;
+        Self::start_with_db(nats, test_db, db, extra).await
+    }
+
+    /// Start on a database the test has already filled.
+    pub async fn start_with_db(
+        nats: NatsServer,
+        test_db: TestDb,
+        db: DatabaseConnection,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let worker = WorkerHandle::spawn(settings(&nats, &test_db, extra)).await;
         Self {
             supervisor: worker.supervisor.clone(),
