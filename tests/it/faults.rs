@@ -3,22 +3,16 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use async_nats::jetstream;
 use decnet_webhook::db::dead_letters;
-use nix::{
-    sys::signal::{kill, Signal},
-    unistd::Pid,
-};
 use sea_orm::{ConnectionTrait, Database};
 
 use crate::helpers::{
     eventually,
+    process::Decnet,
     worker::{insert_subscription, WorkerApp},
     NatsServer, Recorded, Reply, TestDb, TestReceiver,
 };
@@ -68,69 +62,6 @@ async fn stream_messages(client: &async_nats::Client) -> u64 {
 // ---------------------------------------------------------------------------------
 // 1. kill -9 of the real binary in durable mode, 10,000 events in flight.
 
-/// A running `decnet webhook` with its stderr collected.
-struct Decnet {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Decnet {
-    fn spawn(env: &[(&str, String)], dir: &std::path::Path) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
-        cmd.arg("webhook")
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("decnet starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn kill9(&mut self) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL).expect("SIGKILL sent");
-        let status = self.child.wait().expect("reaped");
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9),
-            "killed by SIGKILL"
-        );
-    }
-
-    fn assert_running(&mut self) {
-        assert!(
-            matches!(self.child.try_wait(), Ok(None)),
-            "decnet exited: {}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Decnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[actix_rt::test]
 async fn durable_mode_loses_nothing_when_the_worker_is_killed_mid_stream() {
     const N: usize = 10_000;
@@ -151,7 +82,7 @@ async fn durable_mode_loses_nothing_when_the_worker_is_killed_mid_stream() {
         ("DECNET_WEBHOOK_RETRY_SCHEDULE", "0.05".to_owned()),
         ("DECNET_WEBHOOK_RELOAD_SECS", "3600".to_owned()),
     ];
-    let mut first = Decnet::spawn(&env, dir.path());
+    let mut first = Decnet::spawn(&["webhook"], &env, dir.path());
     let client = nats.client().await;
 
     // Consuming: a probe gets through.
@@ -196,7 +127,7 @@ async fn durable_mode_loses_nothing_when_the_worker_is_killed_mid_stream() {
         "the kill came after everything was delivered; the test proves nothing"
     );
 
-    let mut second = Decnet::spawn(&env, dir.path());
+    let mut second = Decnet::spawn(&["webhook"], &env, dir.path());
     let want: HashSet<String> = (0..N).map(|i| format!("e-{i}")).collect();
     // Unacknowledged messages come back after the consumer's ack_wait (about 10 s).
     wait_until(

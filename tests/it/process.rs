@@ -1,95 +1,16 @@
 //! The built binary: signals, exit codes and the quick start.
 
-use std::{
-    io::{BufRead, BufReader},
-    os::unix::fs::PermissionsExt,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{os::unix::fs::PermissionsExt, process::Command, time::Duration};
 
 use futures::StreamExt;
-use nix::{
-    sys::signal::{kill, Signal},
-    unistd::Pid,
-};
+use nix::sys::signal::Signal;
 
 use crate::helpers::{
-    eventually, worker::insert_subscription, NatsServer, Reply, TestDb, TestReceiver,
+    eventually, process::Decnet, worker::insert_subscription, NatsServer, Reply, TestDb,
+    TestReceiver,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A running `decnet` with its stderr collected.
-struct Decnet {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Decnet {
-    fn spawn(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
-        cmd.args(args)
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("decnet starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal sent");
-    }
-
-    async fn wait_log(&self, needle: &str) {
-        eventually(WAIT, needle, || async {
-            self.log().contains(needle).then_some(())
-        })
-        .await;
-    }
-
-    async fn exit_code(&mut self) -> Option<i32> {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "process did not exit: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Decnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn worker_env(nats: &NatsServer, db: &TestDb) -> Vec<(&'static str, String)> {
     vec![

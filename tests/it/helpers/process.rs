@@ -1,0 +1,109 @@
+//! The built `decnet` binary as a child process, its stderr collected.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+use super::eventually;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `decnet` with its stderr collected.
+pub struct Decnet {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Decnet {
+    pub fn spawn(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
+        cmd.args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("decnet starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal sent");
+    }
+
+    pub async fn wait_log(&self, needle: &str) {
+        eventually(WAIT, needle, || async {
+            self.log().contains(needle).then_some(())
+        })
+        .await;
+    }
+
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process did not exit: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Decnet {
+    /// `kill -9`, and check that is how it ended.
+    pub fn kill9(&mut self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL).expect("SIGKILL sent");
+        let status = self.child.wait().expect("reaped");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "killed by SIGKILL"
+        );
+    }
+
+    pub fn assert_running(&mut self) {
+        assert!(
+            matches!(self.child.try_wait(), Ok(None)),
+            "decnet exited: {}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Decnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
