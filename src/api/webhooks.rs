@@ -9,8 +9,7 @@ pub mod replay;
 pub mod validate;
 
 use actix_web::{web, HttpResponse};
-use chrono::{SubsecRound, Utc};
-use entity::webhook_subscription::{ActiveModel, Model};
+use entity::webhook_subscription::Model;
 use sea_orm::{ActiveValue::Set, DbErr, SqlErr};
 use serde_json::json;
 
@@ -126,23 +125,7 @@ pub async fn create(
     {
         return Err(name_taken(&name));
     }
-    // Microseconds: what PostgreSQL keeps, so both backends answer the same.
-    let now = Utc::now().trunc_subsecs(6);
-    let row = ActiveModel {
-        uuid: Set(uuid::Uuid::new_v4().to_string()),
-        name: Set(name.clone()),
-        url: Set(url.as_str().to_owned()),
-        secret: Set(secret.clone()),
-        topic_patterns: Set(json!(patterns)),
-        enabled: Set(body.enabled),
-        consecutive_failures: Set(0),
-        last_success_at: Set(None),
-        last_failure_at: Set(None),
-        last_error: Set(None),
-        auto_disabled_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
+    let row = subscriptions::new_row(&name, url.as_str(), &secret, &patterns, body.enabled);
     let row = subscriptions::insert(&state.db, row)
         .await
         .map_err(|e| conflict_or_internal(e, &name))?;

@@ -45,8 +45,10 @@ pub fn new_row(
     patterns: &[String],
     enabled: bool,
 ) -> ActiveModel {
+    use chrono::SubsecRound;
     use sea_orm::Set;
-    let now = chrono::Utc::now();
+    // Microseconds: what PostgreSQL keeps, so both backends answer the same.
+    let now = chrono::Utc::now().trunc_subsecs(6);
     ActiveModel {
         uuid: Set(uuid::Uuid::new_v4().to_string()),
         name: Set(name.to_owned()),
