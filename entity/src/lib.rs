@@ -2,5 +2,6 @@
 
 pub mod dead_letter;
 pub mod delivery_attempt;
+pub mod meta;
 pub mod user;
 pub mod webhook_subscription;

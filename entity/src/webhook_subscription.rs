@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_subscriptions")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -21,6 +21,24 @@ pub struct Model {
     pub auto_disabled_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The secret before the last rotation; it keeps signing until
+    /// `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub secret_rotated_at: Option<DateTimeUtc>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    /// Deliver in publish order, one at a time.
+    pub ordered: bool,
+    /// Post up to this many events together (`None`: one event per request).
+    pub batch_max: Option<i32>,
+    /// How long a partial batch waits for more events.
+    pub batch_linger_ms: Option<i32>,
+    /// Token-bucket rate of deliveries per second (`None`: unlimited).
+    #[sea_orm(column_type = "Double")]
+    pub rate_limit_per_sec: Option<f64>,
+    /// `raw`, `slack`, `thehive` or `template`.
+    pub shape: String,
+    /// The minijinja template of `shape = "template"`.
+    pub template: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

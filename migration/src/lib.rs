@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_tables;
 mod m20261128_000002_dead_letters_and_log;
+mod m20261128_000003_rotation_and_options;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261128_000002_dead_letters_and_log::Migration),
+            Box::new(m20261128_000003_rotation_and_options::Migration),
         ]
     }
 }

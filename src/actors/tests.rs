@@ -255,26 +255,18 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
     let db = crate::db::connect_and_migrate("sqlite::memory:")
         .await
         .unwrap();
-    let now = chrono::Utc::now();
     let uuid = uuid::Uuid::new_v4().to_string();
-    crate::db::subscriptions::insert(
-        &db,
-        entity::webhook_subscription::ActiveModel {
-            uuid: sea_orm::Set(uuid.clone()),
-            name: sea_orm::Set("c".into()),
-            url: sea_orm::Set("https://1.1.1.1/".into()),
-            secret: sea_orm::Set("s".repeat(32)),
-            topic_patterns: sea_orm::Set(serde_json::json!(["a.>"])),
-            enabled: sea_orm::Set(true),
-            consecutive_failures: sea_orm::Set(0),
-            last_success_at: sea_orm::Set(None),
-            last_failure_at: sea_orm::Set(None),
-            last_error: sea_orm::Set(None),
-            auto_disabled_at: sea_orm::Set(None),
-            created_at: sea_orm::Set(now),
-            updated_at: sea_orm::Set(now),
-        },
-    )
+    crate::db::subscriptions::insert(&db, {
+        let mut row = crate::db::subscriptions::new_row(
+            "c",
+            "https://1.1.1.1/",
+            &"s".repeat(32),
+            &["a.>".to_owned()],
+            true,
+        );
+        row.uuid = sea_orm::Set(uuid.clone());
+        row
+    })
     .await
     .unwrap();
     let circuit =

@@ -8,7 +8,6 @@ use std::{
 };
 
 use actix::Addr;
-use chrono::Utc;
 use entity::webhook_subscription::{ActiveModel, Entity};
 use sea_orm::{DatabaseConnection, EntityTrait, Set, TransactionTrait};
 use tokio::sync::oneshot;
@@ -77,7 +76,6 @@ impl Rig {
 
     /// Insert enabled subscriptions in a few statements; returns their uuids in order.
     pub async fn insert(&self, subs: &[Sub]) -> Result<Vec<String>, BenchError> {
-        let now = Utc::now();
         let fail = |e| BenchError::setup("insert subscriptions", e);
         let txn = self.db.begin().await.map_err(fail)?;
         let mut uuids = Vec::with_capacity(subs.len());
@@ -87,21 +85,15 @@ impl Rig {
                 .map(|sub| {
                     let uuid = uuid::Uuid::new_v4().to_string();
                     uuids.push(uuid.clone());
-                    ActiveModel {
-                        name: Set(format!("bench-{uuid}")),
-                        uuid: Set(uuid),
-                        url: Set(sub.url.clone()),
-                        secret: Set(SECRET.into()),
-                        topic_patterns: Set(serde_json::json!(sub.patterns)),
-                        enabled: Set(true),
-                        consecutive_failures: Set(0),
-                        last_success_at: Set(None),
-                        last_failure_at: Set(None),
-                        last_error: Set(None),
-                        auto_disabled_at: Set(None),
-                        created_at: Set(now),
-                        updated_at: Set(now),
-                    }
+                    let mut row = crate::db::subscriptions::new_row(
+                        &format!("bench-{uuid}"),
+                        &sub.url,
+                        SECRET,
+                        &sub.patterns,
+                        true,
+                    );
+                    row.uuid = Set(uuid);
+                    row
                 })
                 .collect();
             Entity::insert_many(rows)

@@ -63,6 +63,15 @@ pub fn new_row(
         auto_disabled_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        previous_secret: Set(None),
+        secret_rotated_at: Set(None),
+        previous_secret_expires_at: Set(None),
+        ordered: Set(false),
+        batch_max: Set(None),
+        batch_linger_ms: Set(None),
+        rate_limit_per_sec: Set(None),
+        shape: Set("raw".to_owned()),
+        template: Set(None),
     }
 }
 

@@ -82,6 +82,15 @@ mod tests {
             auto_disabled_at: (!enabled).then_some(ts),
             created_at: ts,
             updated_at: ts,
+            previous_secret: None,
+            secret_rotated_at: None,
+            previous_secret_expires_at: None,
+            ordered: false,
+            batch_max: None,
+            batch_linger_ms: None,
+            rate_limit_per_sec: None,
+            shape: "raw".into(),
+            template: None,
         }
     }
 
