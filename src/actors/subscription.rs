@@ -25,13 +25,64 @@ use crate::{
 };
 
 /// What the supervisor knows of a subscription, and diffs on reload.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SubscriptionSpec {
     pub uuid: Arc<str>,
     pub name: Arc<str>,
     pub url: String,
     pub secret: Secret,
     pub patterns: Vec<String>,
+    pub options: DeliveryOptions,
+}
+
+/// The per-subscription delivery options of SPEC §8, as stored; a change restarts
+/// the subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryOptions {
+    /// Publish order, one delivery in flight.
+    pub ordered: bool,
+    /// Events per request; 1 posts each event alone.
+    pub batch_max: usize,
+    /// How long a partial batch waits for more.
+    pub batch_linger: Duration,
+    /// Deliveries (requests) per second; `None` is unlimited.
+    pub rate_limit_per_sec: Option<f64>,
+    pub shape: String,
+    pub template: Option<String>,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            ordered: false,
+            batch_max: 1,
+            batch_linger: Duration::ZERO,
+            rate_limit_per_sec: None,
+            shape: "raw".to_owned(),
+            template: None,
+        }
+    }
+}
+
+impl DeliveryOptions {
+    pub fn from_row(row: &entity::webhook_subscription::Model) -> Self {
+        Self {
+            ordered: row.ordered,
+            batch_max: row
+                .batch_max
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .unwrap_or(1),
+            batch_linger: Duration::from_millis(
+                row.batch_linger_ms
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+            ),
+            rate_limit_per_sec: row.rate_limit_per_sec.filter(|r| r.is_finite() && *r > 0.0),
+            shape: row.shape.clone(),
+            template: row.template.clone(),
+        }
+    }
 }
 
 impl SubscriptionSpec {
@@ -42,6 +93,7 @@ impl SubscriptionSpec {
             url: row.url.clone(),
             secret: Secret::new(row.secret.clone()),
             patterns: row.patterns(),
+            options: DeliveryOptions::from_row(row),
         }
     }
 

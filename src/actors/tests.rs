@@ -162,6 +162,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
         url: "https://1.1.1.1/hook".into(),
         secret: Secret::new("s".repeat(32)),
         patterns: vec!["attacker.>".into()],
+        options: Default::default(),
     };
     let stats = Arc::new(WorkerStats::default());
     SubscriptionActor::new(
