@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod journal;
 pub mod messages;
 pub mod pattern;
+pub mod rate;
 pub mod subscription;
 pub mod supervisor;
 

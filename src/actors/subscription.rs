@@ -1,7 +1,11 @@
 //! SubscriptionActor: one per enabled subscription. Owns its PatternActors, a bounded
 //! queue and an in-flight cap, so a dead receiver fills only its own budget.
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::{
     fut::wrap_future, Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler,
@@ -14,6 +18,7 @@ use super::{
     journal::{Attempts, DeadLetter, JournalActor},
     messages::{Deliver, Drain, DrainReason, Incoming, Outcome, Ready},
     pattern::{PatternActor, StopPattern},
+    rate::TokenBucket,
     PatternSource, WorkerStats,
 };
 use crate::{
@@ -22,6 +27,7 @@ use crate::{
     delivery::{DeliveryOutcome, Target},
     domain::{Event, WebhookUrl},
     durable::Acker,
+    shape::Shape,
 };
 
 /// What the supervisor knows of a subscription, and diffs on reload.
@@ -64,6 +70,9 @@ impl Default for DeliveryOptions {
     }
 }
 
+/// How long a partial batch waits when the row sets no linger.
+pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(1000);
+
 impl DeliveryOptions {
     pub fn from_row(row: &entity::webhook_subscription::Model) -> Self {
         Self {
@@ -73,11 +82,11 @@ impl DeliveryOptions {
                 .and_then(|n| usize::try_from(n).ok())
                 .filter(|n| *n >= 1)
                 .unwrap_or(1),
-            batch_linger: Duration::from_millis(
-                row.batch_linger_ms
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0),
-            ),
+            batch_linger: row
+                .batch_linger_ms
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .map_or(DEFAULT_BATCH_LINGER, Duration::from_millis),
             rate_limit_per_sec: row.rate_limit_per_sec.filter(|r| r.is_finite() && *r > 0.0),
             shape: row.shape.clone(),
             template: row.template.clone(),
@@ -138,7 +147,13 @@ pub struct SubscriptionActor {
     journal: Option<Recipient<DeadLetter>>,
     attempt_log: Option<Recipient<Attempts>>,
     patterns: Vec<Addr<PatternActor>>,
-    queue: VecDeque<Incoming>,
+    queue: VecDeque<Queued>,
+    /// The shape of `spec.options`, or why it cannot be built (each event then
+    /// dead-letters with that error).
+    shape: Result<Shape, String>,
+    bucket: Option<TokenBucket>,
+    /// A timer will pump again (rate limit or batch linger).
+    wake_pending: bool,
     /// Stream sequences seen lately (durable mode): overlapping patterns each get a
     /// copy from their own consumer, and the receiver must get one.
     seen: std::collections::HashSet<u64>,
@@ -147,6 +162,7 @@ pub struct SubscriptionActor {
     draining: Option<DrainReason>,
     drained: Option<oneshot::Sender<()>>,
     last_overflow_warning: Option<std::time::Instant>,
+    metrics: crate::metrics::SubscriptionMetrics,
 }
 
 impl SubscriptionActor {
@@ -160,6 +176,9 @@ impl SubscriptionActor {
         stats: Arc<WorkerStats>,
     ) -> Self {
         Self {
+            shape: build_shape(&spec.options),
+            bucket: build_bucket(&spec.options),
+            metrics: crate::metrics::global().subscription(&spec.uuid),
             spec,
             target: Arc::new(target),
             budget,
@@ -172,6 +191,7 @@ impl SubscriptionActor {
             attempt_log: None,
             patterns: Vec::new(),
             queue: VecDeque::new(),
+            wake_pending: false,
             seen: std::collections::HashSet::new(),
             seen_order: VecDeque::new(),
             inflight: 0,
@@ -241,8 +261,50 @@ impl SubscriptionActor {
         false
     }
 
-    fn dispatch(&mut self, item: Incoming, ctx: &mut Context<Self>) {
-        let Incoming { event, ack, .. } = item;
+    /// Render each event in its shape; a render failure dead-letters that event alone.
+    fn render(&self, items: Vec<Queued>) -> Vec<Rendered> {
+        let mut out = Vec::with_capacity(items.len());
+        for Queued { item, .. } in items {
+            let rendered = match &self.shape {
+                Ok(shape) if shape.is_raw() => Ok(item.event.clone()),
+                Ok(shape) => shape
+                    .render(&item.event)
+                    .map(|body| {
+                        Arc::new(Event::outgoing(
+                            item.event.id.clone(),
+                            item.event.topic.clone(),
+                            body,
+                        ))
+                    })
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            match rendered {
+                Ok(sent) => out.push(Rendered {
+                    sent,
+                    ack: item.ack,
+                }),
+                Err(error) => {
+                    tracing::warn!(subscription = %self.spec.uuid, event_id = %item.event.id, %error, "cannot render the event in this subscription's shape; dead-lettered");
+                    let outcome = DeliveryOutcome::not_attempted(error);
+                    self.dead_letter(&item.event, item.ack, Reason::RenderFailed, Some(&outcome));
+                }
+            }
+        }
+        out
+    }
+
+    /// POST one event, or several as one batch, and settle them on the outcome.
+    fn dispatch(&mut self, items: Vec<Queued>, ctx: &mut Context<Self>) {
+        let items = self.render(items);
+        let event = match items.as_slice() {
+            [] => return,
+            [one] if self.spec.options.batch_max <= 1 => one.sent.clone(),
+            many => {
+                let bodies: Vec<&[u8]> = many.iter().map(|r| &r.sent.body[..]).collect();
+                Arc::new(Event::batch(&bodies))
+            }
+        };
         self.inflight += 1;
         let pool = self.pool.clone();
         let msg = Deliver {
@@ -254,6 +316,7 @@ impl SubscriptionActor {
                 act.inflight -= 1;
                 let mut outcome = res.unwrap_or_else(|e| pool_failure(&e));
                 act.stats.record_delivery(outcome.ok);
+                act.metrics.delivered(&outcome);
                 if let Some(log) = &act.attempt_log {
                     log.do_send(Attempts {
                         subscription: act.spec.uuid.clone(),
@@ -263,11 +326,18 @@ impl SubscriptionActor {
                 }
                 let ok = outcome.ok;
                 if ok {
-                    if let Some(ack) = &ack {
-                        ack.ack();
+                    for item in &items {
+                        if let Some(ack) = &item.ack {
+                            ack.ack();
+                        }
                     }
                 } else {
-                    act.dead_letter(&event, ack, failure_reason(&outcome), Some(&outcome));
+                    // A batch fails whole; each event is kept with the bytes it would
+                    // have been sent as, so a replay posts them one by one.
+                    let reason = failure_reason(&outcome);
+                    for item in items {
+                        act.dead_letter(&item.sent, item.ack, reason, Some(&outcome));
+                    }
                 }
                 let report = Outcome {
                     uuid: act.spec.uuid.clone(),
@@ -293,20 +363,57 @@ impl SubscriptionActor {
         ctx.spawn(fut);
     }
 
-    /// Start queued deliveries while there is room in flight.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        while self.inflight < self.budget.max_inflight {
-            let Some(item) = self.queue.pop_front() else {
-                break;
-            };
-            self.dispatch(item, ctx);
+    /// Deliveries this subscription may have in flight.
+    fn max_inflight(&self) -> usize {
+        if self.spec.options.ordered {
+            1
+        } else {
+            self.budget.max_inflight
         }
+    }
+
+    /// Start queued deliveries while there is room in flight, a token in the bucket
+    /// and (when batching) a full batch or one whose oldest event waited long enough.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.inflight < self.max_inflight() && !self.queue.is_empty() && !self.wake_pending {
+            let now = Instant::now();
+            let batch_max = self.spec.options.batch_max.max(1);
+            if batch_max > 1 && self.queue.len() < batch_max && self.draining.is_none() {
+                let due = self
+                    .queue
+                    .front()
+                    .map_or(now, |q| q.at + self.spec.options.batch_linger);
+                if due > now {
+                    self.wake_at(due - now, ctx);
+                    break;
+                }
+            }
+            if let Some(bucket) = &mut self.bucket {
+                if let Err(wait) = bucket.take(now) {
+                    self.wake_at(wait, ctx);
+                    break;
+                }
+            }
+            let n = batch_max.min(self.queue.len());
+            let items: Vec<Queued> = self.queue.drain(..n).collect();
+            self.dispatch(items, ctx);
+        }
+        self.metrics.set_load(self.queue.len(), self.inflight);
         if self.inflight == 0 && self.queue.is_empty() && self.draining.is_some() {
             if let Some(done) = self.drained.take() {
                 let _ = done.send(());
             }
             ctx.stop();
         }
+    }
+
+    /// Pump again after `wait` (one timer at a time).
+    fn wake_at(&mut self, wait: Duration, ctx: &mut Context<Self>) {
+        self.wake_pending = true;
+        ctx.run_later(wait, |act, ctx| {
+            act.wake_pending = false;
+            act.pump(ctx);
+        });
     }
 
     fn stop_patterns(&mut self) {
@@ -394,10 +501,12 @@ impl Handler<Incoming> for SubscriptionActor {
             Some(DrainReason::Shutdown) => return self.hand_back(item),
             Some(DrainReason::Restarted) | None => {}
         }
-        if self.inflight < self.budget.max_inflight && self.queue.is_empty() {
-            self.dispatch(item, ctx);
-        } else if self.queue.len() < self.budget.queue {
-            self.queue.push_back(item);
+        if self.queue.len() < self.budget.queue {
+            self.queue.push_back(Queued {
+                item,
+                at: Instant::now(),
+            });
+            self.pump(ctx);
         } else {
             let total = self.stats.record_overflow();
             let event = item.event.clone();
@@ -423,12 +532,19 @@ impl Handler<Incoming> for SubscriptionActor {
 impl Handler<UpdateTarget> for SubscriptionActor {
     type Result = ();
 
-    fn handle(&mut self, UpdateTarget(spec): UpdateTarget, _ctx: &mut Self::Context) {
+    fn handle(&mut self, UpdateTarget(spec): UpdateTarget, ctx: &mut Self::Context) {
         match spec.target() {
             Ok(target) => {
-                // Deliveries in flight keep the target they started with.
+                // Deliveries in flight keep the target and shape they started with.
                 self.target = Arc::new(target);
+                if spec.options != self.spec.options {
+                    self.shape = build_shape(&spec.options);
+                    if spec.options.rate_limit_per_sec != self.spec.options.rate_limit_per_sec {
+                        self.bucket = build_bucket(&spec.options);
+                    }
+                }
                 self.spec = spec;
+                self.pump(ctx);
             }
             Err(e) => {
                 tracing::error!(subscription = %spec.uuid, error = %e, "stored URL is invalid; keeping the previous one")
@@ -460,7 +576,7 @@ impl Handler<Drain> for SubscriptionActor {
         let queued: Vec<Incoming> = match reason {
             // A restart keeps delivering its queue; the new actor takes new events.
             DrainReason::Restarted => Vec::new(),
-            _ => self.queue.drain(..).collect(),
+            _ => self.queue.drain(..).map(|q| q.item).collect(),
         };
         match reason {
             DrainReason::Tripped if !queued.is_empty() => {
@@ -497,6 +613,28 @@ impl Handler<Drain> for SubscriptionActor {
             }),
         )
     }
+}
+
+/// An event waiting in a subscription's queue, with when it arrived (batch linger).
+struct Queued {
+    item: Incoming,
+    at: Instant,
+}
+
+/// An event as it goes on the wire (shaped), with its acknowledgement.
+struct Rendered {
+    sent: Arc<Event>,
+    ack: Option<Acker>,
+}
+
+fn build_shape(options: &DeliveryOptions) -> Result<Shape, String> {
+    Shape::from_row(&options.shape, options.template.as_deref()).map_err(|e| e.to_string())
+}
+
+fn build_bucket(options: &DeliveryOptions) -> Option<TokenBucket> {
+    options
+        .rate_limit_per_sec
+        .map(|rate| TokenBucket::new(rate, Instant::now()))
 }
 
 /// Which dead-letter reason a failed delivery gets.

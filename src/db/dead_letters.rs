@@ -18,6 +18,8 @@ pub enum Reason {
     CircuitTripped,
     Undecodable,
     Shutdown,
+    /// The subscription's shape could not render the event.
+    RenderFailed,
 }
 
 impl Reason {
@@ -29,6 +31,7 @@ impl Reason {
             Self::CircuitTripped => "circuit_tripped",
             Self::Undecodable => "undecodable",
             Self::Shutdown => "shutdown",
+            Self::RenderFailed => "render_failed",
         }
     }
 }

@@ -4,6 +4,9 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value};
 
+/// The `X-DECNET-Event-Topic` of a batch.
+pub const BATCH_TOPIC: &str = "batch";
+
 /// One bus event, its envelope body built once and shared by every subscription.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -32,6 +35,39 @@ impl Event {
             payload,
             body,
         }
+    }
+
+    /// A body to send as it is: a shaped event or a batch. Only `id`, `topic` and
+    /// `body` go on the wire.
+    pub fn outgoing(id: String, topic: String, body: Bytes) -> Self {
+        Self {
+            id,
+            topic,
+            ts: String::new(),
+            kind: String::new(),
+            payload: Value::Null,
+            body,
+        }
+    }
+
+    /// Several bodies posted together as `{"events":[…]}` under a fresh batch id,
+    /// topic `batch`. The bodies are compact JSON already and are copied as they are.
+    pub fn batch(bodies: &[&[u8]]) -> Self {
+        let len = bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 12;
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(b"{\"events\":[");
+        for (i, body) in bodies.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(body);
+        }
+        out.extend_from_slice(b"]}");
+        Self::outgoing(
+            uuid::Uuid::now_v7().to_string(),
+            BATCH_TOPIC.to_owned(),
+            Bytes::from(out),
+        )
     }
 
     /// Decode a bus message: an object with a `payload` key is an event, any other
@@ -214,6 +250,35 @@ mod tests {
         assert_eq!(e.ts, "2026-04-24T10:00:01.250000+00:00");
         let e = Event::from_bus("a.b", br#"{"ts":1777024800,"payload":{}}"#, None, at()).unwrap();
         assert_eq!(e.ts, "2026-04-24T10:00:00+00:00");
+    }
+
+    #[test]
+    fn batch_wraps_bodies_in_order() {
+        let a = Event::new(
+            "a".into(),
+            "t.x".into(),
+            "ts".into(),
+            "k".into(),
+            Value::Null,
+        );
+        let b = Event::new(
+            "b".into(),
+            "t.y".into(),
+            "ts".into(),
+            "k".into(),
+            Value::Null,
+        );
+        let batch = Event::batch(&[&a.body, &b.body]);
+        let parsed: Value = serde_json::from_slice(&batch.body).unwrap();
+        let ids: Vec<&str> = parsed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(batch.topic, BATCH_TOPIC);
+        assert!(uuid::Uuid::parse_str(&batch.id).is_ok());
     }
 
     #[test]
