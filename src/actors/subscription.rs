@@ -152,8 +152,8 @@ pub struct SubscriptionActor {
     /// dead-letters with that error).
     shape: Result<Shape, String>,
     bucket: Option<TokenBucket>,
-    /// A timer will pump again (rate limit or batch linger).
-    wake_pending: bool,
+    /// When a timer pumps again (rate limit or batch linger).
+    wake: Option<Instant>,
     /// Stream sequences seen lately (durable mode): overlapping patterns each get a
     /// copy from their own consumer, and the receiver must get one.
     seen: std::collections::HashSet<u64>,
@@ -191,7 +191,7 @@ impl SubscriptionActor {
             attempt_log: None,
             patterns: Vec::new(),
             queue: VecDeque::new(),
-            wake_pending: false,
+            wake: None,
             seen: std::collections::HashSet::new(),
             seen_order: VecDeque::new(),
             inflight: 0,
@@ -375,7 +375,7 @@ impl SubscriptionActor {
     /// Start queued deliveries while there is room in flight, a token in the bucket
     /// and (when batching) a full batch or one whose oldest event waited long enough.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while self.inflight < self.max_inflight() && !self.queue.is_empty() && !self.wake_pending {
+        while self.inflight < self.max_inflight() && !self.queue.is_empty() {
             let now = Instant::now();
             let batch_max = self.spec.options.batch_max.max(1);
             if batch_max > 1 && self.queue.len() < batch_max && self.draining.is_none() {
@@ -407,11 +407,17 @@ impl SubscriptionActor {
         }
     }
 
-    /// Pump again after `wait` (one timer at a time).
+    /// Pump again after `wait`, unless a timer due sooner is already set.
     fn wake_at(&mut self, wait: Duration, ctx: &mut Context<Self>) {
-        self.wake_pending = true;
-        ctx.run_later(wait, |act, ctx| {
-            act.wake_pending = false;
+        let due = Instant::now() + wait;
+        if self.wake.is_some_and(|set| set <= due) {
+            return;
+        }
+        self.wake = Some(due);
+        ctx.run_later(wait, move |act, ctx| {
+            if act.wake == Some(due) {
+                act.wake = None;
+            }
             act.pump(ctx);
         });
     }
@@ -470,6 +476,7 @@ impl Actor for SubscriptionActor {
                     }
                 }),
         );
+        self.schedule_secret_expiry(ctx);
         tracing::debug!(subscription = %self.spec.uuid, name = %self.spec.name, patterns = ?self.spec.patterns, "subscription started");
     }
 
@@ -544,6 +551,7 @@ impl Handler<UpdateTarget> for SubscriptionActor {
                     }
                 }
                 self.spec = spec;
+                self.schedule_secret_expiry(ctx);
                 self.pump(ctx);
             }
             Err(e) => {

@@ -18,6 +18,8 @@ pub struct Recorded {
     pub headers: HashMap<String, String>,
     pub body: Bytes,
     pub at: Instant,
+    /// What it was answered.
+    pub reply: Reply,
 }
 
 impl Recorded {
@@ -28,6 +30,33 @@ impl Recorded {
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("body is JSON")
+    }
+    /// Whether the `webhook-*` headers verify with the Standard Webhooks reference
+    /// library under `secret`.
+    pub fn standard_verifies(&self, secret: &str) -> bool {
+        use base64::Engine as _;
+        let whsec = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(secret)
+        );
+        let mut headers = reqwest::header::HeaderMap::new();
+        for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            if let Some(v) = self.header(name).and_then(|v| v.parse().ok()) {
+                headers.insert(name, v);
+            }
+        }
+        standardwebhooks::Webhook::new(&whsec)
+            .is_ok_and(|hook| hook.verify(&self.body, &headers).is_ok())
+    }
+
+    /// Whether it was answered with a 2xx status.
+    pub fn accepted(&self) -> bool {
+        match &self.reply {
+            Reply::Status(s) | Reply::WithHeaders(s, _) | Reply::Delay(_, s) => {
+                (200..300).contains(s)
+            }
+            Reply::Hang | Reply::Reset => false,
+        }
     }
 }
 
@@ -179,6 +208,7 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>>) -
         headers,
         body,
         at: Instant::now(),
+        reply: reply.clone(),
     });
     shared.arrived.notify_waiters();
     let (status, extra) = match reply {
