@@ -396,6 +396,10 @@ impl DeliveryClient {
                 format!("connect timeout after {}", human(self.settings.timeout))
             }
             SendRequestError::Connect(ConnectError::Io(e)) => io_error(e),
+            // awc's wording for a connection the receiver closed without answering.
+            SendRequestError::Connect(ConnectError::Disconnected) => {
+                "connection closed by the receiver without a response".into()
+            }
             SendRequestError::Connect(e) => format!("connect: {e}"),
             SendRequestError::Send(e) => format!("send: {}", io_error(e)),
             SendRequestError::Response(e) => format!("bad response: {e}"),

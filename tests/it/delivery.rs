@@ -191,6 +191,23 @@ async fn a_refused_connection_is_retried() {
 }
 
 #[actix_rt::test]
+async fn a_connection_reset_is_retried_and_named() {
+    let receiver = TestReceiver::start();
+    receiver.script([Reply::Reset, Reply::Reset]);
+    let client = client(&[50], Duration::from_secs(5));
+    let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
+
+    assert!(!out.ok);
+    assert_eq!((out.status, out.attempts), (None, 2));
+    let error = out.error.unwrap_or_default();
+    assert!(
+        error.contains("connection") && !error.contains("Internal error"),
+        "an operator-readable reason: {error}"
+    );
+    assert_eq!(receiver.count(), 2);
+}
+
+#[actix_rt::test]
 async fn a_hanging_receiver_times_out_and_is_retried() {
     let receiver = TestReceiver::start();
     receiver.set_default(Reply::Hang);
