@@ -12,5 +12,6 @@ mod init;
 mod options;
 mod process;
 mod repository;
+mod shapes;
 mod ui;
 mod worker;
