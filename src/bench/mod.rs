@@ -26,16 +26,20 @@ pub enum Scenario {
     Latency,
     Isolation,
     Scale,
+    Durable,
+    Ratelimit,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Raw,
         Scenario::Throughput,
         Scenario::Fanout,
         Scenario::Latency,
         Scenario::Isolation,
         Scenario::Scale,
+        Scenario::Durable,
+        Scenario::Ratelimit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +50,8 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Isolation => "isolation",
             Scenario::Scale => "scale",
+            Scenario::Durable => "durable",
+            Scenario::Ratelimit => "ratelimit",
         }
     }
 }
@@ -106,12 +112,31 @@ impl Check {
     }
 }
 
+/// A figure the design aims at, and what it measured. A timing, not a count: the
+/// line reports it (`targets_ok`) but `counts_ok` and the smoke test ignore it, since
+/// a shared machine can miss it without anything being wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub what: String,
+    pub low: f64,
+    pub high: f64,
+    pub actual: f64,
+}
+
+impl Target {
+    pub fn met(&self) -> bool {
+        (self.low..=self.high).contains(&self.actual)
+    }
+}
+
 /// What one scenario measured.
 #[derive(Clone, Debug)]
 pub struct Report {
     pub scenario: Scenario,
     /// Every count that must hold for the figures to be honest.
     pub checks: Vec<Check>,
+    /// Timing targets, reported apart from the counts.
+    pub targets: Vec<Target>,
     /// The JSON line's fields, in insertion order of the scenario.
     pub fields: Map<String, Value>,
 }
@@ -121,6 +146,7 @@ impl Report {
         Self {
             scenario,
             checks: Vec::new(),
+            targets: Vec::new(),
             fields: Map::new(),
         }
     }
@@ -133,11 +159,26 @@ impl Report {
         self.checks.push(Check::new(what, expected, actual));
     }
 
+    /// `actual` should lie within `low..=high`.
+    fn target(&mut self, what: impl Into<String>, low: f64, high: f64, actual: f64) {
+        self.targets.push(Target {
+            what: what.into(),
+            low,
+            high,
+            actual,
+        });
+    }
+
     pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| !c.passed())
     }
 
-    /// The scenario's line: its name, the figures, and whether every check held.
+    pub fn missed_targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets.iter().filter(|t| !t.met())
+    }
+
+    /// The scenario's line: its name, the figures, whether every check held and, when
+    /// it has targets, whether they were met.
     pub fn json(&self) -> Value {
         let mut line = Map::new();
         line.insert("scenario".into(), self.scenario.name().into());
@@ -151,6 +192,23 @@ impl Report {
         line.insert("counts_ok".into(), failed.is_empty().into());
         if !failed.is_empty() {
             line.insert("failed_checks".into(), failed.into());
+        }
+        if !self.targets.is_empty() {
+            let missed: Vec<Value> = self
+                .missed_targets()
+                .map(|t| {
+                    serde_json::json!({
+                        "what": t.what,
+                        "low": t.low,
+                        "high": t.high,
+                        "actual": t.actual,
+                    })
+                })
+                .collect();
+            line.insert("targets_ok".into(), missed.is_empty().into());
+            if !missed.is_empty() {
+                line.insert("missed_targets".into(), missed.into());
+            }
         }
         Value::Object(line)
     }
@@ -193,4 +251,35 @@ fn secs(d: Duration) -> f64 {
 fn round(x: f64, places: i32) -> f64 {
     let k = 10f64.powi(places);
     (x * k).round() / k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missed_target_is_reported_apart_from_the_counts() {
+        let mut r = Report::new(Scenario::Ratelimit);
+        r.check("delivered", 3, 3);
+        r.target("rate", 0.9, 1.1, 1.25);
+        let line = r.json();
+        assert_eq!(line["counts_ok"], true);
+        assert_eq!(line["targets_ok"], false);
+        assert_eq!(line["missed_targets"][0]["actual"], 1.25);
+        r.targets[0].actual = 1.0;
+        assert_eq!(r.json()["targets_ok"], true);
+        assert!(Report::new(Scenario::Raw)
+            .json()
+            .get("targets_ok")
+            .is_none());
+    }
+
+    #[test]
+    fn every_scenario_parses_from_its_name() {
+        for s in Scenario::ALL {
+            assert_eq!(s.name().parse::<Scenario>(), Ok(s));
+        }
+        assert!("durable".parse::<Scenario>().is_ok());
+        assert!("nope".parse::<Scenario>().is_err());
+    }
 }

@@ -1,4 +1,5 @@
-//! A private nats-server on a random loopback port, killed on drop.
+//! A private nats-server on a random loopback port, killed on drop; with JetStream,
+//! its store is a temporary folder removed with it.
 
 use std::{
     io::{BufRead, BufReader},
@@ -12,15 +13,31 @@ use super::BenchError;
 pub struct NatsServer {
     child: Child,
     pub port: u16,
+    /// Dropped after the server is killed (field order), so the store goes last.
+    _store: Option<tempfile::TempDir>,
 }
 
 impl NatsServer {
     /// Start `nats-server -a 127.0.0.1 -p -1` (or `$NATS_SERVER_BIN`) and wait for its
     /// "Server is ready" line, reading the port it picked from its log.
     pub fn start() -> Result<Self, BenchError> {
+        Self::spawn(None)
+    }
+
+    /// The same with JetStream enabled (`-js`), its store in a temporary folder.
+    pub fn start_jetstream() -> Result<Self, BenchError> {
+        let store = tempfile::tempdir().map_err(|e| BenchError::setup("JetStream store dir", e))?;
+        Self::spawn(Some(store))
+    }
+
+    fn spawn(store: Option<tempfile::TempDir>) -> Result<Self, BenchError> {
         let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
-        let mut child = Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", "-1"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-a", "127.0.0.1", "-p", "-1"]);
+        if let Some(dir) = &store {
+            cmd.arg("-js").arg("-sd").arg(dir.path());
+        }
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -47,7 +64,11 @@ impl NatsServer {
             }
         });
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(port)) => Ok(Self { child, port }),
+            Ok(Some(port)) => Ok(Self {
+                child,
+                port,
+                _store: store,
+            }),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();

@@ -1,5 +1,6 @@
 //! The load generator: async-nats on a thread and runtime of its own (as a separate
-//! process would be), publishing as fast as the server accepts or at a fixed rate.
+//! process would be), publishing as fast as the server accepts or at a fixed rate,
+//! on core NATS or into a JetStream stream (each publish acknowledged).
 
 use std::{
     ops::Range,
@@ -19,14 +20,33 @@ pub struct Plan {
     pub rate: Option<f64>,
 }
 
+/// How the events enter the bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// Core NATS publish (fire and forget, then a round trip to the server).
+    Core,
+    /// JetStream publish: counted once the stream acknowledged it stored the event.
+    JetStream,
+}
+
+/// JetStream publishes awaiting their acknowledgement at once: pipelined, so the
+/// publish rate is the server's, not one round trip per event.
+const ACK_WINDOW: usize = 1024;
+
 #[derive(Debug)]
 pub struct Published {
     pub count: usize,
     pub elapsed: Duration,
 }
 
-/// Publish the plan and flush; resolves when the server has everything.
+/// Publish the plan on core NATS and flush; resolves when the server has everything.
 pub async fn publish(url: String, plan: Plan) -> Result<Published, BenchError> {
+    publish_via(url, plan, Via::Core).await
+}
+
+/// Publish the plan `via` core NATS or JetStream; resolves when the server has
+/// everything (JetStream: every event acknowledged as stored).
+pub async fn publish_via(url: String, plan: Plan, via: Via) -> Result<Published, BenchError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("bench-publisher".into())
@@ -35,7 +55,10 @@ pub async fn publish(url: String, plan: Plan) -> Result<Published, BenchError> {
                 .enable_all()
                 .build()
                 .map_err(|e| BenchError::setup("publisher runtime", e))
-                .and_then(|rt| rt.block_on(run(&url, plan)));
+                .and_then(|rt| match via {
+                    Via::Core => rt.block_on(run(&url, plan)),
+                    Via::JetStream => rt.block_on(run_jetstream(&url, plan)),
+                });
             let _ = tx.send(result);
         })
         .map_err(|e| BenchError::setup("publisher thread", e))?;
@@ -62,6 +85,46 @@ async fn run(url: &str, plan: Plan) -> Result<Published, BenchError> {
         count += 1;
     }
     settle_with_server(&client).await?;
+    Ok(Published {
+        count,
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn run_jetstream(url: &str, plan: Plan) -> Result<Published, BenchError> {
+    use futures::{stream::FuturesUnordered, StreamExt as _};
+    use std::future::IntoFuture as _;
+    let client = async_nats::connect(url)
+        .await
+        .map_err(|e| BenchError::setup("publisher cannot connect", e))?;
+    let js = async_nats::jetstream::new(client);
+    let started = Instant::now();
+    let tokio_start = tokio::time::Instant::now();
+    let mut pending = FuturesUnordered::new();
+    let mut count = 0;
+    let acked = |r: Result<_, async_nats::jetstream::context::PublishError>| {
+        r.map(|_| 1)
+            .map_err(|e| BenchError::setup("JetStream publish ack", e))
+    };
+    for (i, seq) in plan.seqs.clone().enumerate() {
+        if let Some(rate) = plan.rate {
+            let due = tokio_start + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due).await;
+        }
+        let ack = js
+            .publish(plan.subject.clone(), event(seq))
+            .await
+            .map_err(|e| BenchError::setup("JetStream publish", e))?;
+        pending.push(ack.into_future());
+        if pending.len() >= ACK_WINDOW {
+            if let Some(r) = pending.next().await {
+                count += acked(r)?;
+            }
+        }
+    }
+    while let Some(r) = pending.next().await {
+        count += acked(r)?;
+    }
     Ok(Published {
         count,
         elapsed: started.elapsed(),

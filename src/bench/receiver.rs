@@ -132,6 +132,17 @@ impl Ledger {
         t
     }
 
+    /// When each delivered slot first arrived (µs on [`clock`]), sorted.
+    pub fn arrivals_us(&self, routes: Range<usize>, seqs: Range<usize>) -> Vec<u64> {
+        let mut at: Vec<u64> = self
+            .slots_in(routes, seqs)
+            .filter(|s| s.hits.load(Relaxed) > 0)
+            .map(|s| s.at_us.load(Relaxed))
+            .collect();
+        at.sort_unstable();
+        at
+    }
+
     fn slots_in(&self, routes: Range<usize>, seqs: Range<usize>) -> impl Iterator<Item = &Slot> {
         let per_route = self.per_route;
         let seqs = seqs.start.min(per_route)..seqs.end.min(per_route);
@@ -339,5 +350,6 @@ mod tests {
         );
         assert_eq!(l.stray.load(Relaxed), 1);
         assert_eq!(l.delivered(1..2, 0..3), 1);
+        assert_eq!(l.arrivals_us(0..2, 0..3).len(), 2);
     }
 }

@@ -29,7 +29,7 @@ use crate::{
 
 /// The signing secret of every bench subscription.
 const SECRET: &str = "a-bench-secret-of-32-characters!";
-/// Rows per INSERT (SQLite allows 32,766 bound values; a row binds 13).
+/// Rows per INSERT (SQLite allows 32,766 bound values; a row binds 22).
 const INSERT_CHUNK: usize = 500;
 
 /// A subscription row to create.
@@ -48,7 +48,21 @@ pub struct Rig {
 impl Rig {
     /// nats-server and a migrated database; `extra` settings override the defaults.
     pub async fn new(extra: &[(&str, &str)]) -> Result<Self, BenchError> {
-        let nats = NatsServer::start()?;
+        Self::on(NatsServer::start()?, extra).await
+    }
+
+    /// The same with the worker in durable mode, on a nats-server with JetStream
+    /// whose stream captures `subjects`.
+    pub async fn durable(subjects: &str, extra: &[(&str, &str)]) -> Result<Self, BenchError> {
+        let mut pairs = vec![
+            ("webhook_durable", "true"),
+            ("webhook_stream_subjects", subjects),
+        ];
+        pairs.extend_from_slice(extra);
+        Self::on(NatsServer::start_jetstream()?, &pairs).await
+    }
+
+    async fn on(nats: NatsServer, extra: &[(&str, &str)]) -> Result<Self, BenchError> {
         let dir = tempfile::tempdir().map_err(|e| BenchError::setup("temporary dir", e))?;
         let db_url = format!(
             "sqlite://{}?mode=rwc",

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     probe::ReloadProbe,
-    publisher::{self, Plan},
+    publisher::{self, Plan, Published, Via},
     raw,
     receiver::{Blackhole, Ledger, Receiver, Tally},
     rig::{settle, Rig, RunningWorker, Sub},
@@ -27,6 +27,12 @@ struct Dims {
     isolation_rate: f64,
     isolation_secs: f64,
     scale_subs: usize,
+    /// Events of `durable`, and of its same-run core-mode comparison.
+    durable_events: usize,
+    /// The `ratelimit` subscription's limit (deliveries/s).
+    ratelimit_rate: f64,
+    /// Seconds over which `ratelimit` measures the achieved rate.
+    ratelimit_window_secs: f64,
     /// How long without a new arrival before the missing ones count as lost.
     stall: Duration,
 }
@@ -45,6 +51,9 @@ impl Dims {
                 isolation_rate: 100.0,
                 isolation_secs: 10.0,
                 scale_subs: 10_000,
+                durable_events: 20_000,
+                ratelimit_rate: 200.0,
+                ratelimit_window_secs: 5.0,
                 stall: Duration::from_secs(15),
             },
             Size::Small => Self {
@@ -58,6 +67,9 @@ impl Dims {
                 isolation_rate: 100.0,
                 isolation_secs: 0.5,
                 scale_subs: 100,
+                durable_events: 500,
+                ratelimit_rate: 200.0,
+                ratelimit_window_secs: 1.0,
                 stall: Duration::from_secs(10),
             },
         }
@@ -77,6 +89,8 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
         Scenario::Latency => latency(&dims, &mut report).await?,
         Scenario::Isolation => isolation(&dims, &mut report).await?,
         Scenario::Scale => scale(&dims, &mut report).await?,
+        Scenario::Durable => durable(&dims, &mut report).await?,
+        Scenario::Ratelimit => ratelimit(&dims, &mut report).await?,
     }
     Ok(report)
 }
@@ -339,6 +353,166 @@ async fn isolation(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let stray = stray(&receiver);
     delivery_counts(report, "without the dead receiver", &without, stray);
     delivery_counts(report, "beside the dead receiver", &with, 0);
+    Ok(())
+}
+
+/// What one flat-out run of one subscription measured.
+struct FlatOut {
+    published: Published,
+    tally: Tally,
+    overflow: u64,
+    failed: u64,
+    connections: u64,
+    stray: u64,
+}
+
+/// One subscription on `subject` with a fresh receiver, `events` published flat out
+/// `via` core NATS or JetStream; the worker is stopped before this returns. The rig's
+/// settings size the queue.
+async fn flat_out(
+    rig: &Rig,
+    events: usize,
+    subject: &str,
+    via: Via,
+    stall: Duration,
+) -> Result<FlatOut, BenchError> {
+    let receiver = Receiver::start(Ledger::new(1, events))?;
+    rig.insert(&subs(&receiver, 1, subject)).await?;
+    let w = worker(rig, 1).await?;
+    let plan = Plan {
+        subject: subject.into(),
+        seqs: 0..events,
+        rate: None,
+    };
+    let published = publisher::publish_via(rig.nats.url(), plan, via).await?;
+    let tally = settle(&receiver.ledger, 0..1, 0..events, stall).await;
+    let (overflow, failed) = (w.overflow(), w.failed());
+    w.stop(STOP_WAIT).await;
+    Ok(FlatOut {
+        published,
+        tally,
+        overflow,
+        failed,
+        connections: connections(&receiver),
+        stray: stray(&receiver),
+    })
+}
+
+/// `throughput` in durable mode: events published into a JetStream stream (each
+/// acknowledged as stored, pipelined) and consumed through the worker's durable
+/// consumer. A core-mode run of the same size, in this same process and between the
+/// same two raw measurements, gives the same-run ratio.
+async fn durable(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let n = d.durable_events;
+    let queue = n.to_string();
+    let settings = [("webhook_queue_per_sub", queue.as_str())];
+    let run = async {
+        let core_rig = Rig::new(&settings).await?;
+        let core = flat_out(&core_rig, n, "bench.throughput", Via::Core, d.stall).await?;
+        let rig = Rig::durable("bench.>", &settings).await?;
+        let durable = flat_out(&rig, n, "bench.durable", Via::JetStream, d.stall).await?;
+        // The rigs (their nats-servers) live to the end of the scenario: a stopped
+        // worker's bus client would log a lost connection if its server went earlier.
+        Ok(((core, durable), (core_rig, rig)))
+    };
+    let (((core, durable), _rigs), raw) = around(d, report, run).await?;
+    let (rate, core_rate) = (durable.tally.rate(), core.tally.rate());
+    report.set("events", n);
+    report.set("queue_per_sub", n);
+    report.set("publish_s", secs(durable.published.elapsed));
+    report.set("deliveries_per_s", rate.round());
+    report.set("throughput_deliveries_per_s", core_rate.round());
+    report.set("ratio_to_throughput", ratio(rate, core_rate));
+    report.set("ratio_to_raw", ratio(rate, raw));
+    report.set("lost", durable.tally.lost);
+    report.set("duplicated", durable.tally.duplicated);
+    report.set("overflowed", durable.overflow);
+    report.set("failed", durable.failed);
+    report.set("p50_ms", durable.tally.percentile_ms(50.0));
+    report.set("p99_ms", durable.tally.percentile_ms(99.0));
+    report.set("connections", durable.connections);
+    report.check(
+        "published and acknowledged",
+        n as u64,
+        durable.published.count as u64,
+    );
+    delivery_counts(report, "durable", &durable.tally, durable.stray);
+    report.check("core run published", n as u64, core.published.count as u64);
+    delivery_counts(report, "core run", &core.tally, core.stray);
+    Ok(())
+}
+
+/// One subscription limited to `rate` deliveries/s, its queue holding the whole
+/// burst: `rate × (window + 1)` events published at once drain at the limit. The
+/// achieved rate is counted over `window` seconds from half a second after the first
+/// arrival (past the bucket's initial burst, before the queue runs dry), and every
+/// event must still arrive once.
+async fn ratelimit(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    const SKIP_US: u64 = 500_000;
+    let (rate, window) = (d.ratelimit_rate, d.ratelimit_window_secs);
+    let events = (rate * (window + 1.0)).round() as usize;
+    let queue = events.to_string();
+    let rig = Rig::new(&[("webhook_queue_per_sub", &queue)]).await?;
+    let receiver = Receiver::start(Ledger::new(1, events))?;
+    let uuids = rig.insert(&subs(&receiver, 1, "bench.ratelimit")).await?;
+    let uuid = uuids
+        .first()
+        .ok_or_else(|| BenchError("no subscription inserted".into()))?;
+    crate::db::subscriptions::update(
+        &rig.db,
+        entity::webhook_subscription::ActiveModel {
+            uuid: sea_orm::Unchanged(uuid.clone()),
+            rate_limit_per_sec: sea_orm::Set(Some(rate)),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| BenchError::setup("set the rate limit", e))?;
+    let w = worker(&rig, 1).await?;
+    let plan = Plan {
+        subject: "bench.ratelimit".into(),
+        seqs: 0..events,
+        rate: None,
+    };
+    let published = publisher::publish(rig.nats.url(), plan).await?;
+    // Draining takes about `window + 1` seconds; the stall bound applies between arrivals.
+    let tally = settle(&receiver.ledger, 0..1, 0..events, d.stall).await;
+    let (overflow, failed) = (w.overflow(), w.failed());
+    w.stop(STOP_WAIT).await;
+    let arrivals = receiver.ledger.arrivals_us(0..1, 0..events);
+    let window_us = (window * 1e6).round() as u64;
+    let (in_window, drain_s) = match (arrivals.first(), arrivals.last()) {
+        (Some(&first), Some(&last)) => {
+            let (from, to) = (first + SKIP_US, first + SKIP_US + window_us);
+            let n = arrivals.iter().filter(|&&t| t >= from && t < to).count();
+            (n, (last - first) as f64 / 1e6)
+        }
+        _ => (0, 0.0),
+    };
+    let achieved = in_window as f64 / window;
+    let achieved_ratio = ratio(achieved, rate);
+    report.set("rate_per_s", rate);
+    report.set("events", events);
+    report.set("queue_per_sub", events);
+    report.set("window_s", window);
+    report.set("in_window", in_window);
+    report.set("achieved_per_s", super::round(achieved, 1));
+    report.set("ratio", achieved_ratio);
+    report.set("drain_s", super::round(drain_s, 3));
+    report.set("lost", tally.lost);
+    report.set("duplicated", tally.duplicated);
+    report.set("overflowed", overflow);
+    report.set("failed", failed);
+    report.target(
+        "achieved rate within 10 % of the limit",
+        0.9,
+        1.1,
+        achieved_ratio,
+    );
+    report.check("published", events as u64, published.count as u64);
+    report.check("overflowed", 0, overflow);
+    report.check("failed", 0, failed);
+    delivery_counts(report, "ratelimit", &tally, stray(&receiver));
     Ok(())
 }
 
