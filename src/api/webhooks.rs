@@ -4,6 +4,7 @@ mod changes;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod dto;
+pub mod options;
 pub mod ping;
 pub mod replay;
 pub mod validate;
@@ -21,6 +22,7 @@ use crate::{
     error::{redact_db_error, AppError},
 };
 use changes::Changes;
+use options::{Options, OptionsPatch};
 use dto::{Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookUpdate};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -118,6 +120,14 @@ pub async fn create(
         &body.topic_patterns.unwrap_or_default(),
         validate::NO_PATTERNS_ON_CREATE,
     )?;
+    let options = Options::off().apply(OptionsPatch {
+        ordered: Some(body.ordered),
+        batch_max: Some(body.batch_max),
+        batch_linger_ms: Some(body.batch_linger_ms),
+        rate_limit_per_sec: Some(body.rate_limit_per_sec),
+        shape: body.shape,
+        template: Some(body.template),
+    })?;
     let url = validate::url(&body.url, state.settings.webhook.allow_private).await?;
     if subscriptions::find_by_name(&state.db, &name)
         .await?
@@ -125,7 +135,9 @@ pub async fn create(
     {
         return Err(name_taken(&name));
     }
-    let row = subscriptions::new_row(&name, url.as_str(), &secret, &patterns, body.enabled);
+    let mut row =
+        subscriptions::new_row(&name, url.as_str(), &secret, &patterns, body.enabled);
+    options.set_on(&mut row);
     let row = subscriptions::insert(&state.db, row)
         .await
         .map_err(|e| conflict_or_internal(e, &name))?;
@@ -196,7 +208,20 @@ pub async fn update(
             validate::NO_PATTERNS_ON_PATCH,
         )?),
     };
+    let options = OptionsPatch {
+        ordered: body.ordered,
+        batch_max: body.batch_max,
+        batch_linger_ms: body.batch_linger_ms,
+        rate_limit_per_sec: body.rate_limit_per_sec,
+        shape: body.shape,
+        template: body.template,
+    };
     let row = find(&state, &path).await?;
+    let options = if options.is_empty() {
+        None
+    } else {
+        Some(Options::of(&row).apply(options)?)
+    };
     let url = match body.url {
         Some(u) => Some(validate::url(&u, state.settings.webhook.allow_private).await?),
         None => None,
@@ -207,6 +232,7 @@ pub async fn update(
         secret,
         patterns,
         enabled: body.enabled,
+        options,
     };
     let Some(active) = changes.against(&row) else {
         return Ok(HttpResponse::Ok().json(Webhook::from(&row)));

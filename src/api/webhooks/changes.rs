@@ -5,6 +5,8 @@ use entity::webhook_subscription::{ActiveModel, Model};
 use sea_orm::ActiveValue::{Set, Unchanged};
 use serde_json::json;
 
+use super::options::Options;
+
 /// The validated fields of a PATCH, each `None` when not given.
 pub struct Changes {
     pub name: Option<String>,
@@ -12,6 +14,8 @@ pub struct Changes {
     pub secret: Option<String>,
     pub patterns: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// The delivery options after the PATCH, when it gave any.
+    pub options: Option<Options>,
 }
 
 impl Changes {
@@ -54,11 +58,44 @@ impl Changes {
             }
             _ => {}
         }
+        if let Some(options) = self.options {
+            changed |= set_options(&mut active, row, options);
+        }
         changed.then(|| {
             active.updated_at = Set(Utc::now().trunc_subsecs(6));
             active
         })
     }
+}
+
+/// Set each option column that differs from `row`; whether any did.
+fn set_options(active: &mut ActiveModel, row: &Model, new: Options) -> bool {
+    let mut changed = false;
+    if new.ordered != row.ordered {
+        active.ordered = Set(new.ordered);
+        changed = true;
+    }
+    if new.batch_max != row.batch_max {
+        active.batch_max = Set(new.batch_max);
+        changed = true;
+    }
+    if new.batch_linger_ms != row.batch_linger_ms {
+        active.batch_linger_ms = Set(new.batch_linger_ms);
+        changed = true;
+    }
+    if new.rate_limit_per_sec != row.rate_limit_per_sec {
+        active.rate_limit_per_sec = Set(new.rate_limit_per_sec);
+        changed = true;
+    }
+    if new.shape != row.shape {
+        active.shape = Set(new.shape);
+        changed = true;
+    }
+    if new.template != row.template {
+        active.template = Set(new.template);
+        changed = true;
+    }
+    changed
 }
 
 #[cfg(test)]
@@ -101,6 +138,7 @@ mod tests {
             secret: None,
             patterns: None,
             enabled: None,
+            options: None,
         }
     }
 
@@ -113,6 +151,7 @@ mod tests {
             secret: Some(row.secret.clone()),
             patterns: Some(vec!["a.>".into()]),
             enabled: Some(true),
+            options: Some(Options::of(&row)),
         };
         assert!(same.against(&row).is_none());
         assert!(none().against(&row).is_none());
@@ -158,5 +197,25 @@ mod tests {
         assert_eq!(active.enabled, Set(false));
         assert_eq!(active.auto_disabled_at, NotSet);
         assert_eq!(active.consecutive_failures, NotSet);
+    }
+
+    #[test]
+    fn only_changed_options_are_set() {
+        let row = row(true);
+        let mut options = Options::of(&row);
+        options.ordered = true;
+        options.rate_limit_per_sec = Some(2.5);
+        let active = Changes {
+            options: Some(options),
+            ..none()
+        }
+        .against(&row)
+        .expect("a change");
+        assert_eq!(active.ordered, Set(true));
+        assert_eq!(active.rate_limit_per_sec, Set(Some(2.5)));
+        assert_eq!(active.batch_max, NotSet);
+        assert_eq!(active.shape, NotSet);
+        assert_eq!(active.template, NotSet);
+        assert_eq!(active.name, NotSet);
     }
 }

@@ -7,6 +7,7 @@ use entity::{delivery_attempt, webhook_subscription::Model};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
+use super::options::{present, ShapeName};
 use crate::{
     db::dead_letters,
     domain::{event::iso, SimpleEvent},
@@ -39,6 +40,33 @@ pub struct WebhookCreate {
     #[serde(default = "enabled_by_default")]
     #[schema(default = true)]
     pub enabled: bool,
+    /// Deliver in publish order, one delivery in flight; a retrying event holds
+    /// the ones behind it.
+    #[serde(default)]
+    #[schema(default = false)]
+    pub ordered: bool,
+    /// Post up to this many events together as `{"events":[…]}`; 1 or null: one
+    /// event per request.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 50)]
+    pub batch_max: Option<i32>,
+    /// How long a partial batch waits for more events (1000 when batching
+    /// without it); only with `batch_max` above 1.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 5000)]
+    pub batch_linger_ms: Option<i32>,
+    /// Deliveries per second at most (a token bucket); null: unlimited.
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 10000)]
+    pub rate_limit_per_sec: Option<f64>,
+    /// The body each event becomes; `raw` (the envelope) when absent.
+    #[serde(default)]
+    pub shape: Option<ShapeName>,
+    /// The minijinja template of `shape = "template"` (docs/shapes.md); refused
+    /// with any other shape.
+    #[serde(default)]
+    #[schema(max_length = 16384)]
+    pub template: Option<String>,
 }
 
 fn enabled_by_default() -> bool {
@@ -66,6 +94,27 @@ pub struct WebhookUpdate {
     /// `true` on a disabled subscription also clears a tripped circuit.
     #[serde(default)]
     pub enabled: Option<bool>,
+    #[serde(default)]
+    pub ordered: Option<bool>,
+    /// `null` turns batching off (and drops `batch_linger_ms`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 50)]
+    pub batch_max: Option<Option<i32>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 5000)]
+    pub batch_linger_ms: Option<Option<i32>>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 10000)]
+    pub rate_limit_per_sec: Option<Option<f64>>,
+    /// A shape other than `template` drops the stored template.
+    #[serde(default)]
+    pub shape: Option<ShapeName>,
+    /// `null` clears it (only meaningful when also leaving `shape = "template"`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 16384)]
+    pub template: Option<Option<String>>,
 }
 
 /// A subscription as the API shows it: every column except the HMAC key.
@@ -85,6 +134,14 @@ pub struct Webhook {
     /// Set when the circuit breaker disabled the subscription.
     #[serde(serialize_with = "iso_opt")]
     pub auto_disabled_at: Option<DateTime<Utc>>,
+    /// Delivery options (README "Delivery options"); all off by default.
+    pub ordered: bool,
+    pub batch_max: Option<i32>,
+    pub batch_linger_ms: Option<i32>,
+    pub rate_limit_per_sec: Option<f64>,
+    #[schema(value_type = ShapeName)]
+    pub shape: String,
+    pub template: Option<String>,
     #[serde(serialize_with = "iso_one")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_one")]
@@ -106,6 +163,12 @@ impl From<&Model> for Webhook {
             last_failure_at: row.last_failure_at,
             last_error: row.last_error.clone(),
             auto_disabled_at: row.auto_disabled_at,
+            ordered: row.ordered,
+            batch_max: row.batch_max,
+            batch_linger_ms: row.batch_linger_ms,
+            rate_limit_per_sec: row.rate_limit_per_sec,
+            shape: row.shape.clone(),
+            template: row.template.clone(),
             created_at: row.created_at,
             updated_at: row.updated_at,
             warnings: warnings(&row.url),

@@ -6,6 +6,7 @@ mod crud;
 mod dead_letters;
 mod deliveries;
 mod openapi;
+mod options;
 mod rbac;
 mod replay;
 mod test_ping;
