@@ -59,16 +59,22 @@ impl Bus {
                     use std::sync::atomic::Ordering::SeqCst;
                     match event {
                         async_nats::Event::Connected => {
+                            crate::metrics::global().set_bus_connected(true);
                             warned.store(false, SeqCst);
                             tracing::info!(%servers, "bus connected");
                         }
                         async_nats::Event::Disconnected => {
+                            crate::metrics::global().set_bus_connected(false);
                             if !warned.swap(true, SeqCst) {
                                 tracing::warn!(%servers, retry_secs = every.as_secs_f64(), "bus connection lost; reconnecting");
                             }
                         }
                         async_nats::Event::SlowConsumer(sid) => {
                             tracing::warn!(sid, "bus subscription fell behind; the server dropped messages")
+                        }
+                        async_nats::Event::Closed => {
+                            crate::metrics::global().set_bus_connected(false);
+                            tracing::debug!("bus connection closed");
                         }
                         other => tracing::debug!(event = %other, "bus event"),
                     }

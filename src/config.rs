@@ -79,6 +79,8 @@ pub struct Settings {
     pub nats_urls: Vec<String>,
     pub bus_enabled: bool,
     pub api_bind: SocketAddr,
+    /// Where `/metrics` is served on its own; `None`: on the API listener.
+    pub metrics_bind: Option<SocketAddr>,
     pub jwt_secret: Option<Secret>,
     pub jwt_exp_minutes: i64,
     pub webhook: WebhookSettings,
@@ -160,6 +162,15 @@ impl Settings {
                 ConfigError::invalid("DECNET_API_BIND", format!("expected HOST:PORT, got {s:?}"))
             })?,
         };
+        let metrics_bind = match src.string("metrics_bind")? {
+            None => None,
+            Some(s) => Some(s.trim().parse().map_err(|_| {
+                ConfigError::invalid(
+                    "DECNET_METRICS_BIND",
+                    format!("expected HOST:PORT, got {s:?}"),
+                )
+            })?),
+        };
         let jwt_secret = match src.string("jwt_secret")? {
             None => None,
             Some(s) if s.len() < MIN_JWT_SECRET_LEN => {
@@ -225,6 +236,7 @@ impl Settings {
             nats_urls,
             bus_enabled: src.boolean("bus_enabled", true)?,
             api_bind,
+            metrics_bind,
             jwt_secret,
             jwt_exp_minutes: src.number("jwt_exp_minutes", 240, 1, 525_600)? as i64,
             webhook,
@@ -494,6 +506,7 @@ mod tests {
         assert_eq!(s.nats_urls, vec!["nats://127.0.0.1:4222"]);
         assert!(s.bus_enabled);
         assert_eq!(s.api_bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.metrics_bind, None);
         assert_eq!(s.jwt_exp_minutes, 240);
         assert_eq!(s.webhook.circuit_threshold, 5);
         assert_eq!(
@@ -529,6 +542,8 @@ mod tests {
             ("nats_url", "not a url", "DECNET_NATS_URL"),
             ("database_url", "mongodb://x", "DECNET_DATABASE_URL"),
             ("api_bind", "localhost", "DECNET_API_BIND"),
+            ("metrics_bind", "localhost", "DECNET_METRICS_BIND"),
+            ("metrics_bind", "127.0.0.1:99999", "DECNET_METRICS_BIND"),
             ("jwt_secret", "short", "DECNET_JWT_SECRET"),
             (
                 "webhook_allow_private",
@@ -550,6 +565,14 @@ mod tests {
         assert!(s.webhook.retry_schedule.is_empty());
         let s = load(&[("webhook_retry_schedule", "0.05, 0.1")]).unwrap();
         assert_eq!(s.webhook.retry_schedule.len(), 2);
+    }
+
+    #[test]
+    fn metrics_bind_is_a_socket_address() {
+        let s = load(&[("metrics_bind", " 0.0.0.0:9464 ")]).unwrap();
+        assert_eq!(s.metrics_bind, Some(SocketAddr::from(([0, 0, 0, 0], 9464))));
+        let s = load(&[("metrics_bind", "[::1]:9464")]).unwrap();
+        assert_eq!(s.metrics_bind.map(|a| a.port()), Some(9464));
     }
 
     #[test]

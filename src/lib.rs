@@ -11,6 +11,7 @@ pub mod domain;
 pub mod durable;
 pub mod error;
 pub mod init;
+pub mod metrics;
 pub mod shape;
 pub mod startup;
 pub mod telemetry;

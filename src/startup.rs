@@ -32,11 +32,18 @@ pub fn build_api(
     crate::auth::dummy_hash();
     let state = web::Data::new(AppState::new(db, settings, bus, jwt));
     let delivery = DeliverySettings::from_settings(&state.settings.webhook);
+    // `/metrics` moves to its own listener when `DECNET_METRICS_BIND` is set.
+    let metrics_here = state.settings.metrics_bind.is_none();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             // The client is not `Send`: one per worker thread, built on that thread.
             .app_data(web::Data::new(DeliveryClient::new(delivery.clone())))
+            .configure(|cfg| {
+                if metrics_here {
+                    crate::metrics::configure(cfg)
+                }
+            })
             .configure(api::configure)
             .configure(crate::ui::configure)
             // `/api/v1/webhooks/` and `/api/v1/webhooks` are the same resource.
@@ -60,6 +67,8 @@ pub struct Components {
 pub struct Application {
     bus: Bus,
     api: Option<ApiServer>,
+    /// `/metrics` on `DECNET_METRICS_BIND`.
+    metrics: Option<ApiServer>,
     worker: Option<crate::actors::Worker>,
 }
 
@@ -99,16 +108,45 @@ impl Application {
         } else {
             None
         };
+        let metrics = match settings.metrics_bind {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).map_err(|e| {
+                    Failure::Runtime(format!(
+                        "cannot listen on {addr} (DECNET_METRICS_BIND): {e}"
+                    ))
+                })?;
+                let port = listener.local_addr().map_or(addr.port(), |a| a.port());
+                let server = crate::metrics::server(listener)
+                    .map_err(|e| Failure::Runtime(format!("cannot serve metrics: {e}")))?;
+                tracing::info!(port, "metrics listening on /metrics");
+                Some(ApiServer { port, server })
+            }
+            None if !components.api => {
+                tracing::info!("no /metrics endpoint: DECNET_METRICS_BIND is not set");
+                None
+            }
+            None => None,
+        };
         let worker = if components.worker {
             Some(crate::actors::Worker::start(&settings, db.clone(), bus.clone()).await)
         } else {
             None
         };
-        Ok(Self { bus, api, worker })
+        Ok(Self {
+            bus,
+            api,
+            metrics,
+            worker,
+        })
     }
 
     pub fn api_port(&self) -> Option<u16> {
         self.api.as_ref().map(|a| a.port)
+    }
+
+    /// The port of `/metrics` on `DECNET_METRICS_BIND`, when that is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|m| m.port)
     }
 
     pub fn worker(&self) -> Option<&crate::actors::Worker> {
@@ -154,6 +192,11 @@ impl Application {
     ) -> Result<(), crate::cli::Failure> {
         let api_handle = self.api.as_ref().map(|a| a.server.handle());
         let api_task = self.api.take().map(|a| actix_rt::spawn(a.server));
+        let metrics_handle = self.metrics.take().map(|m| {
+            let handle = m.server.handle();
+            actix_rt::spawn(m.server);
+            handle
+        });
         let mut api_done = Box::pin(async move {
             match api_task {
                 Some(task) => task.await,
@@ -206,6 +249,10 @@ impl Application {
             }
         };
         futures::future::join(api_stopped, worker_stopped).await;
+        // Last, so a scrape during the drain still answers.
+        if let Some(h) = metrics_handle {
+            h.stop(true).await;
+        }
         self.bus.flush().await;
         tracing::info!("stopped");
         match failed {

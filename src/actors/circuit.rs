@@ -181,6 +181,7 @@ impl CircuitActor {
             return;
         };
         state.tripped = true;
+        crate::metrics::global().circuit_tripped(uuid);
         let op = Op::Trip {
             ts: Utc::now(),
             failures: state.failures,

@@ -102,6 +102,7 @@ impl JournalActor {
             let dead_res = dead_letters::insert_many(&db, dead_rows).await;
             let dead_back = match dead_res {
                 Ok(()) => {
+                    count_dead_letters(&dead);
                     // Kept for good: the bus may forget them now.
                     for ack in dead.iter().filter_map(|(_, a)| a.as_ref()) {
                         ack.ack();
@@ -244,6 +245,20 @@ impl Handler<FlushJournal> for JournalActor {
             }
             .into_actor(self),
         )
+    }
+}
+
+/// Count written dead letters by reason: one labelled lookup per reason in the batch.
+fn count_dead_letters(written: &[(dead_letters::DeadLetterRow, Option<crate::durable::Acker>)]) {
+    let mut by_reason: Vec<(&str, u64)> = Vec::new();
+    for (row, _) in written {
+        match by_reason.iter_mut().find(|(r, _)| *r == row.reason) {
+            Some((_, n)) => *n += 1,
+            None => by_reason.push((&row.reason, 1)),
+        }
+    }
+    for (reason, n) in by_reason {
+        crate::metrics::global().dead_letters_written(reason, n);
     }
 }
 

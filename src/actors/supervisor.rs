@@ -189,6 +189,7 @@ impl SupervisorActor {
             }
         }
         self.reloads += 1;
+        crate::metrics::global().reloaded();
         if self.reloads == 1 {
             tracing::info!(running = self.running.len(), "subscriptions loaded");
         } else if started + stopped + updated > 0 {

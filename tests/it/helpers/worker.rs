@@ -31,6 +31,8 @@ pub struct WorkerApp {
 pub struct WorkerHandle {
     pub supervisor: Addr<SupervisorActor>,
     pub stats: std::sync::Arc<decnet_webhook::actors::WorkerStats>,
+    /// `/metrics` on `metrics_bind`, when the settings have one.
+    pub metrics_port: Option<u16>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<actix_rt::task::JoinHandle<Result<(), decnet_webhook::cli::Failure>>>,
 }
@@ -51,6 +53,7 @@ impl WorkerHandle {
         let worker = app.worker().expect("worker runs");
         let supervisor = worker.supervisor.clone();
         let stats = worker.stats.clone();
+        let metrics_port = app.metrics_port();
         let (tx, rx) = oneshot::channel::<()>();
         let done = actix_rt::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -58,6 +61,7 @@ impl WorkerHandle {
         Self {
             supervisor,
             stats,
+            metrics_port,
             stop: Some(tx),
             done: Some(done),
         }
@@ -216,6 +220,16 @@ impl WorkerApp {
             .await
             .unwrap()
             .expect("row exists")
+    }
+
+    /// The worker's `/metrics` URL (start it with `metrics_bind`).
+    pub fn metrics_url(&self) -> String {
+        let port = self
+            .worker
+            .as_ref()
+            .and_then(|w| w.metrics_port)
+            .expect("worker started with metrics_bind");
+        format!("http://127.0.0.1:{port}/metrics")
     }
 
     pub fn worker_stats(&self) -> std::sync::Arc<decnet_webhook::actors::WorkerStats> {

@@ -1,0 +1,520 @@
+//! Prometheus metrics (SPEC §8): one process-wide registry, rendered as text at
+//! `GET /metrics` on the API listener, or on `DECNET_METRICS_BIND` when that is set.
+//!
+//! Cardinality stays bounded: the only per-subscription label is the subscription's
+//! uuid (never a URL or an event id), and a subscription's series go once it has been
+//! stopped for a grace period (long enough for a scrape to see its last values, a trip
+//! included), so the series follow the live set.
+
+use std::{
+    collections::HashMap,
+    net::TcpListener,
+    sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use actix_web::{dev::Server, web, App, HttpResponse, HttpServer};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::delivery::DeliveryOutcome;
+
+/// How long the series of a stopped subscription stay.
+pub const STOPPED_GRACE: Duration = Duration::from_secs(300);
+
+/// The `result` label of an attempt: the status class, or `error` without a response.
+const RESULTS: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
+
+/// A delivery runs from milliseconds to the whole retry schedule (tens of seconds).
+const DURATION_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Every metric of the process, in one registry.
+pub struct Metrics {
+    registry: Registry,
+    deliveries: IntCounterVec,
+    attempts: IntCounterVec,
+    duration: Histogram,
+    queue_depth: IntGaugeVec,
+    inflight: IntGaugeVec,
+    trips: IntCounterVec,
+    reloads: IntCounter,
+    bus_connected: IntGauge,
+    dead_letters: IntCounterVec,
+    running: IntGauge,
+    live: Mutex<HashMap<Arc<str>, Live>>,
+    grace: Duration,
+}
+
+/// A subscription with series: how many actors hold it (a restart briefly has two,
+/// as may several workers in one process), and since when none does.
+#[derive(Default)]
+struct Live {
+    holders: usize,
+    stopped_at: Option<Instant>,
+}
+
+static GLOBAL: LazyLock<Arc<Metrics>> = LazyLock::new(|| {
+    // The definitions are constants; the unit tests build them.
+    Arc::new(Metrics::new(STOPPED_GRACE).expect("metric definitions are valid"))
+});
+
+/// The process-wide metrics.
+pub fn global() -> &'static Arc<Metrics> {
+    &GLOBAL
+}
+
+impl Metrics {
+    /// A fresh registry with every metric; `grace` is how long a stopped
+    /// subscription's series stay.
+    pub fn new(grace: Duration) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_deliveries_total",
+                "Deliveries finished, by subscription and outcome (success or failure after every attempt).",
+            ),
+            &["subscription", "outcome"],
+        )?;
+        let attempts = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_attempts_total",
+                "HTTP attempts, by subscription and result (status class, or error without a response).",
+            ),
+            &["subscription", "result"],
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "decnet_webhook_delivery_duration_seconds",
+                "Time from first attempt to outcome of a delivery, waits between retries included.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+        )?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "decnet_webhook_queue_depth",
+                "Events waiting in a subscription's queue.",
+            ),
+            &["subscription"],
+        )?;
+        let inflight = IntGaugeVec::new(
+            Opts::new(
+                "decnet_webhook_inflight",
+                "Deliveries a subscription has in flight.",
+            ),
+            &["subscription"],
+        )?;
+        let trips = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_circuit_trips_total",
+                "Circuit-breaker trips, by subscription.",
+            ),
+            &["subscription"],
+        )?;
+        let reloads = IntCounter::new(
+            "decnet_webhook_reloads_total",
+            "Subscription reloads completed by the worker.",
+        )?;
+        let bus_connected = IntGauge::new(
+            "decnet_webhook_bus_connected",
+            "1 while the NATS connection is up, else 0.",
+        )?;
+        let dead_letters = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_dead_letters_total",
+                "Dead letters written to the store, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let running = IntGauge::new(
+            "decnet_webhook_subscriptions_running",
+            "Subscriptions the worker runs.",
+        )?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(attempts.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(inflight.clone()))?;
+        registry.register(Box::new(trips.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(bus_connected.clone()))?;
+        registry.register(Box::new(dead_letters.clone()))?;
+        registry.register(Box::new(running.clone()))?;
+        Ok(Self {
+            registry,
+            deliveries,
+            attempts,
+            duration,
+            queue_depth,
+            inflight,
+            trips,
+            reloads,
+            bus_connected,
+            dead_letters,
+            running,
+            live: Mutex::default(),
+            grace,
+        })
+    }
+
+    /// The handles of one subscription, resolved once, for its actor to keep; its
+    /// series stay while any handle of that uuid lives.
+    pub fn subscription(self: &Arc<Self>, uuid: &Arc<str>) -> SubscriptionMetrics {
+        let mut live = self.live();
+        self.prune(&mut live);
+        let entry = live.entry(uuid.clone()).or_default();
+        entry.holders += 1;
+        entry.stopped_at = None;
+        if entry.holders == 1 {
+            self.running.inc();
+        }
+        let id: &str = uuid;
+        SubscriptionMetrics {
+            metrics: self.clone(),
+            uuid: uuid.clone(),
+            success: self.deliveries.with_label_values(&[id, "success"]),
+            failure: self.deliveries.with_label_values(&[id, "failure"]),
+            attempts: RESULTS.map(|r| self.attempts.with_label_values(&[id, r])),
+            queue_depth: self.queue_depth.with_label_values(&[id]),
+            inflight: self.inflight.with_label_values(&[id]),
+            reported: (0, 0),
+        }
+    }
+
+    /// A subscription's circuit tripped.
+    pub fn circuit_tripped(&self, uuid: &Arc<str>) {
+        let mut live = self.live();
+        // A trip of a subscription with no running actor here still gets its series
+        // removed in time.
+        let entry = live.entry(uuid.clone()).or_default();
+        if entry.holders == 0 {
+            entry.stopped_at = Some(Instant::now());
+        }
+        self.trips.with_label_values(&[uuid]).inc();
+    }
+
+    /// The worker finished a reload.
+    pub fn reloaded(&self) {
+        self.reloads.inc();
+    }
+
+    pub fn set_bus_connected(&self, connected: bool) {
+        self.bus_connected.set(i64::from(connected));
+    }
+
+    /// `count` dead letters with this reason (`Reason::as_str`, a fixed set) were
+    /// written to the store.
+    pub fn dead_letters_written(&self, reason: &str, count: u64) {
+        self.dead_letters.with_label_values(&[reason]).inc_by(count);
+    }
+
+    /// Everything, in the Prometheus text format (`TEXT_FORMAT`).
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        self.prune(&mut self.live());
+        TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<Arc<str>, Live>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drop the series of subscriptions stopped for longer than the grace period.
+    fn prune(&self, live: &mut HashMap<Arc<str>, Live>) {
+        live.retain(|uuid, entry| {
+            let expired =
+                entry.holders == 0 && entry.stopped_at.is_some_and(|t| t.elapsed() >= self.grace);
+            if expired {
+                let id: &str = uuid;
+                // A series never created is not an error worth reporting.
+                for outcome in ["success", "failure"] {
+                    let _ = self.deliveries.remove_label_values(&[id, outcome]);
+                }
+                for result in RESULTS {
+                    let _ = self.attempts.remove_label_values(&[id, result]);
+                }
+                let _ = self.queue_depth.remove_label_values(&[id]);
+                let _ = self.inflight.remove_label_values(&[id]);
+                let _ = self.trips.remove_label_values(&[id]);
+            }
+            !expired
+        });
+    }
+
+    fn release(&self, uuid: &Arc<str>) {
+        let mut live = self.live();
+        if let Some(entry) = live.get_mut(uuid) {
+            entry.holders = entry.holders.saturating_sub(1);
+            if entry.holders == 0 {
+                entry.stopped_at = Some(Instant::now());
+                self.running.dec();
+            }
+        }
+    }
+}
+
+/// One subscription's metric handles, held by its actor: updating them takes no
+/// lookup and no allocation.
+pub struct SubscriptionMetrics {
+    metrics: Arc<Metrics>,
+    uuid: Arc<str>,
+    success: IntCounter,
+    failure: IntCounter,
+    attempts: [IntCounter; RESULTS.len()],
+    queue_depth: IntGauge,
+    inflight: IntGauge,
+    /// What this holder added to the shared gauges (queued, in flight).
+    reported: (i64, i64),
+}
+
+impl SubscriptionMetrics {
+    /// A delivery finished: its outcome, each attempt, and how long it took.
+    pub fn delivered(&self, outcome: &DeliveryOutcome) {
+        if outcome.ok {
+            self.success.inc();
+        } else {
+            self.failure.inc();
+        }
+        for t in &outcome.tries {
+            let class = match t.status {
+                Some(200..=299) => 0,
+                Some(300..=399) => 1,
+                Some(400..=499) => 2,
+                Some(500..=599) => 3,
+                _ => 4,
+            };
+            self.attempts[class].inc();
+        }
+        if !outcome.tries.is_empty() {
+            self.metrics.duration.observe(outcome.latency.as_secs_f64());
+        }
+    }
+
+    /// The subscription's queue length and deliveries in flight now. Gauges add up
+    /// over every holder of the uuid (a restarting subscription's old and new actor).
+    pub fn set_load(&mut self, queued: usize, inflight: usize) {
+        let now = (
+            i64::try_from(queued).unwrap_or(i64::MAX),
+            i64::try_from(inflight).unwrap_or(i64::MAX),
+        );
+        if now.0 != self.reported.0 {
+            self.queue_depth.add(now.0 - self.reported.0);
+        }
+        if now.1 != self.reported.1 {
+            self.inflight.add(now.1 - self.reported.1);
+        }
+        self.reported = now;
+    }
+}
+
+impl Drop for SubscriptionMetrics {
+    fn drop(&mut self) {
+        self.set_load(0, 0);
+        self.metrics.release(&self.uuid);
+    }
+}
+
+/// `GET /metrics` (no authentication: it tells counts, never URLs or secrets).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(scrape))
+            .default_service(crate::api::allow_only("GET")),
+    );
+}
+
+async fn scrape() -> HttpResponse {
+    match global().render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type(prometheus::TEXT_FORMAT)
+            .body(text),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// A server of `/metrics` alone, on its own listener (`DECNET_METRICS_BIND`).
+pub fn server(listener: TcpListener) -> std::io::Result<Server> {
+    Ok(HttpServer::new(|| {
+        App::new()
+            .configure(configure)
+            .default_service(web::to(HttpResponse::NotFound))
+            .wrap(actix_web::middleware::NormalizePath::trim())
+    })
+    .workers(1)
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(1)
+    .run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::Try;
+
+    fn outcome(ok: bool, statuses: &[Option<u16>]) -> DeliveryOutcome {
+        let mut o = DeliveryOutcome::not_attempted(String::new());
+        o.ok = ok;
+        o.latency = Duration::from_millis(30);
+        o.tries = statuses
+            .iter()
+            .map(|s| Try {
+                at: chrono::Utc::now(),
+                status: *s,
+                latency: Duration::from_millis(10),
+                error: None,
+            })
+            .collect();
+        o
+    }
+
+    /// The value of the sample with exactly these labels, parsed as a scraper would.
+    fn value(m: &Metrics, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = m.render().unwrap();
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        scrape
+            .samples
+            .into_iter()
+            .find(|s| {
+                s.metric == metric
+                    && s.labels.len() == labels.len()
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                other => panic!("{metric} is {other:?}"),
+            })
+    }
+
+    #[test]
+    fn a_subscription_counts_outcomes_attempts_and_load() {
+        let m = Arc::new(Metrics::new(STOPPED_GRACE).unwrap());
+        let uuid: Arc<str> = "0b7c6c2e-2d7e-4a39-9a55-1f0b5c1f6a10".into();
+        let mut s = m.subscription(&uuid);
+        s.delivered(&outcome(true, &[Some(503), None, Some(204)]));
+        s.delivered(&outcome(false, &[Some(404)]));
+        s.set_load(7, 3);
+        let sub = ("subscription", &*uuid);
+        let deliveries = "decnet_webhook_deliveries_total";
+        assert_eq!(
+            value(&m, deliveries, &[sub, ("outcome", "success")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&m, deliveries, &[sub, ("outcome", "failure")]),
+            Some(1.0)
+        );
+        for (class, n) in [
+            ("2xx", 1.0),
+            ("3xx", 0.0),
+            ("4xx", 1.0),
+            ("5xx", 1.0),
+            ("error", 1.0),
+        ] {
+            let got = value(
+                &m,
+                "decnet_webhook_attempts_total",
+                &[sub, ("result", class)],
+            );
+            assert_eq!(got, Some(n), "{class}");
+        }
+        let count = value(&m, "decnet_webhook_delivery_duration_seconds_count", &[]);
+        assert_eq!(count, Some(2.0));
+        assert_eq!(value(&m, "decnet_webhook_queue_depth", &[sub]), Some(7.0));
+        assert_eq!(value(&m, "decnet_webhook_inflight", &[sub]), Some(3.0));
+        assert_eq!(
+            value(&m, "decnet_webhook_subscriptions_running", &[]),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn series_follow_the_live_set() {
+        let m = Arc::new(Metrics::new(Duration::ZERO).unwrap());
+        let uuid: Arc<str> = "5d1e7d7a-8f71-4d0e-b1c4-6d0f0b8a2b33".into();
+        let sub = ("subscription", &*uuid);
+        // A restart: the new actor takes the uuid before the old one has finished.
+        let mut old = m.subscription(&uuid);
+        let mut new = m.subscription(&uuid);
+        old.set_load(2, 1);
+        new.set_load(1, 1);
+        old.delivered(&outcome(true, &[Some(200)]));
+        assert_eq!(value(&m, "decnet_webhook_inflight", &[sub]), Some(2.0));
+        assert_eq!(
+            value(&m, "decnet_webhook_subscriptions_running", &[]),
+            Some(1.0)
+        );
+        drop(old);
+        // Kept while the new actor runs, without the old one's load.
+        assert_eq!(value(&m, "decnet_webhook_inflight", &[sub]), Some(1.0));
+        assert_eq!(value(&m, "decnet_webhook_queue_depth", &[sub]), Some(1.0));
+        m.circuit_tripped(&uuid);
+        assert_eq!(
+            value(&m, "decnet_webhook_circuit_trips_total", &[sub]),
+            Some(1.0)
+        );
+        drop(new);
+        let text = m.render().unwrap();
+        assert!(!text.contains(&*uuid), "{text}");
+        assert_eq!(
+            value(&m, "decnet_webhook_subscriptions_running", &[]),
+            Some(0.0)
+        );
+        // A trip with no actor here goes like the rest.
+        let other: Arc<str> = "9a3f1c56-1b0e-4c6a-8f0e-2a7d4e5b6c7d".into();
+        m.circuit_tripped(&other);
+        assert!(!m.render().unwrap().contains(&*other));
+    }
+
+    #[test]
+    fn stopped_subscriptions_stay_for_the_grace_period() {
+        let m = Arc::new(Metrics::new(STOPPED_GRACE).unwrap());
+        let uuid: Arc<str> = "2c9d4f0e-7a61-4b8e-9c3d-5e6f7a8b9c0d".into();
+        let sub = ("subscription", &*uuid);
+        let mut s = m.subscription(&uuid);
+        s.set_load(4, 2);
+        s.delivered(&outcome(false, &[Some(500)]));
+        m.circuit_tripped(&uuid);
+        drop(s);
+        let trips = value(&m, "decnet_webhook_circuit_trips_total", &[sub]);
+        assert_eq!(trips, Some(1.0));
+        let failures = value(
+            &m,
+            "decnet_webhook_deliveries_total",
+            &[sub, ("outcome", "failure")],
+        );
+        assert_eq!(failures, Some(1.0));
+        assert_eq!(value(&m, "decnet_webhook_inflight", &[sub]), Some(0.0));
+        assert_eq!(
+            value(&m, "decnet_webhook_subscriptions_running", &[]),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn process_wide_gauges_and_dead_letters() {
+        let m = Metrics::new(STOPPED_GRACE).unwrap();
+        m.reloaded();
+        m.set_bus_connected(true);
+        m.dead_letters_written("queue_overflow", 3);
+        assert_eq!(value(&m, "decnet_webhook_reloads_total", &[]), Some(1.0));
+        assert_eq!(value(&m, "decnet_webhook_bus_connected", &[]), Some(1.0));
+        let overflow = value(
+            &m,
+            "decnet_webhook_dead_letters_total",
+            &[("reason", "queue_overflow")],
+        );
+        assert_eq!(overflow, Some(3.0));
+        m.set_bus_connected(false);
+        assert_eq!(value(&m, "decnet_webhook_bus_connected", &[]), Some(0.0));
+    }
+}
