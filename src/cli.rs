@@ -35,6 +35,15 @@ pub enum Command {
     User(UserCommand),
     /// Render the systemd units into a folder.
     Init(crate::init::InitArgs),
+    /// Subscription secrets at rest (DECNET_SECRET_KEY).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Encrypt every plaintext subscription secret in place with DECNET_SECRET_KEY.
+    Encrypt,
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +143,7 @@ fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
                 Ok(())
             }
             Command::User(cmd) => user_command(cmd, &settings).await,
+            Command::Secrets(SecretsCommand::Encrypt) => encrypt_secrets(&settings).await,
             Command::Init(_) => Ok(()),
         }
     });
@@ -224,6 +234,42 @@ pub async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection,
                 crate::error::redact_db_error(&e)
             ))
         })
+}
+
+/// Stop with one line (exit 2) when `DECNET_SECRET_KEY` does not fit the database.
+pub async fn check_secret_key(
+    db: &sea_orm::DatabaseConnection,
+    settings: &Settings,
+) -> Result<(), Failure> {
+    use crate::secrets::{check_key, KeyCheckError, SecretStore};
+    match check_key(db, &SecretStore::from_settings(settings)).await {
+        Ok(()) => Ok(()),
+        Err(e @ KeyCheckError::Db(_)) => Err(Failure::Runtime(e.to_string())),
+        Err(e) => Err(Failure::Usage(e.to_string())),
+    }
+}
+
+/// `decnet secrets encrypt`: seal plaintext secrets in place; prints how many rows.
+async fn encrypt_secrets(settings: &Settings) -> Result<(), Failure> {
+    let store = crate::secrets::SecretStore::from_settings(settings);
+    if !store.encrypts() {
+        return Err(Failure::Usage(
+            "DECNET_SECRET_KEY is not set; it is the key `decnet secrets encrypt` encrypts with"
+                .into(),
+        ));
+    }
+    let db = connect(settings).await?;
+    check_secret_key(&db, settings).await?;
+    let converted = crate::secrets::encrypt_plaintext_rows(&db, &store)
+        .await
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "database error: {}",
+                crate::error::redact_db_error(&e)
+            ))
+        })?;
+    println!("encrypted the secrets of {converted} subscription(s)");
+    Ok(())
 }
 
 async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failure> {

@@ -70,6 +70,8 @@ pub struct WebhookSettings {
     /// The JetStream stream capturing DECNET's subjects (durable mode).
     pub stream: String,
     pub stream_subjects: Vec<String>,
+    /// How long a rotated-out secret keeps signing beside the new one.
+    pub rotation_window: chrono::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -223,6 +225,12 @@ impl Settings {
             durable: src.boolean("webhook_durable", false)?,
             stream: parse_stream_name(src.string("webhook_stream")?)?,
             stream_subjects: parse_stream_subjects(src.string("webhook_stream_subjects")?)?,
+            rotation_window: chrono::Duration::hours(src.number(
+                "webhook_rotation_hours",
+                24,
+                1,
+                8760,
+            )? as i64),
         };
         if webhook.bus_reconnect < Duration::from_secs(1) {
             return Err(ConfigError::invalid(
@@ -518,6 +526,22 @@ mod tests {
         assert_eq!(s.webhook.queue_per_sub, 10_000);
         assert_eq!(s.webhook.create_per_minute, 20);
         assert!(!s.webhook.allow_private);
+        assert_eq!(s.webhook.rotation_window, chrono::Duration::hours(24));
+        assert!(s.secret_key.is_none());
+    }
+
+    #[test]
+    fn rotation_window_and_secret_key_are_read() {
+        let s = load(&[
+            ("webhook_rotation_hours", "2"),
+            ("secret_key", &"ab".repeat(32)),
+        ])
+        .unwrap();
+        assert_eq!(s.webhook.rotation_window, chrono::Duration::hours(2));
+        assert_eq!(
+            s.secret_key.as_ref().and_then(|k| decode_key(k.expose())),
+            Some([0xab; 32])
+        );
     }
 
     #[test]
@@ -552,6 +576,16 @@ mod tests {
             ),
             ("mode", "worker", "DECNET_MODE"),
             ("secret_key", "abc", "DECNET_SECRET_KEY"),
+            (
+                "webhook_rotation_hours",
+                "0",
+                "DECNET_WEBHOOK_ROTATION_HOURS",
+            ),
+            (
+                "webhook_rotation_hours",
+                "1.5",
+                "DECNET_WEBHOOK_ROTATION_HOURS",
+            ),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{key}={value}: {err}");

@@ -12,6 +12,7 @@ pub mod durable;
 pub mod error;
 pub mod init;
 pub mod metrics;
+pub mod secrets;
 pub mod shape;
 pub mod startup;
 pub mod telemetry;

@@ -84,6 +84,8 @@ impl Application {
         use crate::cli::Failure;
         let settings = Arc::new(settings);
         let db = crate::cli::connect(&settings).await?;
+        // A wrong or missing key stops here, before anything is signed or written.
+        crate::cli::check_secret_key(&db, &settings).await?;
         let bus = Bus::connect(&settings).await;
         let api = if components.api {
             let secret = jwt_secret

@@ -202,6 +202,7 @@ impl Worker {
         .start();
         let pool2 = pool.clone();
         let stats2 = stats.clone();
+        let secrets = crate::secrets::SecretStore::from_settings(settings);
         let supervisor = SupervisorActor::create(move |ctx| {
             let me = actix::AsyncContext::address(ctx);
             let circuit = circuit
@@ -220,6 +221,7 @@ impl Worker {
                     signals,
                     stop_requested: Some(stop_req_tx),
                     journal: Some(journal),
+                    secrets,
                 },
                 me.recipient(),
             )

@@ -37,6 +37,9 @@ pub struct SubscriptionSpec {
     pub name: Arc<str>,
     pub url: String,
     pub secret: Secret,
+    /// The secret before the last rotation, signing beside `secret` until its expiry.
+    pub previous_secret: Option<Secret>,
+    pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub patterns: Vec<String>,
     pub options: DeliveryOptions,
 }
@@ -95,21 +98,38 @@ impl DeliveryOptions {
 }
 
 impl SubscriptionSpec {
-    pub fn from_row(row: &entity::webhook_subscription::Model) -> Self {
-        Self {
+    /// The spec of a stored row, its secrets opened with `secrets` (the one place the
+    /// worker decrypts them); a previous secret already expired is left out.
+    pub fn from_row(
+        row: &entity::webhook_subscription::Model,
+        secrets: &crate::secrets::SecretStore,
+    ) -> Result<Self, crate::secrets::SecretError> {
+        let previous = secrets.previous(row, chrono::Utc::now())?;
+        Ok(Self {
             uuid: row.uuid.as_str().into(),
             name: row.name.as_str().into(),
             url: row.url.clone(),
-            secret: Secret::new(row.secret.clone()),
+            secret: secrets.open(&row.secret)?,
+            previous_secret_expires_at: previous.as_ref().map(|(_, expires)| *expires),
+            previous_secret: previous.map(|(secret, _)| secret),
             patterns: row.patterns(),
             options: DeliveryOptions::from_row(row),
-        }
+        })
     }
 
+    /// Signed with the secret, and with the previous one while its window is open.
     pub fn target(&self) -> Result<Target, crate::domain::UrlError> {
+        let mut secrets = vec![self.secret.clone()];
+        if let (Some(previous), Some(expires)) =
+            (&self.previous_secret, self.previous_secret_expires_at)
+        {
+            if expires > chrono::Utc::now() {
+                secrets.push(previous.clone());
+            }
+        }
         Ok(Target {
             url: WebhookUrl::parse(&self.url)?,
-            secrets: vec![self.secret.clone()],
+            secrets,
         })
     }
 
@@ -533,6 +553,29 @@ impl Handler<Incoming> for SubscriptionActor {
                 );
             }
         }
+    }
+}
+
+impl SubscriptionActor {
+    /// At the previous secret's expiry, sign with the new one alone (no reload
+    /// needed). A timer whose expiry is no longer the spec's (a later rotation or
+    /// update) does nothing.
+    fn schedule_secret_expiry(&mut self, ctx: &mut Context<Self>) {
+        let Some(expires) = self.spec.previous_secret_expires_at else {
+            return;
+        };
+        let delay = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+        ctx.run_later(delay, move |act, _ctx| {
+            if act.spec.previous_secret_expires_at != Some(expires) {
+                return;
+            }
+            act.spec.previous_secret = None;
+            act.spec.previous_secret_expires_at = None;
+            if let Ok(target) = act.spec.target() {
+                act.target = Arc::new(target);
+                tracing::info!(subscription = %act.spec.uuid, "previous secret expired; signing with the new one alone");
+            }
+        });
     }
 }
 

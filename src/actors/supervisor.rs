@@ -72,6 +72,7 @@ pub struct SupervisorActor {
     signals: Option<BoxStream<'static, Signal>>,
     stop_requested: Option<mpsc::UnboundedSender<()>>,
     journal: Option<Addr<JournalActor>>,
+    secrets: crate::secrets::SecretStore,
     running: HashMap<Arc<str>, Running>,
     me: Recipient<Ready>,
     reloading: bool,
@@ -92,6 +93,8 @@ pub struct SupervisorParts {
     pub signals: Option<BoxStream<'static, Signal>>,
     pub stop_requested: Option<mpsc::UnboundedSender<()>>,
     pub journal: Option<Addr<JournalActor>>,
+    /// Opens the stored secrets (`DECNET_SECRET_KEY`).
+    pub secrets: crate::secrets::SecretStore,
 }
 
 impl SupervisorActor {
@@ -108,6 +111,7 @@ impl SupervisorActor {
             signals: p.signals,
             stop_requested: p.stop_requested,
             journal: p.journal,
+            secrets: p.secrets,
             running: HashMap::new(),
             me,
             reloading: false,
@@ -153,14 +157,24 @@ impl SupervisorActor {
     }
 
     fn apply(&mut self, rows: Vec<entity::webhook_subscription::Model>) {
+        // Secrets are opened here and nowhere else in the worker. A row whose secret
+        // does not open is skipped: a running copy keeps its last good spec.
+        let mut unreadable = std::collections::HashSet::new();
         let desired: HashMap<Arc<str>, SubscriptionSpec> = rows
             .iter()
-            .map(SubscriptionSpec::from_row)
+            .filter_map(|row| match SubscriptionSpec::from_row(row, &self.secrets) {
+                Ok(spec) => Some(spec),
+                Err(e) => {
+                    tracing::error!(subscription = %row.uuid, error = %e, "cannot open the stored secret; subscription skipped");
+                    unreadable.insert(row.uuid.clone());
+                    None
+                }
+            })
             .map(|s| (s.uuid.clone(), s))
             .collect();
         let (mut started, mut stopped, mut updated) = (0, 0, 0);
         self.running.retain(|uuid, running| {
-            let keep = desired.contains_key(uuid);
+            let keep = desired.contains_key(uuid) || unreadable.contains(&**uuid);
             if !keep {
                 running.addr.do_send(Drain(DrainReason::Removed));
                 stopped += 1;

@@ -161,6 +161,8 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
         name: "probe".into(),
         url: "https://1.1.1.1/hook".into(),
         secret: Secret::new("s".repeat(32)),
+        previous_secret: None,
+        previous_secret_expires_at: None,
         patterns: vec!["attacker.>".into()],
         options: Default::default(),
     };

@@ -13,7 +13,22 @@ use crate::error::AppError;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Read the whole body (413 past the limit) and decode it (422 naming the field).
-pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result<T, AppError> {
+pub async fn read_json<T: DeserializeOwned>(payload: web::Payload) -> Result<T, AppError> {
+    decode(&read_bytes(payload).await?)
+}
+
+/// Like [`read_json`], but an empty body means every field absent.
+pub async fn read_json_or_default<T: DeserializeOwned + Default>(
+    payload: web::Payload,
+) -> Result<T, AppError> {
+    let bytes = read_bytes(payload).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    decode(&bytes)
+}
+
+async fn read_bytes(mut payload: web::Payload) -> Result<web::BytesMut, AppError> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
@@ -26,7 +41,7 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
         }
         buf.extend_from_slice(&chunk);
     }
-    decode(&buf)
+    Ok(buf)
 }
 
 /// Decode in two steps: syntax first (so a broken body is reported as such), then

@@ -30,11 +30,14 @@ pub struct AppState {
     pub create_limiter: Arc<RateLimiter>,
     /// Subscriptions whose dead letters are being replayed.
     pub replays: Arc<Replays>,
+    /// Seals and opens stored subscription secrets (`DECNET_SECRET_KEY`).
+    pub secrets: crate::secrets::SecretStore,
 }
 
 impl AppState {
     pub fn new(db: DatabaseConnection, settings: Arc<Settings>, bus: Bus, jwt: JwtKeys) -> Self {
         let create_limiter = Arc::new(RateLimiter::per_minute(settings.webhook.create_per_minute));
+        let secrets = crate::secrets::SecretStore::from_settings(&settings);
         Self {
             db,
             settings,
@@ -42,6 +45,7 @@ impl AppState {
             jwt,
             create_limiter,
             replays: Arc::default(),
+            secrets,
         }
     }
 }

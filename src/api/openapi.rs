@@ -42,6 +42,7 @@ pub struct Health {
         webhooks::get,
         webhooks::update,
         webhooks::delete,
+        webhooks::secret::rotate_secret,
         webhooks::ping::test_ping,
         webhooks::dead_letters::list_dead_letters,
         webhooks::replay::replay,

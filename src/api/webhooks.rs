@@ -7,6 +7,7 @@ pub mod dto;
 pub mod options;
 pub mod ping;
 pub mod replay;
+pub mod secret;
 pub mod validate;
 
 use actix_web::{web, HttpResponse};
@@ -39,6 +40,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(update))
             .route(web::delete().to(delete))
             .default_service(super::allow_only("GET, PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/rotate-secret")
+            .route(web::post().to(secret::rotate_secret))
+            .default_service(super::allow_only("POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/test")
@@ -135,18 +141,16 @@ pub async fn create(
     {
         return Err(name_taken(&name));
     }
+    let stored_secret = state.secrets.seal(&secret);
     let mut row =
-        subscriptions::new_row(&name, url.as_str(), &secret, &patterns, body.enabled);
+        subscriptions::new_row(&name, url.as_str(), &stored_secret, &patterns, body.enabled);
     options.set_on(&mut row);
     let row = subscriptions::insert(&state.db, row)
         .await
         .map_err(|e| conflict_or_internal(e, &name))?;
     tracing::info!(uuid = %row.uuid, name = %row.name, by = %user.username, "webhook created");
     signal_changed(&state).await;
-    Ok(HttpResponse::Created().json(WebhookCreated {
-        webhook: Webhook::from(&row),
-        secret,
-    }))
+    Ok(HttpResponse::Created().json(secret::created(&state, &row, secret)))
 }
 
 /// One subscription.
@@ -226,6 +230,7 @@ pub async fn update(
         Some(u) => Some(validate::url(&u, state.settings.webhook.allow_private).await?),
         None => None,
     };
+    let secret = secret::patched_secret(&state, &row, secret);
     let changes = Changes {
         name,
         url: url.map(|u| u.as_str().to_owned()),
@@ -234,9 +239,14 @@ pub async fn update(
         enabled: body.enabled,
         options,
     };
-    let Some(active) = changes.against(&row) else {
+    let Some(mut active) = changes.against(&row) else {
         return Ok(HttpResponse::Ok().json(Webhook::from(&row)));
     };
+    if active.secret.is_set() {
+        // A secret set by PATCH replaces at once: no older one keeps signing.
+        active.previous_secret = Set(None);
+        active.previous_secret_expires_at = Set(None);
+    }
     if let Set(new_name) = &active.name {
         if subscriptions::find_by_name(&state.db, new_name)
             .await?

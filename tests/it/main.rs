@@ -13,6 +13,7 @@ mod metrics;
 mod options;
 mod process;
 mod repository;
+mod secrets;
 mod shapes;
 mod ui;
 mod worker;

@@ -15,6 +15,9 @@ use crate::{
 
 pub const INSECURE_URL_WARNING: &str =
     "insecure_url: URL uses http://. Deliveries are not encrypted in transit.";
+/// On create and rotate answers when `DECNET_SECRET_KEY` is not set.
+pub const PLAINTEXT_SECRET_WARNING: &str =
+    "plaintext_secret: DECNET_SECRET_KEY is not set; the secret is stored in plaintext.";
 
 /// A new subscription. At least one of `simple_events` and `topic_patterns` must
 /// give a pattern.
@@ -146,7 +149,15 @@ pub struct Webhook {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_one")]
     pub updated_at: DateTime<Utc>,
-    /// `insecure_url: …` for `http://` URLs.
+    /// When the secret was last rotated.
+    #[serde(serialize_with = "iso_opt")]
+    pub secret_rotated_at: Option<DateTime<Utc>>,
+    /// Until when deliveries are also signed with the secret before the last
+    /// rotation; null when no previous secret signs any more.
+    #[serde(serialize_with = "iso_opt")]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// `insecure_url: …` for `http://` URLs; on create and rotate answers also
+    /// `plaintext_secret: …` when secrets are stored unencrypted.
     pub warnings: Vec<String>,
 }
 
@@ -171,18 +182,33 @@ impl From<&Model> for Webhook {
             template: row.template.clone(),
             created_at: row.created_at,
             updated_at: row.updated_at,
+            secret_rotated_at: row.secret_rotated_at,
+            previous_secret_expires_at: row
+                .previous_secret_expires_at
+                .filter(|expires| *expires > Utc::now()),
             warnings: warnings(&row.url),
         }
     }
 }
 
-/// The answer to a create: the subscription and, this one time, its secret.
+/// The answer to a create or a rotation: the subscription and, this one time, its
+/// secret.
 #[derive(Serialize, ToSchema)]
 pub struct WebhookCreated {
     #[serde(flatten)]
     pub webhook: Webhook,
     /// The HMAC key; it is never shown again.
     pub secret: String,
+}
+
+/// A secret rotation; the body may be empty.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// The new HMAC key, 16–256 characters; generated when absent.
+    #[serde(default)]
+    #[schema(min_length = 16, max_length = 256)]
+    pub secret: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

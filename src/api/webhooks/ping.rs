@@ -9,7 +9,6 @@ use super::{dto::TestResult, find};
 use crate::{
     api::{openapi::ErrorBody, AppState},
     auth::Admin,
-    config::Secret,
     delivery::{DeliveryClient, Target},
     domain::{event::iso, Event, WebhookUrl},
     error::AppError,
@@ -37,6 +36,7 @@ pub async fn test_ping(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let row = find(&state, &path).await?;
+    let secrets = super::secret::signing_secrets(&state, &row)?;
     let result = match WebhookUrl::parse(&row.url) {
         Ok(url) => {
             let event = Event::new(
@@ -49,7 +49,7 @@ pub async fn test_ping(
                     "triggered_by": user.username,
                 }),
             );
-            let target = Target::new(url, vec![Secret::new(row.secret)]);
+            let target = Target::new(url, secrets);
             let outcome = client.attempt_once(&target, &event).await;
             TestResult {
                 delivered: outcome.ok,

@@ -25,7 +25,6 @@ use super::{
 use crate::{
     api::{openapi::ErrorBody, query::Query, AppState},
     auth::Admin,
-    config::Secret,
     db::{dead_letters, delivery_log},
     delivery::{DeliveryClient, Target, Try},
     domain::{Event, WebhookUrl},
@@ -70,8 +69,8 @@ impl Drop for ReplayGuard {
     }
 }
 
-/// Re-deliver the subscription's dead letters oldest first, signed with its current
-/// secret, each with the exact body stored; each one delivered is removed. Stops at
+/// Re-deliver the subscription's dead letters oldest first, signed as the worker signs
+/// now (both secrets during a rotation), each with the exact body stored; each one delivered is removed. Stops at
 /// the first failure. Publishes nothing and leaves the subscription row untouched.
 #[utoipa::path(
     post,
@@ -106,11 +105,12 @@ pub async fn replay(
             "A replay of this webhook is already running".into(),
         ));
     };
+    let secrets = super::secret::signing_secrets(&state, &row)?;
     let entries = dead_letters::replayable(&state.db, &row.uuid, since, MAX_ENTRIES).await?;
     // A row written before today's URL rules cannot be sent to: the first entry
     // reports it, as the test ping does.
     let target = WebhookUrl::parse(&row.url)
-        .map(|url| Target::new(url, vec![Secret::new(row.secret.clone())]))
+        .map(|url| Target::new(url, secrets))
         .map_err(|e| e.to_string());
 
     let deadline = Instant::now() + TIME_BUDGET;

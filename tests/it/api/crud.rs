@@ -1,7 +1,7 @@
 //! Create, read, update, delete, and what each answers.
 
 use chrono::{DateTime, Utc};
-use decnet_webhook::db::subscriptions;
+use decnet_webhook::{api::webhooks::dto::PLAINTEXT_SECRET_WARNING, db::subscriptions};
 use serde_json::{json, Value};
 
 use super::valid_webhook;
@@ -54,7 +54,8 @@ async fn simple_events_expand_and_the_secret_is_shown_once() {
     assert!(secret.len() >= 16, "{secret}");
     assert_eq!(created["enabled"], json!(true));
     assert_eq!(created["consecutive_failures"], json!(0));
-    assert_eq!(created["warnings"], json!([]));
+    // No DECNET_SECRET_KEY here: the answer says the secret is kept in plaintext.
+    assert_eq!(created["warnings"], json!([PLAINTEXT_SECRET_WARNING]));
 
     let one = app.get(&path(&created["uuid"]), Some(&token)).await;
     assert_eq!(one.status, 200);
@@ -267,16 +268,17 @@ async fn http_urls_carry_a_warning_and_https_urls_none() {
     body["url"] = json!("http://1.1.1.1/hook");
     let plain = app.create_webhook(&token, &body).await;
     let warnings = plain["warnings"].as_array().expect("warnings");
-    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings.len(), 2);
     assert!(warnings[0]
         .as_str()
         .unwrap()
         .starts_with("insecure_url: URL uses http://."));
+    assert_eq!(warnings[1], json!(PLAINTEXT_SECRET_WARNING));
     let listed = app.get("/api/v1/webhooks/", Some(&token)).await.json();
-    assert_eq!(listed[0]["warnings"], plain["warnings"]);
+    assert_eq!(listed[0]["warnings"], json!([warnings[0]]));
 
     let secure = app.create_webhook(&token, &valid_webhook("tls")).await;
-    assert_eq!(secure["warnings"], json!([]));
+    assert_eq!(secure["warnings"], json!([PLAINTEXT_SECRET_WARNING]));
 
     // Switching the URL switches the warning.
     let now_tls = app

@@ -72,6 +72,7 @@ async fn every_webhook_route_requires_an_admin_token() {
         format!("PATCH /api/v1/webhooks/{uuid}"),
         format!("DELETE /api/v1/webhooks/{uuid}"),
         format!("POST /api/v1/webhooks/{uuid}/test"),
+        format!("POST /api/v1/webhooks/{uuid}/rotate-secret"),
         format!("GET /api/v1/webhooks/{uuid}/dead-letters"),
         format!("POST /api/v1/webhooks/{uuid}/replay"),
         format!("GET /api/v1/webhooks/{uuid}/deliveries"),

@@ -159,6 +159,11 @@ async fn replay_delivers_the_stored_bytes_signed_in_order_and_removes_them() {
         .json();
     let mut before = s.created.clone();
     before.as_object_mut().unwrap().remove("secret");
+    // The plaintext-secret warning belongs to the answer that shows the secret.
+    before["warnings"].as_array_mut().unwrap().retain(|w| {
+        !w.as_str()
+            .is_some_and(|w| w.starts_with("plaintext_secret:"))
+    });
     assert_eq!(row, before);
 }
 

@@ -53,6 +53,11 @@ async fn a_ping_reaches_the_receiver_signed() {
     let after = app.get(&at, Some(&token)).await.json();
     let mut before = created.clone();
     before.as_object_mut().unwrap().remove("secret");
+    // The plaintext-secret warning belongs to the answer that shows the secret.
+    before["warnings"].as_array_mut().unwrap().retain(|w| {
+        !w.as_str()
+            .is_some_and(|w| w.starts_with("plaintext_secret:"))
+    });
     assert_eq!(after, before, "the ping left the row as it was");
 }
 

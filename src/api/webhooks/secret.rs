@@ -1,0 +1,95 @@
+//! Subscription secrets in the API: `POST /api/v1/webhooks/{uuid}/rotate-secret`,
+//! and the one place requests open stored secrets to sign with.
+
+use actix_web::{web, HttpResponse};
+use chrono::{SubsecRound, Utc};
+use entity::webhook_subscription::{ActiveModel, Model};
+use sea_orm::ActiveValue::{Set, Unchanged};
+
+use super::{
+    dto::{RotateSecret, Webhook, WebhookCreated, PLAINTEXT_SECRET_WARNING},
+    find, signal_changed, validate,
+};
+use crate::{
+    api::{body::read_json_or_default, openapi::ErrorBody, AppState},
+    auth::Admin,
+    config::Secret,
+    db::subscriptions,
+    error::AppError,
+};
+
+/// Replace the secret; the old one keeps signing beside it for
+/// `DECNET_WEBHOOK_ROTATION_HOURS`, so receivers can switch without a gap.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{uuid}/rotate-secret",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "Subscription UUID")),
+    request_body(content = RotateSecret, description = "Optional; without `secret` one is generated"),
+    responses(
+        (status = 200, description = "Rotated; the new secret is shown this once", body = WebhookCreated),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+pub async fn rotate_secret(
+    Admin(user): Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body: RotateSecret = read_json_or_default(payload).await?;
+    let secret = match body.secret {
+        Some(s) => validate::secret(s)?,
+        None => validate::generate_secret(),
+    };
+    let row = find(&state, &path).await?;
+    let now = Utc::now().trunc_subsecs(6);
+    let expires = now + state.settings.webhook.rotation_window;
+    let active = ActiveModel {
+        uuid: Unchanged(row.uuid.clone()),
+        secret: Set(state.secrets.seal(&secret)),
+        // The current secret as stored (sealed now if it was legacy plaintext).
+        previous_secret: Set(Some(state.secrets.reseal(&row.secret))),
+        secret_rotated_at: Set(Some(now)),
+        previous_secret_expires_at: Set(Some(expires)),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let row = subscriptions::update(&state.db, active).await?;
+    tracing::info!(uuid = %row.uuid, name = %row.name, by = %user.username, previous_until = %expires, "webhook secret rotated");
+    signal_changed(&state).await;
+    Ok(HttpResponse::Ok().json(created(&state, &row, secret)))
+}
+
+/// The one answer that carries a secret (create and rotate).
+pub(super) fn created(state: &AppState, row: &Model, secret: String) -> WebhookCreated {
+    let mut webhook = Webhook::from(row);
+    if !state.secrets.encrypts() {
+        webhook.warnings.push(PLAINTEXT_SECRET_WARNING.to_owned());
+    }
+    WebhookCreated { webhook, secret }
+}
+
+/// The secrets a request signs with for `row`, newest first. A stored secret that
+/// does not open is logged by uuid and answered 500, never signed with.
+pub(super) fn signing_secrets(state: &AppState, row: &Model) -> Result<Vec<Secret>, AppError> {
+    state.secrets.signing_secrets(row, Utc::now()).map_err(|e| {
+        tracing::error!(uuid = %row.uuid, error = %e, "cannot open the stored secret");
+        AppError::Internal
+    })
+}
+
+/// A PATCH `secret`: `None` when it equals the current one, else the value to store.
+pub(super) fn patched_secret(state: &AppState, row: &Model, new: Option<String>) -> Option<String> {
+    let new = new?;
+    let same = state
+        .secrets
+        .open(&row.secret)
+        .is_ok_and(|current| current.expose() == new);
+    (!same).then(|| state.secrets.seal(&new))
+}

@@ -1,0 +1,400 @@
+//! Subscription secrets at rest (SPEC §8): AES-256-GCM under `DECNET_SECRET_KEY`.
+//!
+//! A stored secret is either legacy plaintext or `enc:v1:` + base64(12-byte random
+//! nonce ‖ ciphertext ‖ tag); the prefix names the format so it can evolve. A check
+//! value in `webhook_meta`, sealed with the key at the first start that has one, lets
+//! every later start tell a wrong key at once, before anything is signed with garbage.
+
+use std::sync::Arc;
+
+use aes_gcm::{
+    aead::{Aead, AeadCore, KeyInit, OsRng},
+    Aes256Gcm, Key, Nonce,
+};
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
+use chrono::{DateTime, SubsecRound, Utc};
+use entity::{
+    meta,
+    webhook_subscription::{Column, Entity, Model},
+};
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter,
+};
+
+use crate::config::{decode_key, Secret, Settings};
+
+/// The prefix of every value sealed by this version.
+pub const PREFIX_V1: &str = "enc:v1:";
+/// What every encrypted format starts with (a legacy secret starting so is refused
+/// by the API: secrets are 16–256 printable characters, never this shape).
+const ENCRYPTED_MARK: &str = "enc:";
+const NONCE_LEN: usize = 12;
+/// The `webhook_meta` key of the check value.
+pub const CHECK_KEY: &str = "secret_key_check";
+const CHECK_PLAINTEXT: &str = "decnet-webhook secret key check v1";
+
+/// Why a stored secret cannot be used. Never carries the secret or the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("the secret is encrypted and DECNET_SECRET_KEY is not set")]
+    NoKey,
+    #[error("the secret does not decrypt with DECNET_SECRET_KEY (wrong key or altered value)")]
+    Undecryptable,
+    #[error("the secret is stored in an unknown format")]
+    UnknownFormat,
+}
+
+/// AES-256-GCM with one key.
+#[derive(Clone)]
+pub struct Cipher(Aes256Gcm);
+
+impl Cipher {
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
+    }
+
+    /// `enc:v1:` + base64(nonce ‖ ciphertext ‖ tag), with a fresh random nonce.
+    pub fn seal(&self, plain: &str) -> String {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // Encryption fails only past GCM's length limit (64 GiB); secrets are ≤ 256 chars.
+        let sealed = self.0.encrypt(&nonce, plain.as_bytes()).unwrap_or_default();
+        let mut raw = Vec::with_capacity(NONCE_LEN + sealed.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&sealed);
+        format!("{PREFIX_V1}{}", BASE64.encode(raw))
+    }
+
+    fn open_v1(&self, encoded: &str) -> Result<String, SecretError> {
+        let raw = BASE64
+            .decode(encoded)
+            .map_err(|_| SecretError::Undecryptable)?;
+        if raw.len() < NONCE_LEN + 16 {
+            return Err(SecretError::Undecryptable);
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let plain = self
+            .0
+            .decrypt(Nonce::from_slice(nonce), sealed)
+            .map_err(|_| SecretError::Undecryptable)?;
+        String::from_utf8(plain).map_err(|_| SecretError::Undecryptable)
+    }
+}
+
+/// Whether a stored value is in an encrypted format (any version).
+pub fn is_encrypted(stored: &str) -> bool {
+    stored.starts_with(ENCRYPTED_MARK)
+}
+
+/// Seals and opens stored secrets with the configured key, if any.
+#[derive(Clone, Default)]
+pub struct SecretStore(Option<Arc<Cipher>>);
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "SecretStore(encrypting)"
+        } else {
+            "SecretStore(plaintext)"
+        })
+    }
+}
+
+impl SecretStore {
+    pub fn new(key: Option<&[u8; 32]>) -> Self {
+        Self(key.map(|k| Arc::new(Cipher::new(k))))
+    }
+
+    /// The store of `DECNET_SECRET_KEY` (already validated when the settings loaded).
+    pub fn from_settings(settings: &Settings) -> Self {
+        let key = settings
+            .secret_key
+            .as_ref()
+            .and_then(|k| decode_key(k.expose()));
+        Self::new(key.as_ref())
+    }
+
+    pub fn encrypts(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The form to store: sealed with a key, else the plaintext itself.
+    pub fn seal(&self, plain: &str) -> String {
+        match &self.0 {
+            Some(c) => c.seal(plain),
+            None => plain.to_owned(),
+        }
+    }
+
+    /// A stored value as it should be stored now: legacy plaintext is sealed when
+    /// there is a key; anything already encrypted is kept as it is.
+    pub fn reseal(&self, stored: &str) -> String {
+        match &self.0 {
+            Some(c) if !is_encrypted(stored) => c.seal(stored),
+            _ => stored.to_owned(),
+        }
+    }
+
+    /// The secret of a stored value; legacy plaintext (no prefix) is returned as is.
+    pub fn open(&self, stored: &str) -> Result<Secret, SecretError> {
+        if !is_encrypted(stored) {
+            return Ok(Secret::new(stored));
+        }
+        let Some(encoded) = stored.strip_prefix(PREFIX_V1) else {
+            return Err(SecretError::UnknownFormat);
+        };
+        match &self.0 {
+            Some(c) => c.open_v1(encoded).map(Secret::new),
+            None => Err(SecretError::NoKey),
+        }
+    }
+
+    /// The secrets a delivery for `row` is signed with at `now`, newest first: the
+    /// current one, and the previous one while its rotation window is open.
+    pub fn signing_secrets(
+        &self,
+        row: &Model,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Secret>, SecretError> {
+        let mut secrets = vec![self.open(&row.secret)?];
+        if let Some((previous, _)) = self.previous(row, now)? {
+            secrets.push(previous);
+        }
+        Ok(secrets)
+    }
+
+    /// The previous secret and when it stops signing, if that is after `now`.
+    pub fn previous(
+        &self,
+        row: &Model,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Secret, DateTime<Utc>)>, SecretError> {
+        match (&row.previous_secret, row.previous_secret_expires_at) {
+            (Some(stored), Some(expires)) if expires > now => {
+                Ok(Some((self.open(stored)?, expires)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Why a start must stop: one line naming `DECNET_SECRET_KEY`.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    #[error("DECNET_SECRET_KEY is not the key the stored webhook secrets were encrypted with")]
+    WrongKey,
+    #[error("DECNET_SECRET_KEY is not set, but the stored webhook secrets are encrypted; set the key they were encrypted with")]
+    KeyMissing,
+    #[error("database error while checking DECNET_SECRET_KEY: {0}")]
+    Db(String),
+}
+
+impl From<DbErr> for KeyCheckError {
+    fn from(e: DbErr) -> Self {
+        Self::Db(crate::error::redact_db_error(&e))
+    }
+}
+
+/// Check the configured key against the database before anything signs or writes:
+/// with a key, the stored check value must open (written now if there is none yet,
+/// after any encrypted row proves it is the right key); without one, nothing stored
+/// may be encrypted.
+pub async fn check_key(db: &DatabaseConnection, store: &SecretStore) -> Result<(), KeyCheckError> {
+    let stored_check = meta::Entity::find_by_id(CHECK_KEY.to_owned())
+        .one(db)
+        .await?;
+    let Some(cipher) = &store.0 else {
+        if stored_check.is_some() || count_encrypted(db).await? > 0 {
+            return Err(KeyCheckError::KeyMissing);
+        }
+        return Ok(());
+    };
+    let opens = |value: &str| {
+        value
+            .strip_prefix(PREFIX_V1)
+            .and_then(|v| cipher.open_v1(v).ok())
+            .is_some_and(|plain| plain == CHECK_PLAINTEXT)
+    };
+    if let Some(check) = stored_check {
+        return if opens(&check.value) {
+            Ok(())
+        } else {
+            Err(KeyCheckError::WrongKey)
+        };
+    }
+    // No check value yet: rows encrypted before it existed must open with this key.
+    let sample = Entity::find().filter(encrypted_condition()).one(db).await?;
+    if let Some(row) = sample {
+        let secret_opens = !is_encrypted(&row.secret) || store.open(&row.secret).is_ok();
+        let previous_opens = row
+            .previous_secret
+            .as_deref()
+            .is_none_or(|p| !is_encrypted(p) || store.open(p).is_ok());
+        if !(secret_opens && previous_opens) {
+            return Err(KeyCheckError::WrongKey);
+        }
+    }
+    let check = meta::ActiveModel {
+        key: sea_orm::Set(CHECK_KEY.to_owned()),
+        value: sea_orm::Set(cipher.seal(CHECK_PLAINTEXT)),
+        updated_at: sea_orm::Set(Utc::now().trunc_subsecs(6)),
+    };
+    // Two processes starting together: the first check value written wins, and both
+    // verify against it.
+    meta::Entity::insert(check)
+        .on_conflict_do_nothing_on([meta::Column::Key])
+        .exec(db)
+        .await?;
+    let written = meta::Entity::find_by_id(CHECK_KEY.to_owned())
+        .one(db)
+        .await?
+        .ok_or(KeyCheckError::WrongKey)?;
+    if opens(&written.value) {
+        tracing::info!("secret key check value stored");
+        Ok(())
+    } else {
+        Err(KeyCheckError::WrongKey)
+    }
+}
+
+fn encrypted_condition() -> Condition {
+    Condition::any()
+        .add(Column::Secret.starts_with(ENCRYPTED_MARK))
+        .add(Column::PreviousSecret.starts_with(ENCRYPTED_MARK))
+}
+
+async fn count_encrypted(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    Entity::find().filter(encrypted_condition()).count(db).await
+}
+
+/// `decnet secrets encrypt`: seal every plaintext `secret` and `previous_secret` in
+/// place; returns how many rows changed. Idempotent. Each write only lands if the
+/// value is still the one read, so a concurrent change is never overwritten.
+pub async fn encrypt_plaintext_rows(
+    db: &DatabaseConnection,
+    store: &SecretStore,
+) -> Result<u64, DbErr> {
+    if !store.encrypts() {
+        return Ok(0);
+    }
+    let rows = Entity::find()
+        .filter(
+            Condition::any()
+                .add(Column::Secret.not_like(format!("{ENCRYPTED_MARK}%")))
+                .add(
+                    Condition::all()
+                        .add(Column::PreviousSecret.is_not_null())
+                        .add(Column::PreviousSecret.not_like(format!("{ENCRYPTED_MARK}%"))),
+                ),
+        )
+        .all(db)
+        .await?;
+    let mut converted = 0;
+    for row in rows {
+        let mut update = Entity::update_many().filter(Column::Uuid.eq(row.uuid.as_str()));
+        let mut changed = false;
+        if !is_encrypted(&row.secret) {
+            update = update
+                .col_expr(Column::Secret, Expr::value(store.seal(&row.secret)))
+                .filter(Column::Secret.eq(row.secret.as_str()));
+            changed = true;
+        }
+        if let Some(previous) = row.previous_secret.as_deref().filter(|p| !is_encrypted(p)) {
+            update = update
+                .col_expr(Column::PreviousSecret, Expr::value(store.seal(previous)))
+                .filter(Column::PreviousSecret.eq(previous));
+            changed = true;
+        }
+        if changed && update.exec(db).await?.rows_affected > 0 {
+            converted += 1;
+        }
+    }
+    Ok(converted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn store() -> SecretStore {
+        SecretStore::new(Some(&KEY))
+    }
+
+    #[test]
+    fn seal_then_open_round_trips() {
+        let s = store();
+        let sealed = s.seal("a-receiver-secret-of-some-length");
+        assert!(sealed.starts_with(PREFIX_V1));
+        assert!(!sealed.contains("receiver"));
+        assert_eq!(
+            s.open(&sealed).unwrap().expose(),
+            "a-receiver-secret-of-some-length"
+        );
+    }
+
+    #[test]
+    fn every_seal_uses_a_fresh_nonce() {
+        let s = store();
+        let (a, b) = (s.seal("same secret"), s.seal("same secret"));
+        assert_ne!(a, b);
+        let nonce = |v: &str| BASE64.decode(&v[PREFIX_V1.len()..]).unwrap()[..NONCE_LEN].to_vec();
+        assert_ne!(nonce(&a), nonce(&b));
+        assert_eq!(s.open(&a).unwrap(), s.open(&b).unwrap());
+    }
+
+    #[test]
+    fn a_tampered_value_is_refused() {
+        let s = store();
+        let sealed = s.seal("a-receiver-secret-of-some-length");
+        let mut raw = BASE64.decode(&sealed[PREFIX_V1.len()..]).unwrap();
+        for i in [0, NONCE_LEN, raw.len() - 1] {
+            raw[i] ^= 1;
+            let altered = format!("{PREFIX_V1}{}", BASE64.encode(&raw));
+            assert_eq!(
+                s.open(&altered),
+                Err(SecretError::Undecryptable),
+                "byte {i}"
+            );
+            raw[i] ^= 1;
+        }
+        for garbage in ["enc:v1:", "enc:v1:!!!", "enc:v1:AAAA"] {
+            assert_eq!(s.open(garbage), Err(SecretError::Undecryptable));
+        }
+        assert_eq!(s.open("enc:v9:AAAA"), Err(SecretError::UnknownFormat));
+    }
+
+    #[test]
+    fn legacy_plaintext_passes_through() {
+        for s in [store(), SecretStore::default()] {
+            assert_eq!(
+                s.open("plain-legacy-secret").unwrap().expose(),
+                "plain-legacy-secret"
+            );
+        }
+        assert_eq!(SecretStore::default().seal("x-secret"), "x-secret");
+        let sealed = store().reseal("plain-legacy-secret");
+        assert!(is_encrypted(&sealed));
+        assert_eq!(store().reseal(&sealed), sealed);
+    }
+
+    #[test]
+    fn a_wrong_key_or_no_key_cannot_open() {
+        let sealed = store().seal("a-receiver-secret-of-some-length");
+        let other = SecretStore::new(Some(&[8; 32]));
+        assert_eq!(other.open(&sealed), Err(SecretError::Undecryptable));
+        assert_eq!(
+            SecretStore::default().open(&sealed),
+            Err(SecretError::NoKey)
+        );
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_secrets() {
+        let s = store();
+        let opened = s.open(&s.seal("hunter2-hunter2-hunter2")).unwrap();
+        assert!(!format!("{opened:?}").contains("hunter2"));
+        assert!(!format!("{s:?}").contains(&format!("{:?}", KEY)));
+    }
+}
