@@ -446,6 +446,47 @@ function presetBoxes() {
   return Array.from(document.querySelectorAll('#editor-form input[name="preset"]'));
 }
 
+// Delivery options: what a subscription has when none is given.
+const OPTION_DEFAULTS = {
+  ordered: false, batch_max: null, batch_linger_ms: null, rate_limit_per_sec: null, shape: 'raw', template: null,
+};
+const OPTION_NUMBERS = [
+  ['editor-batch-max', 'Batch size'], ['editor-batch-linger', 'Batch linger'], ['editor-rate-limit', 'Rate limit'],
+];
+
+function syncTemplateField() {
+  $('editor-template-field').hidden = $('editor-shape').value !== 'template';
+}
+
+function fillOptions(w) {
+  const o = w || OPTION_DEFAULTS;
+  $('editor-ordered').checked = Boolean(o.ordered);
+  $('editor-batch-max').value = o.batch_max ?? '';
+  $('editor-batch-linger').value = o.batch_linger_ms ?? '';
+  $('editor-rate-limit').value = o.rate_limit_per_sec ?? '';
+  $('editor-shape').value = o.shape || 'raw';
+  $('editor-template').value = o.template ?? '';
+  syncTemplateField();
+}
+
+function numberValue(id) {
+  const text = $(id).value.trim();
+  return text === '' ? null : Number(text);
+}
+
+// The options as the form has them; the API checks the ranges and says which is wrong.
+function readOptions() {
+  const shape = $('editor-shape').value;
+  return {
+    ordered: $('editor-ordered').checked,
+    batch_max: numberValue('editor-batch-max'),
+    batch_linger_ms: numberValue('editor-batch-linger'),
+    rate_limit_per_sec: numberValue('editor-rate-limit'),
+    shape,
+    template: shape === 'template' ? $('editor-template').value : null,
+  };
+}
+
 function openEditor(w) {
   state.editing = w || null;
   const form = $('editor-form');
@@ -474,6 +515,7 @@ function openEditor(w) {
   } else {
     $('editor-enabled').checked = true;
   }
+  fillOptions(w);
   openDialog($('editor'));
   $('editor-name').focus();
 }
@@ -489,6 +531,12 @@ async function submitEditor(event) {
     setError($('editor-error'), 'Name and receiver URL are required.');
     return;
   }
+  const unreadable = OPTION_NUMBERS.find(([id]) => $(id).validity.badInput);
+  if (unreadable) {
+    setError($('editor-error'), `${unreadable[1]} must be a number.`);
+    return;
+  }
+  const options = readOptions();
   const submit = $('editor-submit');
   submit.disabled = true;
   setError($('editor-error'), '');
@@ -505,10 +553,16 @@ async function submitEditor(event) {
         body.simple_events = presets;
         body.topic_patterns = raw;
       }
+      for (const [key, value] of Object.entries(options)) {
+        if (value !== (w[key] ?? OPTION_DEFAULTS[key])) body[key] = value;
+      }
       if (Object.keys(body).length > 0) await api('PATCH', `/webhooks/${encodeURIComponent(w.uuid)}`, body);
       closeDialog($('editor'));
     } else {
       const body = { name, url, simple_events: presets, topic_patterns: raw, enabled };
+      for (const [key, value] of Object.entries(options)) {
+        if (value !== OPTION_DEFAULTS[key]) body[key] = value;
+      }
       const secret = $('editor-secret').value;
       if (secret) body.secret = secret;
       const created = await api('POST', '/webhooks/', body);
@@ -633,6 +687,7 @@ function init() {
   $('create-button').addEventListener('click', () => openEditor(null));
   $('editor-form').addEventListener('submit', submitEditor);
   $('editor-cancel').addEventListener('click', () => closeDialog($('editor')));
+  $('editor-shape').addEventListener('change', syncTemplateField);
   $('secret-copy').addEventListener('click', copySecret);
   $('secret-done').addEventListener('click', closeSecret);
   // Escape closes dialogs; the secret dialog must still forget its secret.

@@ -474,6 +474,59 @@ async fn webhooks_page_in_a_real_browser() {
     assert_eq!(row_after.auto_disabled_at, None);
     assert_eq!(row_after.consecutive_failures, 0);
 
+    // --- Delivery options through Edit: a broken template is refused beside the form
+    // with its line; the fixed one is stored with the other options and shown again.
+    let edit_soar = format!("{} [data-testid=edit-button]", row("soar-playbooks"));
+    b.click(&edit_soar).await;
+    b.visible("[data-testid=editor-dialog]").await;
+    assert!(!b.shows("[data-testid=editor-template]").await);
+    b.click("[data-testid=editor-ordered]").await;
+    b.fill("[data-testid=editor-rate-limit]", "2.5").await;
+    b.visible("[data-testid=editor-shape]")
+        .await
+        .select_by_value("template")
+        .await
+        .expect("choose the template shape");
+    b.fill("[data-testid=editor-template]", "{\"id\": {{ id }")
+        .await;
+    b.click("[data-testid=editor-submit]").await;
+    let error = b
+        .text_where("[data-testid=editor-error]", "the template error", |t| {
+            t.starts_with("template: ")
+        })
+        .await;
+    assert!(error.contains("line 1"), "{error}");
+    let template = "{\"id\": {{ id }}, \"ip\": {{ payload.attacker_ip }}}";
+    b.fill("[data-testid=editor-template]", template).await;
+    b.click("[data-testid=editor-submit]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+    let with_options = subscriptions::get(&db, soar_uuid)
+        .await
+        .expect("query")
+        .expect("still there");
+    assert!(with_options.ordered);
+    assert_eq!(with_options.rate_limit_per_sec, Some(2.5));
+    assert_eq!(with_options.shape, "template");
+    assert_eq!(with_options.template.as_deref(), Some(template));
+    assert_eq!(with_options.batch_max, None);
+    b.click(&edit_soar).await;
+    b.visible("[data-testid=editor-dialog]").await;
+    assert!(b
+        .visible("[data-testid=editor-ordered]")
+        .await
+        .is_selected()
+        .await
+        .expect("checkbox state"));
+    let shown = b
+        .visible("[data-testid=editor-template]")
+        .await
+        .prop("value")
+        .await
+        .expect("template value");
+    assert_eq!(shown.as_deref(), Some(template));
+    b.click("[data-testid=editor-cancel]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+
     // --- FIRE: a test ping reaches the receiver; the row shows what happened.
     let fire_result = format!("{} [data-testid=fire-result]", row("siem-primary"));
     b.click(&format!(
