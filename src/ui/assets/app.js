@@ -495,6 +495,9 @@ function openEditor(w) {
   $('editor-title').textContent = w ? `Edit ${w.name}` : 'New webhook';
   $('editor-submit').textContent = w ? 'Save' : 'Create';
   $('editor-secret-field').hidden = Boolean(w);
+  $('editor-rotate-field').hidden = !w;
+  $('editor-rotate-confirm').hidden = true;
+  $('editor-rotation').textContent = w ? rotationText(w) : '';
   const note = $('editor-trip-note');
   if (w && isTripped(w)) {
     const failures = w.consecutive_failures > 0 ? ` after ${w.consecutive_failures} consecutive failures` : '';
@@ -577,7 +580,39 @@ async function submitEditor(event) {
   }
 }
 
-function showSecret(created) {
+// What the Edit dialog says of the last rotation.
+function rotationText(w) {
+  if (w.previous_secret_expires_at) {
+    return `(rotated ${utcMinute(w.secret_rotated_at)} UTC; the old secret also signs until ${utcMinute(w.previous_secret_expires_at)} UTC)`;
+  }
+  return w.secret_rotated_at ? `(last rotated ${utcMinute(w.secret_rotated_at)} UTC)` : '';
+}
+
+async function rotateSecret() {
+  const w = state.editing;
+  if (!w) return;
+  const button = $('editor-rotate-confirm-button');
+  button.disabled = true;
+  setError($('editor-error'), '');
+  try {
+    const rotated = await api('POST', `/webhooks/${encodeURIComponent(w.uuid)}/rotate-secret`, {});
+    closeDialog($('editor'));
+    showSecret(rotated, 'Secret rotated');
+    await refresh();
+  } catch (err) {
+    if (err.status !== 401) setError($('editor-error'), err.detail);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showSecret(created, title) {
+  $('secret-title').textContent = title || 'Webhook created';
+  const note = $('secret-note');
+  note.textContent = created.previous_secret_expires_at
+    ? `The old secret keeps signing beside this one until ${utcMinute(created.previous_secret_expires_at)} UTC.`
+    : '';
+  note.hidden = !created.previous_secret_expires_at;
   $('secret-name').textContent = created.name;
   $('secret-value').value = created.secret;
   $('secret-copied').textContent = '';
@@ -689,6 +724,12 @@ function init() {
   $('editor-cancel').addEventListener('click', () => closeDialog($('editor')));
   $('editor-shape').addEventListener('change', syncTemplateField);
   $('secret-copy').addEventListener('click', copySecret);
+  $('editor-rotate').addEventListener('click', () => {
+    $('editor-rotate-confirm').hidden = false;
+    $('editor-rotate-cancel').focus();
+  });
+  $('editor-rotate-cancel').addEventListener('click', () => { $('editor-rotate-confirm').hidden = true; });
+  $('editor-rotate-confirm-button').addEventListener('click', rotateSecret);
   $('secret-done').addEventListener('click', closeSecret);
   // Escape closes dialogs; the secret dialog must still forget its secret.
   $('secret-dialog').addEventListener('close', () => { $('secret-value').value = ''; });

@@ -527,6 +527,50 @@ async fn webhooks_page_in_a_real_browser() {
     b.click("[data-testid=editor-cancel]").await;
     b.gone("[data-testid=editor-dialog]").await;
 
+    // --- Rotate the secret through Edit: confirmed first, then the new secret is shown
+    // once; the old one is kept as the previous secret for the window.
+    b.click(&format!(
+        "{} [data-testid=edit-button]",
+        row("siem-primary")
+    ))
+    .await;
+    b.visible("[data-testid=editor-dialog]").await;
+    assert!(!b.shows("[data-testid=editor-rotate-confirm]").await);
+    b.click("[data-testid=editor-rotate]").await;
+    b.visible("[data-testid=editor-rotate-confirm]").await;
+    b.click("[data-testid=editor-rotate-confirm-button]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+    b.visible("[data-testid=secret-dialog]").await;
+    b.text_is("[data-testid=secret-title]", "Secret rotated")
+        .await;
+    let rotated = b
+        .visible("[data-testid=secret-value]")
+        .await
+        .prop("value")
+        .await
+        .expect("secret value")
+        .unwrap_or_default();
+    assert!(rotated.len() >= 32, "a generated secret: {rotated:?}");
+    assert_ne!(rotated, secret);
+    let note = b
+        .text_where("[data-testid=secret-note]", "the rotation window", |t| {
+            t.contains("old secret keeps signing")
+        })
+        .await;
+    assert!(note.ends_with("UTC."), "{note}");
+    b.click("[data-testid=secret-done]").await;
+    b.gone("[data-testid=secret-dialog]").await;
+    let after_rotation = subscriptions::find_by_name(&db, "siem-primary")
+        .await
+        .expect("query")
+        .expect("still there");
+    assert_eq!(after_rotation.secret, rotated);
+    assert_eq!(
+        after_rotation.previous_secret.as_deref(),
+        Some(secret.as_str())
+    );
+    assert!(after_rotation.previous_secret_expires_at.is_some());
+
     // --- FIRE: a test ping reaches the receiver; the row shows what happened.
     let fire_result = format!("{} [data-testid=fire-result]", row("siem-primary"));
     b.click(&format!(
