@@ -122,8 +122,10 @@ impl Bus {
         let Some(client) = &self.client else {
             return;
         };
+        // The lost or unreachable connection is warned about once where it is
+        // noticed; each message held for the reconnect is only worth a debug line.
         if !self.is_connected() {
-            tracing::warn!(
+            tracing::debug!(
                 subject,
                 "bus not connected; the message waits for the reconnect"
             );
