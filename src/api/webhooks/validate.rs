@@ -52,6 +52,10 @@ pub fn secret(secret: String) -> Result<String, AppError> {
             format!("must be {MIN_SECRET_CHARS}–{MAX_SECRET_CHARS} characters"),
         ));
     }
+    // Stored values with this prefix are read as encrypted, never as a plaintext secret.
+    if crate::secrets::is_encrypted(&secret) {
+        return Err(invalid("secret", "must not start with \"enc:\""));
+    }
     Ok(secret)
 }
 
@@ -125,6 +129,8 @@ mod tests {
         assert!(name("  ".into()).is_err());
         assert!(name("a\nb".into()).is_err());
         assert!(secret("x".repeat(15)).is_err());
+        assert!(secret(format!("enc:v1:{}", "x".repeat(20))).is_err());
+        assert!(secret(format!("x-enc:{}", "x".repeat(20))).is_ok());
         assert!(secret("x".repeat(16)).is_ok());
         assert!(secret("x".repeat(257)).is_err());
     }
