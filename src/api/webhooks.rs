@@ -23,8 +23,8 @@ use crate::{
     error::{redact_db_error, AppError},
 };
 use changes::Changes;
-use options::{Options, OptionsPatch};
 use dto::{Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookUpdate};
+use options::{Options, OptionsPatch};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Paths are registered without a trailing slash; `build_api` trims it from requests.

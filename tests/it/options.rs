@@ -28,13 +28,11 @@ async fn subscribe_with(
     options(&mut row);
     row.update(&app.db).await.expect("set options");
     app.signal_changed().await;
-    eventually(Duration::from_secs(10), "the subscription running", || async {
-        app.status()
-            .await
-            .running
-            .contains_key(&uuid)
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the subscription running",
+        || async { app.status().await.running.contains_key(&uuid).then_some(()) },
+    )
     .await;
     uuid
 }
@@ -125,10 +123,7 @@ async fn batches_respect_size_and_linger_and_verify() {
     let batches: Vec<Vec<String>> = reqs.iter().map(|r| batch_ids(&r.body)).collect();
     assert!(batches.iter().all(|b| (1..=5).contains(&b.len())));
     assert_eq!(batches.concat(), sent, "every event once, in order");
-    assert_eq!(
-        batches.iter().map(Vec::len).collect::<Vec<_>>(),
-        [5, 5, 2]
-    );
+    assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5, 2]);
     for r in &reqs {
         assert_eq!(
             r.header("x-decnet-signature").unwrap(),
@@ -177,7 +172,10 @@ async fn a_failed_batch_is_retried_whole_and_counts_once() {
     .await;
     publish_numbered(&app, ids(4)).await;
     let reqs = rx.wait_for(2, WAIT).await;
-    assert_eq!(reqs[0].body, reqs[1].body, "the retry resends the same batch");
+    assert_eq!(
+        reqs[0].body, reqs[1].body,
+        "the retry resends the same batch"
+    );
     assert_eq!(
         reqs[0].header("webhook-id"),
         reqs[1].header("webhook-id"),
@@ -192,14 +190,20 @@ async fn a_failed_batch_is_retried_whole_and_counts_once() {
     .await;
     let mut dead_ids: Vec<String> = dead.iter().map(|d| d.event_id.clone()).collect();
     dead_ids.sort();
-    assert_eq!(dead_ids, (4..8).map(|i| format!("e{i:03}")).collect::<Vec<_>>());
+    assert_eq!(
+        dead_ids,
+        (4..8).map(|i| format!("e{i:03}")).collect::<Vec<_>>()
+    );
     assert!(dead.iter().all(|d| d.reason == "retries_exhausted"));
     let row = eventually(WAIT, "the failure recorded", || async {
         let row = app.row(&uuid).await;
         (row.last_failure_at.is_some()).then_some(row)
     })
     .await;
-    assert_eq!(row.consecutive_failures, 1, "one failed batch is one failure");
+    assert_eq!(
+        row.consecutive_failures, 1,
+        "one failed batch is one failure"
+    );
     assert!(row.enabled);
     app.stop().await.unwrap();
 }
@@ -285,7 +289,10 @@ async fn a_template_that_fails_to_render_dead_letters_that_event_only() {
 async fn a_slack_subscription_receives_the_shape_of_each_event() {
     let app = WorkerApp::start(&[]).await;
     let rx = TestReceiver::start();
-    subscribe_with(&app, "chat", &rx.url(), |row| row.shape = Set("slack".into())).await;
+    subscribe_with(&app, "chat", &rx.url(), |row| {
+        row.shape = Set("slack".into())
+    })
+    .await;
     let body = br#"{"id":"s-1","ts":"2026-04-24T10:00:00+00:00","type":"first_sighting","payload":{"ip":"203.0.113.7"}}"#;
     app.publish("attacker.observed", body).await;
     let req = &rx.wait_for(1, WAIT).await[0];
