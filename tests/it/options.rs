@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
-use decnet_webhook::{db::dead_letters, domain::Event, shape::Shape};
+use decnet_webhook::{
+    db::{dead_letters, subscriptions},
+    domain::Event,
+    shape::Shape,
+};
 use entity::webhook_subscription::ActiveModel;
-use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+use sea_orm::Set;
 use serde_json::Value;
 
 use crate::helpers::{
@@ -16,17 +20,20 @@ use crate::helpers::{
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Insert a subscription, set its options, signal the worker and wait until it runs.
+/// Insert a subscription with its options set, signal the worker and wait until it
+/// runs. The row is written whole, so no reload can start it without its options.
 async fn subscribe_with(
     app: &WorkerApp,
     name: &str,
     url: &str,
     options: impl FnOnce(&mut ActiveModel),
 ) -> String {
-    let uuid = app.insert(name, url, &["attacker.>"]).await;
-    let mut row = app.row(&uuid).await.into_active_model();
+    let mut row = subscriptions::new_row(name, url, SECRET, &["attacker.>".to_owned()], true);
     options(&mut row);
-    row.update(&app.db).await.expect("set options");
+    let uuid = subscriptions::insert(&app.db, row)
+        .await
+        .expect("insert subscription")
+        .uuid;
     app.signal_changed().await;
     eventually(
         Duration::from_secs(10),
