@@ -50,6 +50,12 @@ pub struct Attempts {
 #[rtype(result = "()")]
 pub struct FlushJournal;
 
+/// Write everything buffered (bounded), then stop: at shutdown no write may still be
+/// running when the runtime goes away, and none starts after it.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct CloseJournal;
+
 /// Retention of both tables.
 #[derive(Clone, Copy, Debug)]
 pub struct Retention {
@@ -245,6 +251,15 @@ impl Handler<FlushJournal> for JournalActor {
             }
             .into_actor(self),
         )
+    }
+}
+
+impl Handler<CloseJournal> for JournalActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: CloseJournal, ctx: &mut Self::Context) -> Self::Result {
+        let flushed = Handler::<FlushJournal>::handle(self, FlushJournal, ctx);
+        Box::pin(flushed.map(|_, _act, ctx| actix::ActorContext::stop(ctx)))
     }
 }
 

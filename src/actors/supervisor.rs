@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::{
     circuit::CircuitActor,
     delivery::DeliveryPool,
-    journal::{FlushJournal, JournalActor},
+    journal::{CloseJournal, JournalActor},
     messages::{Drain, DrainReason, Flush, Outcome, Ready, Reload, ResetCircuit, Tripped},
     subscription::{Budget, SubscriptionActor, SubscriptionSpec, UpdateTarget},
     PatternSource, WorkerStats,
@@ -348,7 +348,7 @@ impl Handler<Shutdown> for SupervisorActor {
                 futures::future::join_all(drains).await;
                 let _ = circuit.send(Flush).await;
                 if let Some(journal) = journal {
-                    let _ = journal.send(FlushJournal).await;
+                    let _ = journal.send(CloseJournal).await;
                 }
             }
             .into_actor(self),
