@@ -22,7 +22,8 @@ pub async fn read_json_or_default<T: DeserializeOwned + Default>(
     payload: web::Payload,
 ) -> Result<T, AppError> {
     let bytes = read_bytes(payload).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // An empty body and `null` both mean "nothing given" (the document allows either).
+    if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
         return Ok(T::default());
     }
     decode(&bytes)

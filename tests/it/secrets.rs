@@ -492,6 +492,11 @@ async fn rotate_secret_validates_and_generates() {
     let get_not_allowed = app.get(&at, Some(&token)).await;
     assert_eq!(get_not_allowed.status, 405);
 
+    // `null`, as the document allows, is no body too.
+    let null = app
+        .send_raw(reqwest::Method::POST, &at, Some(&token), "null")
+        .await;
+    assert_eq!(null.status, 200, "{}", null.text);
     // No body at all: a secret is generated, like create's.
     let resp = app
         .send_raw(reqwest::Method::POST, &at, Some(&token), "")

@@ -26,7 +26,7 @@ use crate::{
     tag = "webhooks",
     security(("bearer" = [])),
     params(("uuid" = String, Path, description = "Subscription UUID")),
-    request_body(content = RotateSecret, description = "Optional; without `secret` one is generated"),
+    request_body(content = Option<RotateSecret>, description = "Optional; without `secret` one is generated"),
     responses(
         (status = 200, description = "Rotated; the new secret is shown this once", body = WebhookCreated),
         (status = 401, description = "Not authenticated", body = ErrorBody),
