@@ -2,6 +2,7 @@
 //! and the Circuit breaker. `Worker::start` wires them to the bus and the database.
 
 pub mod circuit;
+pub mod decoded;
 pub mod delivery;
 pub mod journal;
 pub mod messages;

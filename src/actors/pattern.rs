@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use super::{journal::DeadLetter, messages::Incoming, WorkerStats};
-use crate::domain::Event;
 
 /// A message as it comes off the bus, independent of the client library.
 #[derive(Clone, Debug)]
@@ -49,6 +48,8 @@ pub struct StopPattern;
 
 pub struct PatternActor {
     pattern: String,
+    /// Who takes events from the shared decode (see `decoded`).
+    taker: u64,
     source: Option<BoxStream<'static, BusMessage>>,
     target: Recipient<Incoming>,
     stats: Arc<WorkerStats>,
@@ -64,8 +65,10 @@ impl PatternActor {
         target: Recipient<Incoming>,
         stats: Arc<WorkerStats>,
     ) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             pattern,
+            taker: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             source: Some(source),
             target,
             stats,
@@ -98,9 +101,15 @@ impl Actor for PatternActor {
 impl StreamHandler<BusMessage> for PatternActor {
     fn handle(&mut self, msg: BusMessage, _ctx: &mut Self::Context) {
         let now = chrono::Utc::now();
-        match Event::from_bus(&msg.subject, &msg.payload, msg.msg_id.as_deref(), now) {
+        match super::decoded::decode(
+            self.taker,
+            &msg.subject,
+            &msg.payload,
+            msg.msg_id.as_deref(),
+            now,
+        ) {
             Ok(event) => self.target.do_send(Incoming {
-                event: Arc::new(event),
+                event,
                 seq: msg.seq,
                 ack: msg.ack,
             }),
