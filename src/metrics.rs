@@ -171,15 +171,10 @@ impl Metrics {
         if entry.holders == 1 {
             self.running.inc();
         }
-        let id: &str = uuid;
         SubscriptionMetrics {
             metrics: self.clone(),
             uuid: uuid.clone(),
-            success: self.deliveries.with_label_values(&[id, "success"]),
-            failure: self.deliveries.with_label_values(&[id, "failure"]),
-            attempts: RESULTS.map(|r| self.attempts.with_label_values(&[id, r])),
-            queue_depth: self.queue_depth.with_label_values(&[id]),
-            inflight: self.inflight.with_label_values(&[id]),
+            handles: None,
             reported: (0, 0),
         }
     }
@@ -257,26 +252,45 @@ impl Metrics {
 }
 
 /// One subscription's metric handles, held by its actor: updating them takes no
-/// lookup and no allocation.
+/// lookup and no allocation. Its series are made at its first delivery, so thousands
+/// of idle subscriptions cost no memory here.
 pub struct SubscriptionMetrics {
     metrics: Arc<Metrics>,
     uuid: Arc<str>,
+    handles: Option<Box<Handles>>,
+    /// What this holder added to the shared gauges (queued, in flight).
+    reported: (i64, i64),
+}
+
+struct Handles {
     success: IntCounter,
     failure: IntCounter,
     attempts: [IntCounter; RESULTS.len()],
     queue_depth: IntGauge,
     inflight: IntGauge,
-    /// What this holder added to the shared gauges (queued, in flight).
-    reported: (i64, i64),
 }
 
 impl SubscriptionMetrics {
+    fn handles(&mut self) -> &Handles {
+        let (metrics, id) = (&self.metrics, &*self.uuid);
+        self.handles.get_or_insert_with(|| {
+            Box::new(Handles {
+                success: metrics.deliveries.with_label_values(&[id, "success"]),
+                failure: metrics.deliveries.with_label_values(&[id, "failure"]),
+                attempts: RESULTS.map(|r| metrics.attempts.with_label_values(&[id, r])),
+                queue_depth: metrics.queue_depth.with_label_values(&[id]),
+                inflight: metrics.inflight.with_label_values(&[id]),
+            })
+        })
+    }
+
     /// A delivery finished: its outcome, each attempt, and how long it took.
-    pub fn delivered(&self, outcome: &DeliveryOutcome) {
+    pub fn delivered(&mut self, outcome: &DeliveryOutcome) {
+        let h = self.handles();
         if outcome.ok {
-            self.success.inc();
+            h.success.inc();
         } else {
-            self.failure.inc();
+            h.failure.inc();
         }
         for t in &outcome.tries {
             let class = match t.status {
@@ -286,7 +300,7 @@ impl SubscriptionMetrics {
                 Some(500..=599) => 3,
                 _ => 4,
             };
-            self.attempts[class].inc();
+            h.attempts[class].inc();
         }
         if !outcome.tries.is_empty() {
             self.metrics.duration.observe(outcome.latency.as_secs_f64());
@@ -300,11 +314,16 @@ impl SubscriptionMetrics {
             i64::try_from(queued).unwrap_or(i64::MAX),
             i64::try_from(inflight).unwrap_or(i64::MAX),
         );
-        if now.0 != self.reported.0 {
-            self.queue_depth.add(now.0 - self.reported.0);
+        if now == self.reported {
+            return;
         }
-        if now.1 != self.reported.1 {
-            self.inflight.add(now.1 - self.reported.1);
+        let reported = self.reported;
+        let h = self.handles();
+        if now.0 != reported.0 {
+            h.queue_depth.add(now.0 - reported.0);
+        }
+        if now.1 != reported.1 {
+            h.inflight.add(now.1 - reported.1);
         }
         self.reported = now;
     }
