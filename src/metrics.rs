@@ -24,6 +24,9 @@ use crate::delivery::DeliveryOutcome;
 /// How long the series of a stopped subscription stay.
 pub const STOPPED_GRACE: Duration = Duration::from_secs(300);
 
+/// How often starting subscriptions sweeps expired series (scrapes always do).
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
 /// The `result` label of an attempt: the status class, or `error` without a response.
 const RESULTS: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
 
@@ -47,6 +50,9 @@ pub struct Metrics {
     running: IntGauge,
     live: Mutex<HashMap<Arc<str>, Live>>,
     grace: Duration,
+    /// When starting a subscription may next sweep the map: a sweep walks every
+    /// entry, and ten thousand starts must not walk it ten thousand times.
+    next_prune: Mutex<Instant>,
 }
 
 /// A subscription with series: how many actors hold it (a restart briefly has two,
@@ -157,6 +163,7 @@ impl Metrics {
             running,
             live: Mutex::default(),
             grace,
+            next_prune: Mutex::new(Instant::now()),
         })
     }
 
@@ -164,7 +171,16 @@ impl Metrics {
     /// series stay while any handle of that uuid lives.
     pub fn subscription(self: &Arc<Self>, uuid: &Arc<str>) -> SubscriptionMetrics {
         let mut live = self.live();
-        self.prune(&mut live);
+        let now = Instant::now();
+        let mut next = self
+            .next_prune
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if now >= *next {
+            *next = now + PRUNE_EVERY;
+            self.prune(&mut live);
+        }
+        drop(next);
         let entry = live.entry(uuid.clone()).or_default();
         entry.holders += 1;
         entry.stopped_at = None;
