@@ -5,7 +5,7 @@
 
 mod clock;
 mod nats;
-mod probe;
+pub mod probe;
 mod publisher;
 mod raw;
 mod receiver;

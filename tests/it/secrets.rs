@@ -358,6 +358,8 @@ async fn encrypted_rows_without_a_check_value_still_catch_a_wrong_key() {
 
 #[actix_rt::test]
 async fn during_a_rotation_either_secret_verifies_and_after_it_only_the_new_one() {
+    // What each reload did, as the supervisor (on this thread) reports it.
+    let reloads = decnet_webhook::bench::probe::ReloadProbe::install();
     let worker = WorkerApp::start(&[("secret_key", KEY), ("webhook_reload_secs", "3600")]).await;
     let api = api_beside(&worker, Some(KEY)).await;
     let token = api.admin_token().await;
@@ -423,6 +425,13 @@ async fn during_a_rotation_either_secret_verifies_and_after_it_only_the_new_one(
         "a receiver still on the old secret accepts"
     );
     assert!(accepts(NEW, &req), "a receiver on the new secret accepts");
+    let touched = reloads.last();
+    assert!(touched.seen, "the rotation was applied by a reload");
+    assert_eq!(
+        (touched.started, touched.stopped, touched.updated),
+        (0, 0, 1),
+        "a rotation updates the running subscription in place, no restart"
+    );
     let header = req.header("x-decnet-signature").unwrap();
     assert!(
         header.starts_with("sha256=") && header.contains(",sha256="),
