@@ -302,7 +302,31 @@ function statusChips(w) {
   if (isInsecure(w)) {
     chips.push(chip('warn', 'HTTP', 'URL uses http://: deliveries are not encrypted in transit', 'chip-http'));
   }
+  chips.push(...optionChips(w));
   return el('div', { class: 'chips' }, ...chips);
+}
+
+// The delivery options that differ from the defaults, so they show without opening Edit.
+function optionChips(w) {
+  const chips = [];
+  if (w.ordered) {
+    chips.push(chip('muted', 'ORDERED', 'Publish order, one delivery in flight', 'chip-ordered'));
+  }
+  if (w.batch_max && w.batch_max > 1) {
+    const linger = w.batch_linger_ms || 1000;
+    chips.push(chip('muted', `BATCH ≤ ${w.batch_max}`, `Up to ${w.batch_max} events per request, waiting at most ${linger} ms`, 'chip-batch'));
+  }
+  if (w.rate_limit_per_sec) {
+    chips.push(chip('muted', `≤ ${w.rate_limit_per_sec}/s`, `At most ${w.rate_limit_per_sec} requests per second`, 'chip-rate'));
+  }
+  if (w.shape && w.shape !== 'raw') {
+    chips.push(chip('muted', w.shape.toUpperCase(), `Body shape: ${w.shape}`, 'chip-shape'));
+  }
+  if (w.previous_secret_expires_at) {
+    const until = utcMinute(w.previous_secret_expires_at);
+    chips.push(chip('warn', 'ROTATING', `The previous secret still signs until ${until} UTC`, 'chip-rotating'));
+  }
+  return chips;
 }
 
 function lastDelivery(w) {

@@ -509,6 +509,11 @@ async fn webhooks_page_in_a_real_browser() {
     assert_eq!(with_options.shape, "template");
     assert_eq!(with_options.template.as_deref(), Some(template));
     assert_eq!(with_options.batch_max, None);
+    // The row shows the options it now has.
+    for testid in ["chip-ordered", "chip-rate", "chip-shape"] {
+        b.visible(&format!("{} [data-testid={testid}]", row("soar-playbooks")))
+            .await;
+    }
     b.click(&edit_soar).await;
     b.visible("[data-testid=editor-dialog]").await;
     assert!(b
@@ -570,6 +575,12 @@ async fn webhooks_page_in_a_real_browser() {
         Some(secret.as_str())
     );
     assert!(after_rotation.previous_secret_expires_at.is_some());
+    // While the old secret still signs, the row says so.
+    b.visible(&format!(
+        "{} [data-testid=chip-rotating]",
+        row("siem-primary")
+    ))
+    .await;
 
     // --- FIRE: a test ping reaches the receiver; the row shows what happened.
     let fire_result = format!("{} [data-testid=fire-result]", row("siem-primary"));
