@@ -13,7 +13,7 @@ use crate::helpers::{AppOptions, TestApp};
 const SUBJECT: &str = "system.webhook.subscriptions_changed";
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn next_body(sub: &mut Subscriber) -> Vec<u8> {
+pub(super) async fn next_body(sub: &mut Subscriber) -> Vec<u8> {
     let msg = tokio::time::timeout(WAIT, sub.next())
         .await
         .expect("a signal within the deadline")
@@ -56,13 +56,17 @@ async fn changes_signal_the_workers_and_no_ops_do_not() {
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     assert_eq!(next_body(&mut sub).await, b"{}");
 
-    // Everything the app published so far reached the server before the delete's
-    // signal was received, so it precedes this sentinel.
+    assert_no_more_signals(&client, &mut sub).await;
+}
+
+/// Everything the app published so far reached the server before its last signal was
+/// received, so it precedes a sentinel published now: nothing may come between.
+pub(super) async fn assert_no_more_signals(client: &async_nats::Client, sub: &mut Subscriber) {
     client.publish(SUBJECT, "sentinel".into()).await.unwrap();
     client.flush().await.unwrap();
     let mut extra = Vec::new();
     loop {
-        let body = next_body(&mut sub).await;
+        let body = next_body(sub).await;
         if body == b"sentinel" {
             break;
         }

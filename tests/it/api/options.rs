@@ -1,14 +1,13 @@
 //! Per-subscription delivery options (SPEC §8) through the API: defaults, round
 //! trips, each refusal, and the reload signal.
 
-use std::time::Duration;
-
-use async_nats::Subscriber;
 use decnet_webhook::db::subscriptions;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::valid_webhook;
+use super::{
+    bus_signal::{assert_no_more_signals, next_body},
+    valid_webhook,
+};
 use crate::helpers::{AppOptions, TestApp};
 
 const SIGNAL: &str = "system.webhook.subscriptions_changed";
@@ -300,14 +299,6 @@ async fn a_broken_template_is_refused_with_its_line() {
     assert_eq!(got["template"], json!(TEMPLATE));
 }
 
-async fn next_body(sub: &mut Subscriber) -> Vec<u8> {
-    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .expect("a signal within the deadline")
-        .expect("subscription open");
-    msg.payload.to_vec()
-}
-
 #[actix_rt::test]
 async fn an_option_change_signals_the_workers_and_a_no_op_does_not() {
     let app = TestApp::spawn(AppOptions::with_nats()).await;
@@ -351,19 +342,8 @@ async fn an_option_change_signals_the_workers_and_a_no_op_does_not() {
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(next_body(&mut sub).await, b"{}");
 
-    // Everything the app published reached the server before that last signal was
-    // received, so a stray signal from a no-op would come before this sentinel.
-    client.publish(SIGNAL, "sentinel".into()).await.unwrap();
-    client.flush().await.unwrap();
-    let mut extra = Vec::new();
-    loop {
-        let body = next_body(&mut sub).await;
-        if body == b"sentinel" {
-            break;
-        }
-        extra.push(String::from_utf8_lossy(&body).into_owned());
-    }
-    assert!(extra.is_empty(), "unexpected signals: {extra:?}");
+    // A stray signal from a no-op would come before the sentinel.
+    assert_no_more_signals(&client, &mut sub).await;
 }
 
 #[actix_rt::test]

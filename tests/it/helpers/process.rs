@@ -1,7 +1,7 @@
 //! The built `decnet` binary as a child process, its stderr collected.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
@@ -23,18 +23,25 @@ pub struct Decnet {
 }
 
 impl Decnet {
-    pub fn spawn(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Self {
+    /// `decnet ARGS` with only `PATH`, `RUST_LOG=info` and `env` in its environment.
+    fn command(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
         cmd.args(args)
             .current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    pub fn spawn(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        let mut cmd = Self::command(args, env, dir);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("decnet starts");
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr");
@@ -92,6 +99,41 @@ impl Decnet {
         );
     }
 
+    /// `decnet user add NAME --role ROLE --password-stdin`, to completion.
+    pub fn add_user(
+        env: &[(&str, String)],
+        dir: &std::path::Path,
+        name: &str,
+        role: &str,
+        password: &str,
+    ) {
+        let args = ["user", "add", name, "--role", role, "--password-stdin"];
+        let mut child = Self::command(&args, env, dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("decnet user add starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin piped")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password written");
+        let out = child.wait_with_output().expect("decnet user add ends");
+        assert!(
+            out.status.success(),
+            "decnet user add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Kill it now (no graceful stop) and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn assert_running(&mut self) {
         assert!(
             matches!(self.child.try_wait(), Ok(None)),
@@ -103,7 +145,6 @@ impl Decnet {
 
 impl Drop for Decnet {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

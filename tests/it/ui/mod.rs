@@ -3,18 +3,15 @@
 
 mod browser;
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-};
+use std::path::{Path, PathBuf};
 
 use chrono::{SubsecRound, Utc};
 use fantoccini::Locator;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, AppOptions, NatsServer, Reply, TestApp, TestDb, TestReceiver};
+use crate::helpers::{
+    eventually, process::Decnet, AppOptions, NatsServer, Reply, TestApp, TestDb, TestReceiver,
+};
 use browser::{Browser, WAIT};
 use decnet_webhook::db::subscriptions;
 
@@ -97,86 +94,6 @@ async fn page_and_assets_are_served_with_strict_headers() {
 
 // ------------------------------------------------------------------ the real binary
 
-/// A running `decnet` with its stderr collected for failure messages; killed on drop.
-struct Decnet {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Decnet {
-    fn command(args: &[&str], env: &[(&str, String)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn spawn(args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut child = Self::command(args, env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("decnet starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr piped");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// `decnet user add NAME --role ROLE --password-stdin`.
-    fn add_user(env: &[(&str, String)], name: &str, role: &str, password: &str) {
-        let mut child = Self::command(
-            &["user", "add", name, "--role", role, "--password-stdin"],
-            env,
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("decnet user add starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin piped")
-            .write_all(format!("{password}\n").as_bytes())
-            .expect("password written");
-        let out = child.wait_with_output().expect("decnet user add ends");
-        assert!(
-            out.status.success(),
-            "decnet user add {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Decnet {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// `target/`, found from the binary under test (`target/<profile>/decnet`).
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_decnet"))
@@ -255,9 +172,10 @@ async fn webhooks_page_in_a_real_browser() {
         ("DECNET_NATS_URL", nats.url()),
         ("DECNET_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
     ];
-    Decnet::add_user(&env, "alice", "admin", "alice-password-1");
-    Decnet::add_user(&env, "victor", "viewer", "victor-password-1");
-    let mut decnet = Decnet::spawn(&["api"], &env);
+    let dir = tempfile::tempdir().expect("working directory");
+    Decnet::add_user(&env, dir.path(), "alice", "admin", "alice-password-1");
+    Decnet::add_user(&env, dir.path(), "victor", "viewer", "victor-password-1");
+    let mut decnet = Decnet::spawn(&["api"], &env, dir.path());
     wait_healthy(&base, &decnet).await;
     let db = test_db.connect().await;
 
@@ -642,7 +560,7 @@ async fn webhooks_page_in_a_real_browser() {
     })
     .await;
     env[1].1 = "ui-test-another-jwt-secret-abcdef0123456789-01".to_owned();
-    let decnet = Decnet::spawn(&["api"], &env);
+    let decnet = Decnet::spawn(&["api"], &env, dir.path());
     wait_healthy(&base, &decnet).await;
     b.visible("[data-testid=login-view]").await;
     b.text_is(
