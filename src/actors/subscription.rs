@@ -396,20 +396,10 @@ impl SubscriptionActor {
     /// and (when batching) a full batch or one whose oldest event waited long enough.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while self.inflight < self.max_inflight() && !self.queue.is_empty() {
-            let now = Instant::now();
             let batch_max = self.spec.options.batch_max.max(1);
-            if batch_max > 1 && self.queue.len() < batch_max && self.draining.is_none() {
-                let due = self
-                    .queue
-                    .front()
-                    .map_or(now, |q| q.at + self.spec.options.batch_linger);
-                if due > now {
-                    self.wake_at(due - now, ctx);
-                    break;
-                }
-            }
-            if let Some(bucket) = &mut self.bucket {
-                if let Err(wait) = bucket.take(now) {
+            // Only batching and the rate limit need the clock.
+            if batch_max > 1 || self.bucket.is_some() {
+                if let Some(wait) = self.hold(batch_max) {
                     self.wake_at(wait, ctx);
                     break;
                 }
@@ -425,6 +415,22 @@ impl SubscriptionActor {
             }
             ctx.stop();
         }
+    }
+
+    /// How long the next delivery must wait: for a partial batch to fill or its
+    /// oldest event to have waited the linger, then for a token. Takes the token.
+    fn hold(&mut self, batch_max: usize) -> Option<Duration> {
+        let now = Instant::now();
+        if batch_max > 1 && self.queue.len() < batch_max && self.draining.is_none() {
+            let due = self
+                .queue
+                .front()
+                .map_or(now, |q| q.at + self.spec.options.batch_linger);
+            if due > now {
+                return Some(due - now);
+            }
+        }
+        self.bucket.as_mut().and_then(|b| b.take(now).err())
     }
 
     /// Pump again after `wait`, unless a timer due sooner is already set.
