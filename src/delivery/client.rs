@@ -18,7 +18,7 @@ use awc::{
     ClientRequest, ClientResponse,
 };
 use futures::{Stream, StreamExt as _};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use super::{
     retry::{self, StatusClass},
@@ -60,13 +60,7 @@ pub struct DeliveryClient {
     settings: DeliverySettings,
     /// Guard verdicts by URL host (the verdict does not depend on the port).
     resolved: RefCell<HashMap<String, Rc<Resolution>>>,
-    /// Requests in flight per destination (host, port): many subscriptions of one
-    /// receiver share its connections instead of opening one each.
-    slots: RefCell<HashMap<(String, u16), Rc<Semaphore>>>,
 }
-
-/// Requests (and so connections) one sender keeps open to one destination at once.
-pub const MAX_REQUESTS_PER_DESTINATION: usize = 32;
 
 struct Resolution {
     verdict: Result<Box<[IpAddr]>, UrlError>,
@@ -178,7 +172,6 @@ impl DeliveryClient {
             http,
             settings,
             resolved: RefCell::new(HashMap::new()),
-            slots: RefCell::new(HashMap::new()),
         }
     }
 
@@ -276,12 +269,6 @@ impl DeliveryClient {
         event: &Event,
         prepared: &Prepared,
     ) -> Result<u16, Failure> {
-        // Waiting for a slot is not part of the attempt's time.
-        let slot = self.slot(&target.url);
-        let _permit = slot
-            .acquire()
-            .await
-            .map_err(|_| Failure::retryable("sender is shutting down".into()))?;
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let sent = tokio::time::timeout_at(deadline, async {
             let resolution = self.resolve(&target.url).await?;
@@ -351,14 +338,6 @@ impl DeliveryClient {
                 retry_after: None,
             }),
         }
-    }
-
-    fn slot(&self, url: &WebhookUrl) -> Rc<Semaphore> {
-        self.slots
-            .borrow_mut()
-            .entry((url.host(), url.port()))
-            .or_insert_with(|| Rc::new(Semaphore::new(MAX_REQUESTS_PER_DESTINATION)))
-            .clone()
     }
 
     fn request(&self, prepared: &Prepared, signed: &Signed, addr: SocketAddr) -> ClientRequest {

@@ -9,7 +9,7 @@ pub mod signing;
 
 use std::time::Duration;
 
-pub use client::{DeliveryClient, MAX_REQUESTS_PER_DESTINATION};
+pub use client::DeliveryClient;
 
 use crate::{
     config::{Secret, WebhookSettings},

@@ -9,10 +9,7 @@ use std::{
 use base64::Engine as _;
 use decnet_webhook::{
     config::Secret,
-    delivery::{
-        signing, DeliveryClient, DeliveryOutcome, DeliverySettings, Target,
-        MAX_REQUESTS_PER_DESTINATION,
-    },
+    delivery::{signing, DeliveryClient, DeliveryOutcome, DeliverySettings, Target},
     domain::{event::Event, webhook_url::WebhookUrl},
 };
 use hmac::{Hmac, Mac};
@@ -476,14 +473,13 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
     let client = Rc::new(client(&[], Duration::from_secs(30)));
     let dead = TestReceiver::start();
     dead.set_default(Reply::Hang);
-    // More deliveries to the hanging receiver than awc's default pool limit of 100:
-    // they hold that destination's slots only, the rest of them wait their turn.
+    // More hanging connections than awc's default pool limit of 100.
     let hanging = 150;
     for _ in 0..hanging {
         let (client, target) = (client.clone(), target(&dead.url(), &[SECRET]));
         actix_rt::spawn(async move { deliver(&client, &target).await });
     }
-    dead.wait_for(MAX_REQUESTS_PER_DESTINATION, WAIT).await;
+    dead.wait_for(hanging, WAIT).await;
 
     let healthy: Vec<TestReceiver> = (0..10).map(|_| TestReceiver::start()).collect();
     let deliveries = healthy.iter().flat_map(|rx| {
@@ -498,9 +494,4 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
         assert!(out.ok && out.attempts == 1, "{out:?}");
     }
     assert!(healthy.iter().all(|rx| rx.count() == 20));
-    assert_eq!(
-        dead.count(),
-        MAX_REQUESTS_PER_DESTINATION,
-        "one destination never holds more than its slots"
-    );
 }
