@@ -14,6 +14,48 @@ pub const CONTROL: &str = "system.webhook.control";
 
 /// How long a publish may wait for room in the client's buffer before it is given up.
 const PUBLISH_WAIT: Duration = Duration::from_secs(2);
+/// The client library's own buffer per bus subscription.
+const CLIENT_BUFFER: usize = 64 * 1024;
+/// At most one "fell behind" warning per this.
+const BEHIND_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// Messages a bus subscription holds before the client drops what arrives: room for
+/// a burst the subscription's queue could take, on top of the library's default, so
+/// a burst is taken into the queue (where overflow is kept as dead letters) rather
+/// than dropped on the way. Memory is only used while a burst waits.
+pub fn subscription_buffer(settings: &Settings) -> usize {
+    settings.webhook.queue_per_sub.saturating_add(CLIENT_BUFFER)
+}
+
+/// The client dropped messages of a subscription whose buffer was full: warned once
+/// per `BEHIND_WARNING_EVERY` with how often it happened, so a flood of drops does
+/// not become a flood of log lines.
+#[derive(Default)]
+struct FellBehind {
+    since_warning: std::sync::atomic::AtomicU64,
+    last_warning: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl FellBehind {
+    fn report(&self, sid: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let reports = self.since_warning.fetch_add(1, Relaxed) + 1;
+        let Ok(mut last) = self.last_warning.lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < BEHIND_WARNING_EVERY) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        self.since_warning.store(0, Relaxed);
+        tracing::warn!(
+            sid,
+            reports,
+            "the worker fell behind the bus: a subscription's buffer was full and \
+             messages were dropped before it took them (durable mode loses none)"
+        );
+    }
+}
 
 /// A handle on the bus; `None` inside when `DECNET_BUS_ENABLED=false`.
 #[derive(Clone, Default)]
@@ -38,12 +80,14 @@ impl Bus {
         let servers = settings.nats_urls.join(",");
         let warned = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let warned_cb = warned.clone();
+        let behind = Arc::new(FellBehind::default());
         let servers_cb = servers.clone();
         let options = ConnectOptions::new()
             .name("decnet-webhook")
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(5))
+            .subscription_capacity(subscription_buffer(settings))
             // First try at once, then every `every`.
             .reconnect_delay_callback(move |attempt| {
                 if attempt <= 1 {
@@ -55,6 +99,7 @@ impl Bus {
             .event_callback(move |event| {
                 let warned = warned_cb.clone();
                 let servers = servers_cb.clone();
+                let behind = behind.clone();
                 async move {
                     use std::sync::atomic::Ordering::SeqCst;
                     match event {
@@ -69,9 +114,7 @@ impl Bus {
                                 tracing::warn!(%servers, retry_secs = every.as_secs_f64(), "bus connection lost; reconnecting");
                             }
                         }
-                        async_nats::Event::SlowConsumer(sid) => {
-                            tracing::warn!(sid, "bus subscription fell behind; the server dropped messages")
-                        }
+                        async_nats::Event::SlowConsumer(sid) => behind.report(sid),
                         async_nats::Event::Closed => {
                             crate::metrics::global().set_bus_connected(false);
                             tracing::debug!("bus connection closed");

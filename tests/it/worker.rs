@@ -410,3 +410,34 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(overflow, 0);
 }
+
+/// A burst bigger than the bus client's own buffer (64 Ki messages per subscription)
+/// is taken whole into the subscription's queue, not dropped on the way in.
+#[actix_rt::test]
+async fn a_burst_beyond_the_bus_client_buffer_is_delivered_whole() {
+    const N: usize = 100_000;
+    let app = WorkerApp::start(&[("webhook_queue_per_sub", "150000")]).await;
+    let rx = TestReceiver::start();
+    app.subscribe("burst", &rx.url(), &["attacker.>"]).await;
+    let payloads: Vec<String> = (0..N)
+        .map(|i| format!(r#"{{"id":"b-{i}","payload":{{"n":{i}}}}}"#))
+        .collect();
+    let nats = &app.nats;
+    // Far faster than the worker decodes: the backlog outgrows the client's buffer.
+    actix_rt::task::spawn_blocking({
+        let nats_port = nats.port;
+        move || {
+            crate::helpers::NatsServer::publish_burst_to(nats_port, "attacker.observed", &payloads)
+        }
+    })
+    .await
+    .unwrap();
+    let got = rx.wait_for(N, Duration::from_secs(180)).await;
+    let ids: std::collections::HashSet<&str> = got
+        .iter()
+        .filter_map(|r| r.header("x-decnet-event-id"))
+        .collect();
+    assert_eq!(ids.len(), N, "every event of the burst arrives");
+    assert_eq!(got.len(), N, "and only once");
+    app.stop().await.unwrap();
+}

@@ -66,6 +66,35 @@ impl NatsServer {
         self.child = Some(child);
     }
 
+    /// Publish every payload on `subject` as fast as the protocol allows: one write of
+    /// every `PUB` over a raw connection, then `PING`/`PONG` so the server has them all.
+    /// Blocking: run it off the test's runtime.
+    pub fn publish_burst_to(port: u16, subject: &str, payloads: &[String]) {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("nats connects");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone socket"));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("INFO line");
+        assert!(line.starts_with("INFO"), "{line}");
+        let mut out = Vec::with_capacity(payloads.len() * 128);
+        out.extend_from_slice(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+        for p in payloads {
+            out.extend_from_slice(format!("PUB {subject} {}\r\n", p.len()).as_bytes());
+            out.extend_from_slice(p.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"PING\r\n");
+        (&stream).write_all(&out).expect("burst written");
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("server answers");
+            assert!(!line.starts_with("-ERR"), "{line}");
+            if line.starts_with("PONG") {
+                return;
+            }
+        }
+    }
+
     /// A plain client for the test itself.
     pub async fn client(&self) -> async_nats::Client {
         async_nats::connect(self.url())
