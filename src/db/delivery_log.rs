@@ -12,7 +12,8 @@ pub async fn insert_many(db: &DatabaseConnection, rows: Vec<ActiveModel>) -> Res
     if rows.is_empty() {
         return Ok(());
     }
-    Entity::insert_many(rows).exec(db).await?;
+    // No RETURNING: nothing reads the new ids back.
+    Entity::insert_many(rows).exec_without_returning(db).await?;
     Ok(())
 }
 
