@@ -11,6 +11,7 @@ pub mod domain;
 pub mod durable;
 pub mod error;
 pub mod init;
+pub mod memory;
 pub mod metrics;
 pub mod secrets;
 pub mod shape;

@@ -79,6 +79,9 @@ pub struct SupervisorActor {
     reload_again: bool,
     stopping: bool,
     reloads: u64,
+    /// Subscriptions of a large start-up still to report ready; the heap is trimmed
+    /// when the last one does.
+    awaiting_ready: usize,
 }
 
 pub struct SupervisorParts {
@@ -118,6 +121,7 @@ impl SupervisorActor {
             reload_again: false,
             stopping: false,
             reloads: 0,
+            awaiting_ready: 0,
         }
     }
 
@@ -204,6 +208,9 @@ impl SupervisorActor {
         }
         self.reloads += 1;
         crate::metrics::global().reloaded();
+        if started >= crate::memory::RELEASE_AFTER_STARTS {
+            self.awaiting_ready = started;
+        }
         if self.reloads == 1 {
             tracing::info!(running = self.running.len(), "subscriptions loaded");
         } else if started + stopped + updated > 0 {
@@ -283,6 +290,12 @@ impl Handler<Ready> for SupervisorActor {
     fn handle(&mut self, msg: Ready, _ctx: &mut Self::Context) {
         if let Some(r) = self.running.get_mut(&msg.uuid) {
             r.ready = true;
+        }
+        if self.awaiting_ready > 0 {
+            self.awaiting_ready -= 1;
+            if self.awaiting_ready == 0 {
+                crate::memory::release_free_heap();
+            }
         }
     }
 }
