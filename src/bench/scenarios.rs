@@ -9,7 +9,7 @@ use super::{
     receiver::{Blackhole, Ledger, Receiver, Tally},
     rig::{settle, Rig, RunningWorker, Sub},
     secs,
-    stats::{ratio, rss_mib},
+    stats::{ratio, rss_mib, CpuMeter, CpuUse},
     BenchError, Report, Scenario, Size,
 };
 
@@ -42,7 +42,7 @@ impl Dims {
         match size {
             Size::Full => Self {
                 raw_posts: 50_000,
-                events: 20_000,
+                events: 100_000,
                 fanout_subs: 100,
                 fanout_events: 1_000,
                 latency_rate: 1_000.0,
@@ -102,20 +102,46 @@ fn concurrency() -> Result<usize, BenchError> {
     Ok(defaults.webhook.max_inflight_per_sub)
 }
 
+/// A receiver's ceiling and what reaching it cost the machine.
+struct Ceiling {
+    posts_per_s: f64,
+    /// Busy CPU µs per POST, client and receiver together.
+    cpu_us_per_post: f64,
+}
+
 /// POST/s of a fresh receiver from an awc client at the worker's concurrency.
-async fn ceiling(n: usize, report: &mut Report) -> Result<f64, BenchError> {
+async fn ceiling(n: usize, report: &mut Report) -> Result<Ceiling, BenchError> {
     let c = concurrency()?;
     let receiver = Receiver::start(Ledger::new(1, n))?;
+    let cpu = CpuMeter::now();
     let elapsed = raw::measure(receiver.url(0), n, c).await?;
+    let used = cpu_since(cpu);
     let tally = receiver.ledger.tally(0..1, 0..n);
     report.check("raw POSTs received", n as u64, tally.delivered);
     report.check("raw duplicates", 0, tally.duplicated);
     report.set("concurrency", c);
-    Ok(if elapsed > 0.0 {
-        n as f64 / elapsed
-    } else {
-        0.0
+    Ok(Ceiling {
+        posts_per_s: if elapsed > 0.0 {
+            n as f64 / elapsed
+        } else {
+            0.0
+        },
+        cpu_us_per_post: used.map_or(0.0, |u| u.us_per(tally.delivered)),
     })
+}
+
+/// CPU spent since `start` (`None` where `/proc/stat` cannot be read).
+fn cpu_since(start: Option<CpuMeter>) -> Option<CpuUse> {
+    Some(CpuMeter::now()?.since(&start?))
+}
+
+/// What the deliveries cost the machine: busy CPU µs per delivery (every process:
+/// worker, receiver, nats-server, publisher) and how busy the cores were.
+fn cpu_cost(report: &mut Report, used: Option<CpuUse>, deliveries: u64) {
+    if let Some(used) = used {
+        report.set("cpu_us_per_delivery", used.us_per(deliveries));
+        report.set("cpu_busy", super::round(used.utilisation, 2));
+    }
 }
 
 /// The ceiling measured before and after `work`, so drift on a shared machine
@@ -128,17 +154,22 @@ async fn around<T>(
     let before = ceiling(d.raw_posts, report).await?;
     let out = work.await?;
     let after = ceiling(d.raw_posts, report).await?;
-    report.set("raw_posts_per_s_before", before.round());
-    report.set("raw_posts_per_s_after", after.round());
-    let mean = (before + after) / 2.0;
+    report.set("raw_posts_per_s_before", before.posts_per_s.round());
+    report.set("raw_posts_per_s_after", after.posts_per_s.round());
+    let mean = (before.posts_per_s + after.posts_per_s) / 2.0;
     report.set("raw_posts_per_s", mean.round());
+    report.set(
+        "raw_cpu_us_per_post",
+        super::round((before.cpu_us_per_post + after.cpu_us_per_post) / 2.0, 1),
+    );
     Ok((out, mean))
 }
 
 async fn raw_only(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     report.set("posts", d.raw_posts);
-    let rate = ceiling(d.raw_posts, report).await?;
-    report.set("raw_posts_per_s", rate.round());
+    let raw = ceiling(d.raw_posts, report).await?;
+    report.set("raw_posts_per_s", raw.posts_per_s.round());
+    report.set("cpu_us_per_post", raw.cpu_us_per_post);
     Ok(())
 }
 
@@ -186,11 +217,13 @@ async fn throughput(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
             seqs: 0..d.events,
             rate: None,
         };
+        let cpu = CpuMeter::now();
         let published = publisher::publish(rig.nats.url(), plan).await?;
         let tally = settle(&receiver.ledger, 0..1, 0..d.events, d.stall).await;
-        Ok((published, tally))
+        Ok((published, tally, cpu_since(cpu)))
     };
-    let ((published, tally), raw) = around(d, report, run).await?;
+    let ((published, tally, cpu), raw) = around(d, report, run).await?;
+    cpu_cost(report, cpu, tally.delivered);
     let (overflow, failed) = (w.overflow(), w.failed());
     w.stop(STOP_WAIT).await;
     let rate = tally.rate();
@@ -224,11 +257,13 @@ async fn fanout(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
             seqs: 0..events,
             rate: None,
         };
+        let cpu = CpuMeter::now();
         let published = publisher::publish(rig.nats.url(), plan).await?;
         let tally = settle(&receiver.ledger, 0..n, 0..events, d.stall).await;
-        Ok((published, tally))
+        Ok((published, tally, cpu_since(cpu)))
     };
-    let ((published, tally), raw) = around(d, report, run).await?;
+    let ((published, tally, cpu), raw) = around(d, report, run).await?;
+    cpu_cost(report, cpu, tally.delivered);
     let (overflow, failed) = (w.overflow(), w.failed());
     w.stop(STOP_WAIT).await;
     let rate = tally.rate();
