@@ -39,6 +39,7 @@ struct FellBehind {
 impl FellBehind {
     fn report(&self, sid: u64) {
         use std::sync::atomic::Ordering::Relaxed;
+        crate::metrics::global().bus_fell_behind();
         let reports = self.since_warning.fetch_add(1, Relaxed) + 1;
         let Ok(mut last) = self.last_warning.lock() else {
             return;

@@ -46,6 +46,7 @@ pub struct Metrics {
     trips: IntCounterVec,
     reloads: IntCounter,
     bus_connected: IntGauge,
+    bus_fell_behind: IntCounter,
     dead_letters: IntCounterVec,
     running: IntGauge,
     live: Mutex<HashMap<Arc<str>, Live>>,
@@ -128,6 +129,11 @@ impl Metrics {
             "decnet_webhook_bus_connected",
             "1 while the NATS connection is up, else 0.",
         )?;
+        let bus_fell_behind = IntCounter::new(
+            "decnet_webhook_bus_fell_behind_total",
+            "Times the NATS client dropped messages of a subscription whose buffer was full \
+             (core mode; each time may cover several messages).",
+        )?;
         let dead_letters = IntCounterVec::new(
             Opts::new(
                 "decnet_webhook_dead_letters_total",
@@ -147,6 +153,7 @@ impl Metrics {
         registry.register(Box::new(trips.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(bus_connected.clone()))?;
+        registry.register(Box::new(bus_fell_behind.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(running.clone()))?;
         Ok(Self {
@@ -159,6 +166,7 @@ impl Metrics {
             trips,
             reloads,
             bus_connected,
+            bus_fell_behind,
             dead_letters,
             running,
             live: Mutex::default(),
@@ -214,6 +222,11 @@ impl Metrics {
 
     pub fn set_bus_connected(&self, connected: bool) {
         self.bus_connected.set(i64::from(connected));
+    }
+
+    /// The bus client dropped messages of a subscription that fell behind.
+    pub fn bus_fell_behind(&self) {
+        self.bus_fell_behind.inc();
     }
 
     /// `count` dead letters with this reason (`Reason::as_str`, a fixed set) were
@@ -551,5 +564,14 @@ mod tests {
         assert_eq!(overflow, Some(3.0));
         m.set_bus_connected(false);
         assert_eq!(value(&m, "decnet_webhook_bus_connected", &[]), Some(0.0));
+        assert_eq!(
+            value(&m, "decnet_webhook_bus_fell_behind_total", &[]),
+            Some(0.0)
+        );
+        m.bus_fell_behind();
+        assert_eq!(
+            value(&m, "decnet_webhook_bus_fell_behind_total", &[]),
+            Some(1.0)
+        );
     }
 }
