@@ -42,7 +42,7 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum SecretsCommand {
-    /// Encrypt every plaintext subscription secret in place with DECNET_SECRET_KEY.
+    /// Encrypt every plaintext (or earlier-format) subscription secret in place with DECNET_SECRET_KEY.
     Encrypt,
 }
 
@@ -249,7 +249,7 @@ pub async fn check_secret_key(
     }
 }
 
-/// `decnet secrets encrypt`: seal plaintext secrets in place; prints how many rows.
+/// `decnet secrets encrypt`: seal plaintext and earlier-format secrets in place; prints how many rows.
 async fn encrypt_secrets(settings: &Settings) -> Result<(), Failure> {
     let store = crate::secrets::SecretStore::from_settings(settings);
     if !store.encrypts() {

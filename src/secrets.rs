@@ -1,14 +1,17 @@
 //! Subscription secrets at rest (SPEC §8): AES-256-GCM under `DECNET_SECRET_KEY`.
 //!
-//! A stored secret is either legacy plaintext or `enc:v1:` + base64(12-byte random
-//! nonce ‖ ciphertext ‖ tag); the prefix names the format so it can evolve. A check
+//! A stored secret is legacy plaintext, `enc:v1:` (earlier versions) or `enc:v2:` +
+//! base64(12-byte random nonce ‖ ciphertext ‖ tag); the prefix names the format. A v2
+//! value is bound to its subscription (its uuid is the associated data), so a sealed
+//! secret copied into another row does not open there; `decnet secrets encrypt`
+//! rewrites plaintext and v1 values as v2. A check
 //! value in `webhook_meta`, sealed with the key at the first start that has one, lets
 //! every later start tell a wrong key at once, before anything is signed with garbage.
 
 use std::sync::Arc;
 
 use aes_gcm::{
-    aead::{Aead, AeadCore, KeyInit, OsRng},
+    aead::{Aead, AeadCore, KeyInit, OsRng, Payload},
     Aes256Gcm, Key, Nonce,
 };
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
@@ -24,8 +27,10 @@ use sea_orm::{
 
 use crate::config::{decode_key, Secret, Settings};
 
-/// The prefix of every value sealed by this version.
+/// Values sealed by earlier versions: not bound to a row; still read.
 pub const PREFIX_V1: &str = "enc:v1:";
+/// Values sealed now: bound to their subscription.
+pub const PREFIX_V2: &str = "enc:v2:";
 /// What every encrypted format starts with (a legacy secret starting so is refused
 /// by the API: secrets are 16–256 printable characters, never this shape).
 const ENCRYPTED_MARK: &str = "enc:";
@@ -33,6 +38,8 @@ const NONCE_LEN: usize = 12;
 /// The `webhook_meta` key of the check value.
 pub const CHECK_KEY: &str = "secret_key_check";
 const CHECK_PLAINTEXT: &str = "decnet-webhook secret key check v1";
+/// What the check value is bound to (no subscription uuid looks like this).
+const CHECK_BINDING: &str = "webhook_meta:secret_key_check";
 
 /// Why a stored secret cannot be used. Never carries the secret or the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,18 +61,31 @@ impl Cipher {
         Self(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
     }
 
-    /// `enc:v1:` + base64(nonce ‖ ciphertext ‖ tag), with a fresh random nonce.
-    pub fn seal(&self, plain: &str) -> String {
+    /// `enc:v2:` + base64(nonce ‖ ciphertext ‖ tag), with a fresh random nonce and
+    /// `binding` (the subscription uuid) as associated data.
+    pub fn seal(&self, binding: &str, plain: &str) -> String {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let payload = Payload {
+            msg: plain.as_bytes(),
+            aad: &aad(binding),
+        };
         // Encryption fails only past GCM's length limit (64 GiB); secrets are ≤ 256 chars.
-        let sealed = self.0.encrypt(&nonce, plain.as_bytes()).unwrap_or_default();
+        let sealed = self.0.encrypt(&nonce, payload).unwrap_or_default();
         let mut raw = Vec::with_capacity(NONCE_LEN + sealed.len());
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&sealed);
-        format!("{PREFIX_V1}{}", BASE64.encode(raw))
+        format!("{PREFIX_V2}{}", BASE64.encode(raw))
     }
 
-    fn open_v1(&self, encoded: &str) -> Result<String, SecretError> {
+    /// The plaintext of an encrypted value: v2 must have been sealed for `binding`.
+    fn open(&self, binding: &str, stored: &str) -> Result<String, SecretError> {
+        let (encoded, aad) = if let Some(v) = stored.strip_prefix(PREFIX_V2) {
+            (v, aad(binding))
+        } else if let Some(v) = stored.strip_prefix(PREFIX_V1) {
+            (v, Vec::new())
+        } else {
+            return Err(SecretError::UnknownFormat);
+        };
         let raw = BASE64
             .decode(encoded)
             .map_err(|_| SecretError::Undecryptable)?;
@@ -73,12 +93,21 @@ impl Cipher {
             return Err(SecretError::Undecryptable);
         }
         let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let payload = Payload {
+            msg: sealed,
+            aad: &aad,
+        };
         let plain = self
             .0
-            .decrypt(Nonce::from_slice(nonce), sealed)
+            .decrypt(Nonce::from_slice(nonce), payload)
             .map_err(|_| SecretError::Undecryptable)?;
         String::from_utf8(plain).map_err(|_| SecretError::Undecryptable)
     }
+}
+
+/// The associated data of a v2 value.
+fn aad(binding: &str) -> Vec<u8> {
+    format!("decnet-webhook:{binding}").into_bytes()
 }
 
 /// Whether a stored value is in an encrypted format (any version).
@@ -118,34 +147,40 @@ impl SecretStore {
         self.0.is_some()
     }
 
-    /// The form to store: sealed with a key, else the plaintext itself.
-    pub fn seal(&self, plain: &str) -> String {
+    /// The form to store for subscription `uuid`: sealed with a key, else the
+    /// plaintext itself.
+    pub fn seal(&self, uuid: &str, plain: &str) -> String {
         match &self.0 {
-            Some(c) => c.seal(plain),
+            Some(c) => c.seal(uuid, plain),
             None => plain.to_owned(),
         }
     }
 
-    /// A stored value as it should be stored now: legacy plaintext is sealed when
-    /// there is a key; anything already encrypted is kept as it is.
-    pub fn reseal(&self, stored: &str) -> String {
+    /// A stored value of subscription `uuid` as it should be stored now: with a key,
+    /// legacy plaintext and v1 values are sealed as v2; a v2 value is kept, and so is
+    /// any value that does not open (it is never replaced by something else).
+    pub fn reseal(&self, uuid: &str, stored: &str) -> String {
         match &self.0 {
-            Some(c) if !is_encrypted(stored) => c.seal(stored),
+            Some(c) if !stored.starts_with(PREFIX_V2) => match self.open(uuid, stored) {
+                Ok(plain) => c.seal(uuid, plain.expose()),
+                Err(_) => stored.to_owned(),
+            },
             _ => stored.to_owned(),
         }
     }
 
-    /// The secret of a stored value; legacy plaintext (no prefix) is returned as is.
-    pub fn open(&self, stored: &str) -> Result<Secret, SecretError> {
+    /// The secret of subscription `uuid` from its stored value; legacy plaintext (no
+    /// prefix) is returned as is.
+    pub fn open(&self, uuid: &str, stored: &str) -> Result<Secret, SecretError> {
         if !is_encrypted(stored) {
             return Ok(Secret::new(stored));
         }
-        let Some(encoded) = stored.strip_prefix(PREFIX_V1) else {
-            return Err(SecretError::UnknownFormat);
-        };
         match &self.0 {
-            Some(c) => c.open_v1(encoded).map(Secret::new),
-            None => Err(SecretError::NoKey),
+            Some(c) => c.open(uuid, stored).map(Secret::new),
+            None if stored.starts_with(PREFIX_V1) || stored.starts_with(PREFIX_V2) => {
+                Err(SecretError::NoKey)
+            }
+            None => Err(SecretError::UnknownFormat),
         }
     }
 
@@ -156,7 +191,7 @@ impl SecretStore {
         row: &Model,
         now: DateTime<Utc>,
     ) -> Result<Vec<Secret>, SecretError> {
-        let mut secrets = vec![self.open(&row.secret)?];
+        let mut secrets = vec![self.open(&row.uuid, &row.secret)?];
         if let Some((previous, _)) = self.previous(row, now)? {
             secrets.push(previous);
         }
@@ -171,7 +206,7 @@ impl SecretStore {
     ) -> Result<Option<(Secret, DateTime<Utc>)>, SecretError> {
         match (&row.previous_secret, row.previous_secret_expires_at) {
             (Some(stored), Some(expires)) if expires > now => {
-                Ok(Some((self.open(stored)?, expires)))
+                Ok(Some((self.open(&row.uuid, stored)?, expires)))
             }
             _ => Ok(None),
         }
@@ -210,10 +245,9 @@ pub async fn check_key(db: &DatabaseConnection, store: &SecretStore) -> Result<(
         return Ok(());
     };
     let opens = |value: &str| {
-        value
-            .strip_prefix(PREFIX_V1)
-            .and_then(|v| cipher.open_v1(v).ok())
-            .is_some_and(|plain| plain == CHECK_PLAINTEXT)
+        cipher
+            .open(CHECK_BINDING, value)
+            .is_ok_and(|plain| plain == CHECK_PLAINTEXT)
     };
     if let Some(check) = stored_check {
         return if opens(&check.value) {
@@ -225,18 +259,18 @@ pub async fn check_key(db: &DatabaseConnection, store: &SecretStore) -> Result<(
     // No check value yet: rows encrypted before it existed must open with this key.
     let sample = Entity::find().filter(encrypted_condition()).one(db).await?;
     if let Some(row) = sample {
-        let secret_opens = !is_encrypted(&row.secret) || store.open(&row.secret).is_ok();
+        let secret_opens = store.open(&row.uuid, &row.secret).is_ok();
         let previous_opens = row
             .previous_secret
             .as_deref()
-            .is_none_or(|p| !is_encrypted(p) || store.open(p).is_ok());
+            .is_none_or(|p| store.open(&row.uuid, p).is_ok());
         if !(secret_opens && previous_opens) {
             return Err(KeyCheckError::WrongKey);
         }
     }
     let check = meta::ActiveModel {
         key: sea_orm::Set(CHECK_KEY.to_owned()),
-        value: sea_orm::Set(cipher.seal(CHECK_PLAINTEXT)),
+        value: sea_orm::Set(cipher.seal(CHECK_BINDING, CHECK_PLAINTEXT)),
         updated_at: sea_orm::Set(Utc::now().trunc_subsecs(6)),
     };
     // Two processes starting together: the first check value written wins, and both
@@ -267,9 +301,11 @@ async fn count_encrypted(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Entity::find().filter(encrypted_condition()).count(db).await
 }
 
-/// `decnet secrets encrypt`: seal every plaintext `secret` and `previous_secret` in
-/// place; returns how many rows changed. Idempotent. Each write only lands if the
-/// value is still the one read, so a concurrent change is never overwritten.
+/// `decnet secrets encrypt`: seal every `secret` and `previous_secret` not yet in the
+/// current format (legacy plaintext, or v1 which is not bound to its row) in place;
+/// returns how many rows changed. Idempotent. A value that does not open is left as
+/// it is. Each write only lands if the value is still the one read, so a concurrent
+/// change is never overwritten.
 pub async fn encrypt_plaintext_rows(
     db: &DatabaseConnection,
     store: &SecretStore,
@@ -277,14 +313,15 @@ pub async fn encrypt_plaintext_rows(
     if !store.encrypts() {
         return Ok(0);
     }
+    let current = format!("{PREFIX_V2}%");
     let rows = Entity::find()
         .filter(
             Condition::any()
-                .add(Column::Secret.not_like(format!("{ENCRYPTED_MARK}%")))
+                .add(Column::Secret.not_like(current.as_str()))
                 .add(
                     Condition::all()
                         .add(Column::PreviousSecret.is_not_null())
-                        .add(Column::PreviousSecret.not_like(format!("{ENCRYPTED_MARK}%"))),
+                        .add(Column::PreviousSecret.not_like(current.as_str())),
                 ),
         )
         .all(db)
@@ -293,17 +330,21 @@ pub async fn encrypt_plaintext_rows(
     for row in rows {
         let mut update = Entity::update_many().filter(Column::Uuid.eq(row.uuid.as_str()));
         let mut changed = false;
-        if !is_encrypted(&row.secret) {
+        let secret = store.reseal(&row.uuid, &row.secret);
+        if secret != row.secret {
             update = update
-                .col_expr(Column::Secret, Expr::value(store.seal(&row.secret)))
+                .col_expr(Column::Secret, Expr::value(secret))
                 .filter(Column::Secret.eq(row.secret.as_str()));
             changed = true;
         }
-        if let Some(previous) = row.previous_secret.as_deref().filter(|p| !is_encrypted(p)) {
-            update = update
-                .col_expr(Column::PreviousSecret, Expr::value(store.seal(previous)))
-                .filter(Column::PreviousSecret.eq(previous));
-            changed = true;
+        if let Some(previous) = row.previous_secret.as_deref() {
+            let resealed = store.reseal(&row.uuid, previous);
+            if resealed != previous {
+                update = update
+                    .col_expr(Column::PreviousSecret, Expr::value(resealed))
+                    .filter(Column::PreviousSecret.eq(previous));
+                changed = true;
+            }
         }
         if changed && update.exec(db).await?.rows_affected > 0 {
             converted += 1;
@@ -317,75 +358,118 @@ mod tests {
     use super::*;
 
     const KEY: [u8; 32] = [7; 32];
+    const ROW: &str = "0b8c1d52-6f3e-4b7a-9d0e-2f1a3c4b5d6e";
+    const OTHER_ROW: &str = "7e6d5c4b-3a2f-4e1d-8c0b-9a8f7e6d5c4b";
 
     fn store() -> SecretStore {
         SecretStore::new(Some(&KEY))
     }
 
+    /// A v1 value as earlier versions sealed it (no associated data).
+    fn sealed_v1(plain: &str) -> String {
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&KEY));
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let mut raw = nonce.to_vec();
+        raw.extend(cipher.encrypt(&nonce, plain.as_bytes()).unwrap());
+        format!("{PREFIX_V1}{}", BASE64.encode(raw))
+    }
+
     #[test]
     fn seal_then_open_round_trips() {
         let s = store();
-        let sealed = s.seal("a-receiver-secret-of-some-length");
-        assert!(sealed.starts_with(PREFIX_V1));
+        let sealed = s.seal(ROW, "a-receiver-secret-of-some-length");
+        assert!(sealed.starts_with(PREFIX_V2));
         assert!(!sealed.contains("receiver"));
         assert_eq!(
-            s.open(&sealed).unwrap().expose(),
+            s.open(ROW, &sealed).unwrap().expose(),
             "a-receiver-secret-of-some-length"
         );
     }
 
     #[test]
+    fn a_sealed_secret_does_not_open_in_another_row() {
+        let s = store();
+        let sealed = s.seal(ROW, "a-receiver-secret-of-some-length");
+        assert_eq!(s.open(OTHER_ROW, &sealed), Err(SecretError::Undecryptable));
+    }
+
+    #[test]
+    fn v1_values_still_open_and_reseal_binds_them() {
+        let s = store();
+        let v1 = sealed_v1("an-older-secret-of-some-length");
+        assert_eq!(
+            s.open(ROW, &v1).unwrap().expose(),
+            "an-older-secret-of-some-length"
+        );
+        let v2 = s.reseal(ROW, &v1);
+        assert!(v2.starts_with(PREFIX_V2), "{v2}");
+        assert_eq!(
+            s.open(ROW, &v2).unwrap().expose(),
+            "an-older-secret-of-some-length"
+        );
+        assert_eq!(s.open(OTHER_ROW, &v2), Err(SecretError::Undecryptable));
+        // Already current, or not openable: kept as it is.
+        assert_eq!(s.reseal(ROW, &v2), v2);
+        let foreign = SecretStore::new(Some(&[8; 32])).seal(ROW, "x-secret-x-secret");
+        assert_eq!(s.reseal(ROW, &foreign), foreign);
+    }
+
+    #[test]
     fn every_seal_uses_a_fresh_nonce() {
         let s = store();
-        let (a, b) = (s.seal("same secret"), s.seal("same secret"));
+        let (a, b) = (s.seal(ROW, "same secret"), s.seal(ROW, "same secret"));
         assert_ne!(a, b);
-        let nonce = |v: &str| BASE64.decode(&v[PREFIX_V1.len()..]).unwrap()[..NONCE_LEN].to_vec();
+        let nonce = |v: &str| BASE64.decode(&v[PREFIX_V2.len()..]).unwrap()[..NONCE_LEN].to_vec();
         assert_ne!(nonce(&a), nonce(&b));
-        assert_eq!(s.open(&a).unwrap(), s.open(&b).unwrap());
+        assert_eq!(s.open(ROW, &a).unwrap(), s.open(ROW, &b).unwrap());
     }
 
     #[test]
     fn a_tampered_value_is_refused() {
         let s = store();
-        let sealed = s.seal("a-receiver-secret-of-some-length");
-        let mut raw = BASE64.decode(&sealed[PREFIX_V1.len()..]).unwrap();
+        let sealed = s.seal(ROW, "a-receiver-secret-of-some-length");
+        let mut raw = BASE64.decode(&sealed[PREFIX_V2.len()..]).unwrap();
         for i in [0, NONCE_LEN, raw.len() - 1] {
             raw[i] ^= 1;
-            let altered = format!("{PREFIX_V1}{}", BASE64.encode(&raw));
+            let altered = format!("{PREFIX_V2}{}", BASE64.encode(&raw));
             assert_eq!(
-                s.open(&altered),
+                s.open(ROW, &altered),
                 Err(SecretError::Undecryptable),
                 "byte {i}"
             );
             raw[i] ^= 1;
         }
-        for garbage in ["enc:v1:", "enc:v1:!!!", "enc:v1:AAAA"] {
-            assert_eq!(s.open(garbage), Err(SecretError::Undecryptable));
+        for garbage in ["enc:v2:", "enc:v2:!!!", "enc:v1:AAAA"] {
+            assert_eq!(s.open(ROW, garbage), Err(SecretError::Undecryptable));
         }
-        assert_eq!(s.open("enc:v9:AAAA"), Err(SecretError::UnknownFormat));
+        assert_eq!(s.open(ROW, "enc:v9:AAAA"), Err(SecretError::UnknownFormat));
     }
 
     #[test]
     fn legacy_plaintext_passes_through() {
         for s in [store(), SecretStore::default()] {
             assert_eq!(
-                s.open("plain-legacy-secret").unwrap().expose(),
+                s.open(ROW, "plain-legacy-secret").unwrap().expose(),
                 "plain-legacy-secret"
             );
         }
-        assert_eq!(SecretStore::default().seal("x-secret"), "x-secret");
-        let sealed = store().reseal("plain-legacy-secret");
-        assert!(is_encrypted(&sealed));
-        assert_eq!(store().reseal(&sealed), sealed);
+        assert_eq!(SecretStore::default().seal(ROW, "x-secret"), "x-secret");
+        let sealed = store().reseal(ROW, "plain-legacy-secret");
+        assert!(sealed.starts_with(PREFIX_V2));
+        assert_eq!(store().reseal(ROW, &sealed), sealed);
     }
 
     #[test]
     fn a_wrong_key_or_no_key_cannot_open() {
-        let sealed = store().seal("a-receiver-secret-of-some-length");
+        let sealed = store().seal(ROW, "a-receiver-secret-of-some-length");
         let other = SecretStore::new(Some(&[8; 32]));
-        assert_eq!(other.open(&sealed), Err(SecretError::Undecryptable));
+        assert_eq!(other.open(ROW, &sealed), Err(SecretError::Undecryptable));
         assert_eq!(
-            SecretStore::default().open(&sealed),
+            SecretStore::default().open(ROW, &sealed),
+            Err(SecretError::NoKey)
+        );
+        assert_eq!(
+            SecretStore::default().open(ROW, &sealed_v1("x-secret-x-secret")),
             Err(SecretError::NoKey)
         );
     }
@@ -393,7 +477,9 @@ mod tests {
     #[test]
     fn errors_and_debug_never_show_secrets() {
         let s = store();
-        let opened = s.open(&s.seal("hunter2-hunter2-hunter2")).unwrap();
+        let opened = s
+            .open(ROW, &s.seal(ROW, "hunter2-hunter2-hunter2"))
+            .unwrap();
         assert!(!format!("{opened:?}").contains("hunter2"));
         assert!(!format!("{s:?}").contains(&format!("{:?}", KEY)));
     }

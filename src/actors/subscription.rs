@@ -109,7 +109,7 @@ impl SubscriptionSpec {
             uuid: row.uuid.as_str().into(),
             name: row.name.as_str().into(),
             url: row.url.clone(),
-            secret: secrets.open(&row.secret)?,
+            secret: secrets.open(&row.uuid, &row.secret)?,
             previous_secret_expires_at: previous.as_ref().map(|(_, expires)| *expires),
             previous_secret: previous.map(|(secret, _)| secret),
             patterns: row.patterns(),

@@ -141,9 +141,12 @@ pub async fn create(
     {
         return Err(name_taken(&name));
     }
-    let stored_secret = state.secrets.seal(&secret);
+    // The uuid first: the stored secret is bound to it.
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let stored_secret = state.secrets.seal(&uuid, &secret);
     let mut row =
         subscriptions::new_row(&name, url.as_str(), &stored_secret, &patterns, body.enabled);
+    row.uuid = sea_orm::Set(uuid);
     options.set_on(&mut row);
     let row = subscriptions::insert(&state.db, row)
         .await

@@ -133,7 +133,7 @@ async fn stored_secrets_are_encrypted_and_deliveries_still_verify() {
 
     let row = worker.row(uuid).await;
     assert_ne!(row.secret, OLD);
-    assert!(row.secret.starts_with("enc:v1:"), "{}", row.secret);
+    assert!(row.secret.starts_with("enc:v2:"), "{}", row.secret);
     assert!(!row.secret.contains(OLD));
 
     worker.wait_running(&[uuid]).await;
@@ -147,7 +147,7 @@ async fn stored_secrets_are_encrypted_and_deliveries_still_verify() {
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert!(patched.json().get("secret").is_none());
     let row = worker.row(uuid).await;
-    assert!(row.secret.starts_with("enc:v1:") && !row.secret.contains(NEW));
+    assert!(row.secret.starts_with("enc:v2:") && !row.secret.contains(NEW));
     let mut n = 0;
     let req = eventually(WAIT, "a delivery signed with the patched secret", || {
         n += 1;
@@ -164,13 +164,13 @@ async fn stored_secrets_are_encrypted_and_deliveries_still_verify() {
     // The secret never shows in reads.
     let one = api.get(&at, Some(&token)).await;
     assert!(
-        !one.text.contains(NEW) && !one.text.contains("enc:v1"),
+        !one.text.contains(NEW) && !one.text.contains("enc:"),
         "{}",
         one.text
     );
     assert!(one.json().get("secret").is_none());
     let all = api.get("/api/v1/webhooks/", Some(&token)).await;
-    assert!(!all.text.contains(NEW) && !all.text.contains("enc:v1"));
+    assert!(!all.text.contains(NEW) && !all.text.contains("enc:"));
 }
 
 #[actix_rt::test]
@@ -256,13 +256,13 @@ async fn legacy_plaintext_rows_deliver_and_secrets_encrypt_converts_them() {
     assert!(stdout.contains(" 2 "), "{stdout}");
     for id in [&uuid, &rotating] {
         let row = worker.row(id).await;
-        assert!(row.secret.starts_with("enc:v1:"), "{}", row.secret);
+        assert!(row.secret.starts_with("enc:v2:"), "{}", row.secret);
         assert!(!row.secret.contains(SECRET));
     }
     let previous = worker.row(&rotating).await.previous_secret.unwrap();
-    assert!(previous.starts_with("enc:v1:") && !previous.contains(OLD));
+    assert!(previous.starts_with("enc:v2:") && !previous.contains(OLD));
     let opened = SecretStore::new(decnet_webhook::config::decode_key(KEY).as_ref());
-    assert_eq!(opened.open(&previous).unwrap().expose(), OLD);
+    assert_eq!(opened.open(&rotating, &previous).unwrap().expose(), OLD);
 
     // Idempotent: a second run converts nothing.
     let (code, stdout, _) = decnet(&["secrets", "encrypt"], &env);
@@ -324,18 +324,57 @@ async fn a_wrong_or_missing_key_stops_the_program_with_one_line() {
 }
 
 #[actix_rt::test]
+async fn a_sealed_secret_copied_into_another_row_does_not_open_there() {
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let store = SecretStore::new(decnet_webhook::config::decode_key(KEY).as_ref());
+    // The key's check value is written while nothing is sealed yet.
+    check_key(&db, &store).await.unwrap();
+    let (rx_own, rx_copy) = (TestReceiver::start(), TestReceiver::start());
+    let own = insert_subscription(&db, "own-secret", &rx_own.url(), &["attacker.>"]).await;
+    let copy = insert_subscription(&db, "copied-secret", &rx_copy.url(), &["attacker.>"]).await;
+    // Someone with write access to the database copies one row's sealed secret into
+    // another row, whose receiver they control.
+    let sealed = store.seal(&own, OLD);
+    for id in [&own, &copy] {
+        Entity::update_many()
+            .col_expr(Column::Secret, Expr::value(sealed.clone()))
+            .filter(Column::Uuid.eq(id.as_str()))
+            .exec(&db)
+            .await
+            .unwrap();
+    }
+    let worker = WorkerApp::start_with_db(
+        crate::helpers::NatsServer::start(),
+        test_db,
+        db,
+        &[("secret_key", KEY), ("webhook_reload_secs", "3600")],
+    )
+    .await;
+    // Only the row the secret was sealed for runs; the other is skipped, never
+    // signing anything with a secret that is not its own.
+    worker.wait_running(&[&own]).await;
+    let req = deliver_one(&worker, &rx_own, "bound-1").await;
+    assert!(accepts(OLD, &req));
+    assert_eq!(rx_copy.count(), 0);
+    worker.stop().await.unwrap();
+}
+
+#[actix_rt::test]
 async fn encrypted_rows_without_a_check_value_still_catch_a_wrong_key() {
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let right = SecretStore::new(decnet_webhook::config::decode_key(KEY).as_ref());
     let wrong = SecretStore::new(decnet_webhook::config::decode_key(OTHER_KEY).as_ref());
-    let row = decnet_webhook::db::subscriptions::new_row(
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut row = decnet_webhook::db::subscriptions::new_row(
         "sealed-earlier",
         "https://1.1.1.1/hook",
-        &right.seal(OLD),
+        &right.seal(&uuid, OLD),
         &["attacker.>".to_owned()],
         true,
     );
+    row.uuid = sea_orm::Set(uuid);
     decnet_webhook::db::subscriptions::insert(&db, row)
         .await
         .unwrap();
@@ -402,11 +441,11 @@ async fn during_a_rotation_either_secret_verifies_and_after_it_only_the_new_one(
     );
     assert!(one.get("secret").is_none());
     let row = worker.row(&uuid).await;
-    assert!(row.secret.starts_with("enc:v1:"));
+    assert!(row.secret.starts_with("enc:v2:"));
     assert!(row
         .previous_secret
         .as_deref()
-        .is_some_and(|p| p.starts_with("enc:v1:")));
+        .is_some_and(|p| p.starts_with("enc:v2:")));
 
     // The bus signal reaches the running worker; from then on both secrets sign.
     let mut n = 0;
@@ -526,13 +565,13 @@ async fn rotate_secret_validates_and_generates() {
     let store = SecretStore::new(decnet_webhook::config::decode_key(KEY).as_ref());
     assert_eq!(
         store
-            .open(row.previous_secret.as_deref().unwrap())
+            .open(uuid, row.previous_secret.as_deref().unwrap())
             .unwrap()
             .expose(),
         first
     );
     assert_eq!(
-        store.open(&row.secret).unwrap().expose(),
+        store.open(uuid, &row.secret).unwrap().expose(),
         again["secret"].as_str().unwrap()
     );
 }

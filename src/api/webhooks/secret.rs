@@ -52,9 +52,9 @@ pub async fn rotate_secret(
     let expires = now + state.settings.webhook.rotation_window;
     let active = ActiveModel {
         uuid: Unchanged(row.uuid.clone()),
-        secret: Set(state.secrets.seal(&secret)),
-        // The current secret as stored (sealed now if it was legacy plaintext).
-        previous_secret: Set(Some(state.secrets.reseal(&row.secret))),
+        secret: Set(state.secrets.seal(&row.uuid, &secret)),
+        // The current secret, sealed in the current format if it was not already.
+        previous_secret: Set(Some(state.secrets.reseal(&row.uuid, &row.secret))),
         secret_rotated_at: Set(Some(now)),
         previous_secret_expires_at: Set(Some(expires)),
         updated_at: Set(now),
@@ -89,7 +89,7 @@ pub(super) fn patched_secret(state: &AppState, row: &Model, new: Option<String>)
     let new = new?;
     let same = state
         .secrets
-        .open(&row.secret)
+        .open(&row.uuid, &row.secret)
         .is_ok_and(|current| current.expose() == new);
-    (!same).then(|| state.secrets.seal(&new))
+    (!same).then(|| state.secrets.seal(&row.uuid, &new))
 }
