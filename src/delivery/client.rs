@@ -18,7 +18,7 @@ use awc::{
     ClientRequest, ClientResponse,
 };
 use futures::{Stream, StreamExt as _};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use super::{
     retry::{self, StatusClass},
@@ -47,8 +47,8 @@ const HEADER_COUNT: usize = 9;
 
 /// How long a guarded resolution is trusted.
 const RESOLVE_TTL: Duration = Duration::from_secs(30);
-/// Above this many cached hosts, expired entries are swept on insert.
-const RESOLVE_SWEEP_AT: usize = 1024;
+/// Above this many cached hosts (or destinations), unused entries are swept on insert.
+const SWEEP_AT: usize = 1024;
 /// Response bodies are read (so the connection can be reused) and dropped, up to this.
 const MAX_DRAIN: usize = 64 * 1024;
 const MAX_ERROR_CHARS: usize = 512;
@@ -60,6 +60,8 @@ pub struct DeliveryClient {
     settings: DeliverySettings,
     /// Guard verdicts by URL host (the verdict does not depend on the port).
     resolved: RefCell<HashMap<String, Rc<Resolution>>>,
+    /// Requests in flight per destination (host, port).
+    slots: RefCell<HashMap<(String, u16), Rc<Semaphore>>>,
 }
 
 struct Resolution {
@@ -172,6 +174,7 @@ impl DeliveryClient {
             http,
             settings,
             resolved: RefCell::new(HashMap::new()),
+            slots: RefCell::new(HashMap::new()),
         }
     }
 
@@ -269,6 +272,12 @@ impl DeliveryClient {
         event: &Event,
         prepared: &Prepared,
     ) -> Result<u16, Failure> {
+        // Waiting for a slot is not part of the attempt's time.
+        let slot = self.slot(&target.url);
+        let _permit = slot
+            .acquire()
+            .await
+            .map_err(|_| Failure::retryable("sender is shutting down".into()))?;
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let sent = tokio::time::timeout_at(deadline, async {
             let resolution = self.resolve(&target.url).await?;
@@ -340,6 +349,22 @@ impl DeliveryClient {
         }
     }
 
+    fn slot(&self, url: &WebhookUrl) -> Rc<Semaphore> {
+        let key = (url.host(), url.port());
+        if let Some(slot) = self.slots.borrow().get(&key) {
+            return slot.clone();
+        }
+        let limit = self.settings.per_destination.max(1);
+        let slot = Rc::new(Semaphore::new(limit));
+        let mut slots = self.slots.borrow_mut();
+        if slots.len() >= SWEEP_AT {
+            // Destinations nobody is sending to hold nothing worth keeping.
+            slots.retain(|_, s| s.available_permits() < limit);
+        }
+        slots.insert(key, slot.clone());
+        slot
+    }
+
     fn request(&self, prepared: &Prepared, signed: &Signed, addr: SocketAddr) -> ClientRequest {
         let mut request = self
             .http
@@ -383,7 +408,7 @@ impl DeliveryClient {
             expires: now + RESOLVE_TTL,
         });
         let mut cache = self.resolved.borrow_mut();
-        if cache.len() >= RESOLVE_SWEEP_AT {
+        if cache.len() >= SWEEP_AT {
             cache.retain(|_, r| r.expires > now);
         }
         cache.insert(host.to_owned(), resolution.clone());

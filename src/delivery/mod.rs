@@ -80,6 +80,9 @@ pub struct DeliverySettings {
     pub retry_schedule: Vec<Duration>,
     /// Allow loopback, private and link-local destinations.
     pub allow_private: bool,
+    /// Requests (and so connections) one sender keeps in flight to one destination
+    /// (host and port) at once; more wait their turn, outside the attempt timer.
+    pub per_destination: usize,
 }
 
 impl DeliverySettings {
@@ -88,6 +91,11 @@ impl DeliverySettings {
             timeout: w.timeout,
             retry_schedule: w.retry_schedule.clone(),
             allow_private: w.allow_private,
+            // Twice what one subscription may have in flight: one hanging subscription
+            // can hold at most half of a destination, and the others keep the rest,
+            // while a hundred subscriptions of one SIEM share its connections instead
+            // of opening thousands.
+            per_destination: w.max_inflight_per_sub.saturating_mul(2),
         }
     }
 }

@@ -24,6 +24,8 @@ use crate::helpers::{Recorded, Reply, TestReceiver};
 
 const SECRET: &str = "a-receiver-secret-of-some-length";
 const WAIT: Duration = Duration::from_secs(10);
+/// Requests the test clients keep in flight to one destination.
+const PER_DESTINATION: usize = 64;
 
 fn client(schedule_ms: &[u64], timeout: Duration) -> DeliveryClient {
     DeliveryClient::new(DeliverySettings {
@@ -34,6 +36,7 @@ fn client(schedule_ms: &[u64], timeout: Duration) -> DeliveryClient {
             .map(Duration::from_millis)
             .collect(),
         allow_private: true,
+        per_destination: PER_DESTINATION,
     })
 }
 
@@ -306,6 +309,7 @@ async fn a_name_resolving_to_loopback_is_refused_unless_allowed() {
         timeout: Duration::from_secs(5),
         retry_schedule: vec![Duration::from_millis(50)],
         allow_private: false,
+        per_destination: PER_DESTINATION,
     });
     let out = deliver(&guarded, &target(&url, &[SECRET])).await;
 
@@ -473,13 +477,14 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
     let client = Rc::new(client(&[], Duration::from_secs(30)));
     let dead = TestReceiver::start();
     dead.set_default(Reply::Hang);
-    // More hanging connections than awc's default pool limit of 100.
+    // More deliveries to the hanging receiver than awc's default pool limit of 100:
+    // they hold that destination's slots only, the rest of them wait their turn.
     let hanging = 150;
     for _ in 0..hanging {
         let (client, target) = (client.clone(), target(&dead.url(), &[SECRET]));
         actix_rt::spawn(async move { deliver(&client, &target).await });
     }
-    dead.wait_for(hanging, WAIT).await;
+    dead.wait_for(PER_DESTINATION, WAIT).await;
 
     let healthy: Vec<TestReceiver> = (0..10).map(|_| TestReceiver::start()).collect();
     let deliveries = healthy.iter().flat_map(|rx| {
@@ -494,4 +499,9 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
         assert!(out.ok && out.attempts == 1, "{out:?}");
     }
     assert!(healthy.iter().all(|rx| rx.count() == 20));
+    assert_eq!(
+        dead.count(),
+        PER_DESTINATION,
+        "one destination never holds more than its slots"
+    );
 }

@@ -411,6 +411,41 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
     assert_eq!(overflow, 0);
 }
 
+/// Subscriptions on one receiver (one host and port) share its connections, yet one
+/// whose path hangs holds only its own budget and the others keep delivering.
+#[actix_rt::test]
+async fn a_hanging_path_does_not_hold_up_other_subscriptions_on_the_same_receiver() {
+    let app = WorkerApp::start(&[
+        ("webhook_timeout_secs", "30"),
+        ("webhook_max_inflight_per_sub", "4"),
+        ("webhook_queue_per_sub", "100"),
+    ])
+    .await;
+    let rx = TestReceiver::start();
+    rx.route("/dead", Reply::Hang);
+    app.subscribe("dead", &rx.url_at("/dead"), &["attacker.>"])
+        .await;
+    let paths: Vec<String> = (0..3).map(|i| format!("/ok-{i}")).collect();
+    for (i, path) in paths.iter().enumerate() {
+        app.subscribe(&format!("healthy-{i}"), &rx.url_at(path), &["attacker.>"])
+            .await;
+    }
+    let n = 50;
+    for i in 0..n {
+        app.publish(
+            "attacker.observed",
+            format!(r#"{{"id":"p-{i}","payload":{{}}}}"#).as_bytes(),
+        )
+        .await;
+    }
+    let on = |path: &str| rx.requests().iter().filter(|r| r.path == path).count();
+    eventually(WAIT, "every healthy path has every event", || async {
+        paths.iter().all(|p| on(p) == n).then_some(())
+    })
+    .await;
+    assert_eq!(on("/dead"), 4, "the hanging path holds only its own budget");
+}
+
 /// A burst bigger than the bus client's own buffer (64 Ki messages per subscription)
 /// is taken whole into the subscription's queue, not dropped on the way in.
 #[actix_rt::test]

@@ -83,6 +83,8 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Option<Reply>>,
+    /// Replies by request path, before the script and the default.
+    routes: Mutex<HashMap<String, Reply>>,
     arrived: Notify,
 }
 
@@ -136,6 +138,20 @@ impl TestReceiver {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// The URL of another path on this receiver.
+    pub fn url_at(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Always answer requests to `path` with `reply`.
+    pub fn route(&self, path: &str, reply: Reply) {
+        self.shared
+            .routes
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), reply);
     }
 
     /// Answer this from now on (after any scripted replies).
@@ -197,7 +213,10 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>>) -
             )
         })
         .collect();
-    let reply = {
+    let routed = shared.routes.lock().unwrap().get(req.path()).cloned();
+    let reply = if let Some(reply) = routed {
+        reply
+    } else {
         let next = shared.script.lock().unwrap().pop_front();
         next.or_else(|| shared.default.lock().unwrap().clone())
             .unwrap_or(Reply::Status(200))
