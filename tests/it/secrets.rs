@@ -78,6 +78,17 @@ async fn deliver_one(worker: &WorkerApp, rx: &TestReceiver, id: &str) -> Recorde
         .expect("the published event was delivered")
 }
 
+/// A worker with `KEY` on a database prepared by the test; it reloads only when told.
+async fn keyed_worker(test_db: TestDb, db: sea_orm::DatabaseConnection) -> WorkerApp {
+    WorkerApp::start_with_db(
+        crate::helpers::NatsServer::start(),
+        test_db,
+        db,
+        &[("secret_key", KEY), ("webhook_reload_secs", "3600")],
+    )
+    .await
+}
+
 /// The API on the worker's database and bus, with the same key (or none).
 async fn api_beside(worker: &WorkerApp, key: Option<&str>) -> TestApp {
     let mut options = AppOptions::default()
@@ -236,13 +247,7 @@ async fn legacy_plaintext_rows_deliver_and_secrets_encrypt_converts_them() {
     assert!(stderr.contains("DECNET_SECRET_KEY"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 
-    let worker = WorkerApp::start_with_db(
-        crate::helpers::NatsServer::start(),
-        test_db,
-        db,
-        &[("secret_key", KEY), ("webhook_reload_secs", "3600")],
-    )
-    .await;
+    let worker = keyed_worker(test_db, db).await;
     worker.wait_running(&[&uuid, &rotating]).await;
     let req = deliver_one(&worker, &rx, "legacy-1").await;
     assert!(accepts(SECRET, &req), "a legacy plaintext row still signs");
@@ -344,13 +349,7 @@ async fn a_sealed_secret_copied_into_another_row_does_not_open_there() {
             .await
             .unwrap();
     }
-    let worker = WorkerApp::start_with_db(
-        crate::helpers::NatsServer::start(),
-        test_db,
-        db,
-        &[("secret_key", KEY), ("webhook_reload_secs", "3600")],
-    )
-    .await;
+    let worker = keyed_worker(test_db, db).await;
     // Only the row the secret was sealed for runs; the other is skipped, never
     // signing anything with a secret that is not its own.
     worker.wait_running(&[&own]).await;

@@ -58,13 +58,7 @@ async fn overlapping_patterns_deliver_an_event_once() {
         &["attacker.>", "attacker.observed", "*.observed"],
     )
     .await;
-    for i in 0..20 {
-        app.publish(
-            "attacker.observed",
-            format!(r#"{{"id":"o-{i}","payload":{{}}}}"#).as_bytes(),
-        )
-        .await;
-    }
+    app.publish_events("o", 20).await;
     app.publish("attacker.done", br#"{"id":"sentinel","payload":{}}"#)
         .await;
     let got = rx.wait_for(21, WAIT).await;
@@ -351,13 +345,7 @@ async fn two_workers_deliver_each_event_exactly_once() {
     })
     .await;
     let n = 200;
-    for i in 0..n {
-        app.publish(
-            "attacker.observed",
-            format!(r#"{{"id":"w-{i}","payload":{{}}}}"#).as_bytes(),
-        )
-        .await;
-    }
+    app.publish_events("w", n).await;
     app.publish("attacker.end", br#"{"id":"sentinel","payload":{}}"#)
         .await;
     let got = rx.wait_for(n + 1, WAIT).await;
@@ -391,13 +379,7 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
             .await;
     }
     let n = 50;
-    for i in 0..n {
-        app.publish(
-            "attacker.observed",
-            format!(r#"{{"id":"h-{i}","payload":{{}}}}"#).as_bytes(),
-        )
-        .await;
-    }
+    app.publish_events("h", n).await;
     for rx in &healthy {
         let got = rx.wait_for(n, WAIT).await;
         assert_eq!(got.len(), n);
@@ -431,13 +413,7 @@ async fn a_hanging_path_does_not_hold_up_other_subscriptions_on_the_same_receive
             .await;
     }
     let n = 50;
-    for i in 0..n {
-        app.publish(
-            "attacker.observed",
-            format!(r#"{{"id":"p-{i}","payload":{{}}}}"#).as_bytes(),
-        )
-        .await;
-    }
+    app.publish_events("p", n).await;
     let on = |path: &str| rx.requests().iter().filter(|r| r.path == path).count();
     eventually(WAIT, "every healthy path has every event", || async {
         paths.iter().all(|p| on(p) == n).then_some(())

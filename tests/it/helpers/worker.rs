@@ -199,6 +199,15 @@ impl WorkerApp {
     }
 
     /// Publish raw bytes on a subject, flushed.
+    /// Publish `n` events `{"id":"<prefix>-<i>","payload":{}}` on `attacker.observed`,
+    /// in order.
+    pub async fn publish_events(&self, prefix: &str, n: usize) {
+        for i in 0..n {
+            let body = format!(r#"{{"id":"{prefix}-{i}","payload":{{}}}}"#);
+            self.publish("attacker.observed", body.as_bytes()).await;
+        }
+    }
+
     pub async fn publish(&self, subject: &str, body: &[u8]) {
         let client = self.nats.client().await;
         client
