@@ -208,41 +208,11 @@ fn delivery_counts(report: &mut Report, label: &str, tally: &Tally, stray: u64) 
 async fn throughput(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let queue = d.events.to_string();
     let rig = Rig::new(&[("webhook_queue_per_sub", &queue)]).await?;
-    let receiver = Receiver::start(Ledger::new(1, d.events))?;
-    rig.insert(&subs(&receiver, 1, "bench.throughput")).await?;
-    let w = worker(&rig, 1).await?;
-    let run = async {
-        let plan = Plan {
-            subject: "bench.throughput".into(),
-            seqs: 0..d.events,
-            rate: None,
-        };
-        let cpu = CpuMeter::now();
-        let published = publisher::publish(rig.nats.url(), plan).await?;
-        let tally = settle(&receiver.ledger, 0..1, 0..d.events, d.stall).await;
-        let (overflow, failed) = (w.overflow(), w.failed());
-        // Stopped (its delivery log written) before the ceiling is measured again:
-        // deferred writes are this run's cost, not noise in the next measurement.
-        w.stop(STOP_WAIT).await;
-        Ok((published, tally, cpu_since(cpu), overflow, failed))
-    };
-    let ((published, tally, cpu, overflow, failed), raw) = around(d, report, run).await?;
-    cpu_cost(report, cpu, tally.delivered);
-    let rate = tally.rate();
+    let run = flat_out(&rig, d.events, "bench.throughput", Via::Core, d.stall);
+    let (run, raw) = around(d, report, run).await?;
     report.set("events", d.events);
     report.set("queue_per_sub", d.events);
-    report.set("publish_s", secs(published.elapsed));
-    report.set("deliveries_per_s", rate.round());
-    report.set("ratio_to_raw", ratio(rate, raw));
-    report.set("lost", tally.lost);
-    report.set("duplicated", tally.duplicated);
-    report.set("overflowed", overflow);
-    report.set("failed", failed);
-    report.set("p50_ms", tally.percentile_ms(50.0));
-    report.set("p99_ms", tally.percentile_ms(99.0));
-    report.set("connections", connections(&receiver));
-    report.check("published", d.events as u64, published.count as u64);
-    delivery_counts(report, "throughput", &tally, stray(&receiver));
+    report_flat_out(report, "throughput", &run, raw, d.events);
     Ok(())
 }
 
@@ -253,38 +223,17 @@ async fn fanout(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let receiver = Receiver::start(Ledger::new(n, events))?;
     rig.insert(&subs(&receiver, n, "bench.fanout")).await?;
     let w = worker(&rig, n).await?;
-    let run = async {
-        let plan = Plan {
-            subject: "bench.fanout".into(),
-            seqs: 0..events,
-            rate: None,
-        };
-        let cpu = CpuMeter::now();
-        let published = publisher::publish(rig.nats.url(), plan).await?;
-        let tally = settle(&receiver.ledger, 0..n, 0..events, d.stall).await;
-        let (overflow, failed) = (w.overflow(), w.failed());
-        // Stopped (its delivery log written) before the ceiling is measured again:
-        // deferred writes are this run's cost, not noise in the next measurement.
-        w.stop(STOP_WAIT).await;
-        Ok((published, tally, cpu_since(cpu), overflow, failed))
+    let plan = Plan {
+        subject: "bench.fanout".into(),
+        seqs: 0..events,
+        rate: None,
     };
-    let ((published, tally, cpu, overflow, failed), raw) = around(d, report, run).await?;
-    cpu_cost(report, cpu, tally.delivered);
-    let rate = tally.rate();
+    let run = drive(&rig, w, &receiver, 0..n, plan, Via::Core, d.stall);
+    let (run, raw) = around(d, report, run).await?;
     report.set("subscriptions", n);
     report.set("events", events);
-    report.set("deliveries", tally.expected);
-    report.set("deliveries_per_s", rate.round());
-    report.set("ratio_to_raw", ratio(rate, raw));
-    report.set("lost", tally.lost);
-    report.set("duplicated", tally.duplicated);
-    report.set("overflowed", overflow);
-    report.set("failed", failed);
-    report.set("p50_ms", tally.percentile_ms(50.0));
-    report.set("p99_ms", tally.percentile_ms(99.0));
-    report.set("connections", connections(&receiver));
-    report.check("published", events as u64, published.count as u64);
-    delivery_counts(report, "fanout", &tally, stray(&receiver));
+    report.set("deliveries", run.tally.expected);
+    report_flat_out(report, "fanout", &run, raw, events);
     Ok(())
 }
 
@@ -395,10 +344,12 @@ async fn isolation(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// What one flat-out run of one subscription measured.
+/// What one flat-out run measured: counts read before the worker stopped, CPU up to
+/// its stop.
 struct FlatOut {
     published: Published,
     tally: Tally,
+    cpu: Option<CpuUse>,
     overflow: u64,
     failed: u64,
     connections: u64,
@@ -423,18 +374,58 @@ async fn flat_out(
         seqs: 0..events,
         rate: None,
     };
+    drive(rig, w, &receiver, 0..1, plan, via, stall).await
+}
+
+/// Publish `plan` flat out, wait until `routes` × its events settle, and stop the
+/// worker (its delivery log written) before anything else is measured: deferred
+/// writes are this run's cost, not noise in the next ceiling.
+async fn drive(
+    rig: &Rig,
+    w: RunningWorker,
+    receiver: &Receiver,
+    routes: std::ops::Range<usize>,
+    plan: Plan,
+    via: Via,
+    stall: Duration,
+) -> Result<FlatOut, BenchError> {
+    let seqs = plan.seqs.clone();
+    let cpu = CpuMeter::now();
     let published = publisher::publish_via(rig.nats.url(), plan, via).await?;
-    let tally = settle(&receiver.ledger, 0..1, 0..events, stall).await;
+    let tally = settle(&receiver.ledger, routes, seqs, stall).await;
     let (overflow, failed) = (w.overflow(), w.failed());
     w.stop(STOP_WAIT).await;
     Ok(FlatOut {
         published,
         tally,
+        cpu: cpu_since(cpu),
         overflow,
         failed,
-        connections: connections(&receiver),
-        stray: stray(&receiver),
+        connections: connections(receiver),
+        stray: stray(receiver),
     })
+}
+
+/// The figures and counts every flat-out run reports.
+fn report_flat_out(report: &mut Report, label: &str, run: &FlatOut, raw: f64, events: usize) {
+    let rate = run.tally.rate();
+    report.set("publish_s", secs(run.published.elapsed));
+    report.set("deliveries_per_s", rate.round());
+    report.set("ratio_to_raw", ratio(rate, raw));
+    report.set("lost", run.tally.lost);
+    report.set("duplicated", run.tally.duplicated);
+    report.set("overflowed", run.overflow);
+    report.set("failed", run.failed);
+    report.set("p50_ms", run.tally.percentile_ms(50.0));
+    report.set("p99_ms", run.tally.percentile_ms(99.0));
+    report.set("connections", run.connections);
+    cpu_cost(report, run.cpu, run.tally.delivered);
+    report.check(
+        format!("{label} published"),
+        events as u64,
+        run.published.count as u64,
+    );
+    delivery_counts(report, label, &run.tally, run.stray);
 }
 
 /// `throughput` in durable mode: events published into a JetStream stream (each
@@ -458,24 +449,10 @@ async fn durable(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let (rate, core_rate) = (durable.tally.rate(), core.tally.rate());
     report.set("events", n);
     report.set("queue_per_sub", n);
-    report.set("publish_s", secs(durable.published.elapsed));
-    report.set("deliveries_per_s", rate.round());
     report.set("throughput_deliveries_per_s", core_rate.round());
     report.set("ratio_to_throughput", ratio(rate, core_rate));
-    report.set("ratio_to_raw", ratio(rate, raw));
-    report.set("lost", durable.tally.lost);
-    report.set("duplicated", durable.tally.duplicated);
-    report.set("overflowed", durable.overflow);
-    report.set("failed", durable.failed);
-    report.set("p50_ms", durable.tally.percentile_ms(50.0));
-    report.set("p99_ms", durable.tally.percentile_ms(99.0));
-    report.set("connections", durable.connections);
-    report.check(
-        "published and acknowledged",
-        n as u64,
-        durable.published.count as u64,
-    );
-    delivery_counts(report, "durable", &durable.tally, durable.stray);
+    // JetStream acknowledged every publish as stored.
+    report_flat_out(report, "durable", &durable, raw, n);
     report.check("core run published", n as u64, core.published.count as u64);
     delivery_counts(report, "core run", &core.tally, core.stray);
     Ok(())
