@@ -288,10 +288,11 @@ impl Handler<Ready> for SupervisorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Ready, _ctx: &mut Self::Context) {
-        if let Some(r) = self.running.get_mut(&msg.uuid) {
-            r.ready = true;
-        }
-        if self.awaiting_ready > 0 {
+        let Some(r) = self.running.get_mut(&msg.uuid) else {
+            return;
+        };
+        let newly = !std::mem::replace(&mut r.ready, true);
+        if newly && self.awaiting_ready > 0 {
             self.awaiting_ready -= 1;
             if self.awaiting_ready == 0 {
                 crate::memory::release_free_heap();
