@@ -260,7 +260,7 @@ async fn encrypt_secrets(settings: &Settings) -> Result<(), Failure> {
     }
     let db = connect(settings).await?;
     check_secret_key(&db, settings).await?;
-    let converted = crate::secrets::encrypt_plaintext_rows(&db, &store)
+    let converted = crate::secrets::seal_rows_in_current_format(&db, &store)
         .await
         .map_err(|e| {
             Failure::Runtime(format!(

@@ -306,7 +306,7 @@ async fn count_encrypted(db: &DatabaseConnection) -> Result<u64, DbErr> {
 /// returns how many rows changed. Idempotent. A value that does not open is left as
 /// it is. Each write only lands if the value is still the one read, so a concurrent
 /// change is never overwritten.
-pub async fn encrypt_plaintext_rows(
+pub async fn seal_rows_in_current_format(
     db: &DatabaseConnection,
     store: &SecretStore,
 ) -> Result<u64, DbErr> {
