@@ -198,16 +198,21 @@ impl WorkerApp {
         uuid
     }
 
-    /// Publish raw bytes on a subject, flushed.
     /// Publish `n` events `{"id":"<prefix>-<i>","payload":{}}` on `attacker.observed`,
-    /// in order.
+    /// in order on one connection, flushed.
     pub async fn publish_events(&self, prefix: &str, n: usize) {
+        let client = self.nats.client().await;
         for i in 0..n {
             let body = format!(r#"{{"id":"{prefix}-{i}","payload":{{}}}}"#);
-            self.publish("attacker.observed", body.as_bytes()).await;
+            client
+                .publish("attacker.observed", body.into())
+                .await
+                .unwrap();
         }
+        client.flush().await.unwrap();
     }
 
+    /// Publish raw bytes on a subject, flushed.
     pub async fn publish(&self, subject: &str, body: &[u8]) {
         let client = self.nats.client().await;
         client
