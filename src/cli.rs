@@ -4,7 +4,13 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{auth, config::Settings, db, telemetry};
+use crate::{
+    auth,
+    config::Settings,
+    db,
+    startup::{check_secret_key, connect, Application, Components, StartupError},
+    telemetry,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,7 +40,7 @@ pub enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Render the systemd units into a folder.
-    Init(crate::init::InitArgs),
+    Init(crate::units::InitArgs),
     /// Subscription secrets at rest (DECNET_SECRET_KEY).
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -82,38 +88,23 @@ impl From<RoleArg> for auth::Role {
     }
 }
 
-/// Why a command stopped: configuration and usage problems exit 2, the rest 1.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Runtime(String),
-}
-
-impl From<crate::config::ConfigError> for Failure {
-    fn from(e: crate::config::ConfigError) -> Self {
-        Self::Usage(e.to_string())
-    }
-}
-
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     // `init` only renders files: it must work whatever the environment holds.
     if let Command::Init(args) = &cli.command {
-        return match crate::init::run(args) {
+        return match crate::units::run(args) {
             Ok(written) => {
                 for w in written {
                     println!("{w}");
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(Failure::Usage(e.to_string())),
+            Err(e) => fail(StartupError::Usage(e.to_string())),
         };
     }
     let settings = match Settings::load(cli.config.clone()) {
         Ok(s) => s,
-        Err(e) => return fail(Failure::from(e)),
+        Err(e) => return fail(StartupError::from(e)),
     };
     telemetry::init(settings.log_format);
     match dispatch(cli.command, settings) {
@@ -122,15 +113,15 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn fail(e: Failure) -> ExitCode {
+fn fail(e: StartupError) -> ExitCode {
     eprintln!("decnet: {e}");
     match e {
-        Failure::Usage(_) => ExitCode::from(2),
-        Failure::Runtime(_) => ExitCode::from(1),
+        StartupError::Usage(_) => ExitCode::from(2),
+        StartupError::Runtime(_) => ExitCode::from(1),
     }
 }
 
-fn dispatch(command: Command, settings: Settings) -> Result<(), Failure> {
+fn dispatch(command: Command, settings: Settings) -> Result<(), StartupError> {
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
         match command {
@@ -159,7 +150,7 @@ async fn run_app(
     command: &str,
     api: bool,
     worker: bool,
-) -> Result<(), Failure> {
+) -> Result<(), StartupError> {
     settings.require_master(command)?;
     // `serve` is the quick start: it keeps a generated key rather than refuse to start.
     let jwt = if api && worker && settings.jwt_secret.is_none() {
@@ -174,18 +165,12 @@ async fn run_app(
         bus = %settings.nats_urls.join(","),
         "starting"
     );
-    let app = crate::startup::Application::build(
-        settings,
-        crate::startup::Components { api, worker },
-        jwt,
-        None,
-    )
-    .await?;
+    let app = Application::build(settings, Components { api, worker }, jwt, None).await?;
     app.run_until_stopped().await
 }
 
 /// Read the key kept beside the database, or create it (mode 0600).
-fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret, Failure> {
+fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret, StartupError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Ok(existing) = std::fs::read_to_string(path) {
@@ -193,7 +178,7 @@ fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret,
         if key.len() >= crate::config::MIN_JWT_SECRET_LEN {
             return Ok(crate::config::Secret::new(key));
         }
-        return Err(Failure::Usage(format!(
+        return Err(StartupError::Usage(format!(
             "{} holds a JWT key shorter than {} bytes; delete it or set DECNET_JWT_SECRET",
             path.display(),
             crate::config::MIN_JWT_SECRET_LEN
@@ -213,7 +198,7 @@ fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret,
         .open(path)
         .and_then(|mut f| f.write_all(key.as_bytes()).map(|_| f))
         .map_err(|e| {
-            Failure::Runtime(format!(
+            StartupError::Runtime(format!(
                 "cannot write the JWT key file {}: {e}",
                 path.display()
             ))
@@ -223,47 +208,21 @@ fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret,
     Ok(crate::config::Secret::new(key))
 }
 
-/// Connect and migrate, or one clear line (the URL's password never printed).
-pub async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, Failure> {
-    db::connect_and_migrate(settings.database_url.expose())
-        .await
-        .map_err(|e| {
-            Failure::Runtime(format!(
-                "database {} unavailable: {}",
-                settings.database_url_redacted(),
-                crate::error::redact_db_error(&e)
-            ))
-        })
-}
-
-/// Stop with one line (exit 2) when `DECNET_SECRET_KEY` does not fit the database.
-pub async fn check_secret_key(
-    db: &sea_orm::DatabaseConnection,
-    settings: &Settings,
-) -> Result<(), Failure> {
-    use crate::secrets::{check_key, KeyCheckError, SecretStore};
-    match check_key(db, &SecretStore::from_settings(settings)).await {
-        Ok(()) => Ok(()),
-        Err(e @ KeyCheckError::Db(_)) => Err(Failure::Runtime(e.to_string())),
-        Err(e) => Err(Failure::Usage(e.to_string())),
-    }
-}
-
 /// `decnet secrets encrypt`: seal plaintext and earlier-format secrets in place; prints how many rows.
-async fn encrypt_secrets(settings: &Settings) -> Result<(), Failure> {
+async fn encrypt_secrets(settings: &Settings) -> Result<(), StartupError> {
     let store = crate::secrets::SecretStore::from_settings(settings);
     if !store.encrypts() {
-        return Err(Failure::Usage(
+        return Err(StartupError::Usage(
             "DECNET_SECRET_KEY is not set; it is the key `decnet secrets encrypt` encrypts with"
                 .into(),
         ));
     }
     let db = connect(settings).await?;
-    check_secret_key(&db, settings).await?;
+    check_secret_key(&db, &store).await?;
     let converted = crate::secrets::seal_rows_in_current_format(&db, &store)
         .await
         .map_err(|e| {
-            Failure::Runtime(format!(
+            StartupError::Runtime(format!(
                 "database error: {}",
                 crate::error::redact_db_error(&e)
             ))
@@ -272,10 +231,10 @@ async fn encrypt_secrets(settings: &Settings) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failure> {
+async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), StartupError> {
     let db = connect(settings).await?;
     let db_err = |e: sea_orm::DbErr| {
-        Failure::Runtime(format!(
+        StartupError::Runtime(format!(
             "database error: {}",
             crate::error::redact_db_error(&e)
         ))
@@ -292,10 +251,11 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failu
                 .map_err(db_err)?
                 .is_some()
             {
-                return Err(Failure::Usage(format!("user {name:?} already exists")));
+                return Err(StartupError::Usage(format!("user {name:?} already exists")));
             }
             let password = read_password(password_stdin)?;
-            let hash = auth::hash_password(&password).map_err(|e| Failure::Usage(e.to_string()))?;
+            let hash =
+                auth::hash_password(&password).map_err(|e| StartupError::Usage(e.to_string()))?;
             let role = auth::Role::from(role);
             db::users::insert(&db, &name, hash, role.as_str())
                 .await
@@ -323,10 +283,11 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failu
                 .map_err(db_err)?
                 .is_none()
             {
-                return Err(Failure::Usage(format!("no user named {name:?}")));
+                return Err(StartupError::Usage(format!("no user named {name:?}")));
             }
             let password = read_password(password_stdin)?;
-            let hash = auth::hash_password(&password).map_err(|e| Failure::Usage(e.to_string()))?;
+            let hash =
+                auth::hash_password(&password).map_err(|e| StartupError::Usage(e.to_string()))?;
             db::users::set_password_hash(&db, &name, hash)
                 .await
                 .map_err(db_err)?;
@@ -336,45 +297,45 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Failu
     }
 }
 
-fn validate_username(name: &str) -> Result<(), Failure> {
+fn validate_username(name: &str) -> Result<(), StartupError> {
     let ok = (1..=64).contains(&name.chars().count())
         && !name.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
     } else {
-        Err(Failure::Usage(
+        Err(StartupError::Usage(
             "user name must be 1–64 characters without spaces".into(),
         ))
     }
 }
 
 /// The password: first line of stdin with `--password-stdin`, else asked twice on a terminal.
-fn read_password(from_stdin: bool) -> Result<String, Failure> {
+fn read_password(from_stdin: bool) -> Result<String, StartupError> {
     if from_stdin {
         let mut line = String::new();
         std::io::stdin()
             .read_line(&mut line)
-            .map_err(|e| Failure::Runtime(format!("cannot read stdin: {e}")))?;
+            .map_err(|e| StartupError::Runtime(format!("cannot read stdin: {e}")))?;
         let password = line.trim_end_matches(['\r', '\n']).to_owned();
         if password.is_empty() {
-            return Err(Failure::Usage("password is empty".into()));
+            return Err(StartupError::Usage("password is empty".into()));
         }
         return Ok(password);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Failure::Usage(
+        return Err(StartupError::Usage(
             "no terminal to ask the password on; use --password-stdin".into(),
         ));
     }
     let first = rpassword::prompt_password("Password: ")
-        .map_err(|e| Failure::Runtime(format!("cannot read password: {e}")))?;
+        .map_err(|e| StartupError::Runtime(format!("cannot read password: {e}")))?;
     let second = rpassword::prompt_password("Again: ")
-        .map_err(|e| Failure::Runtime(format!("cannot read password: {e}")))?;
+        .map_err(|e| StartupError::Runtime(format!("cannot read password: {e}")))?;
     if first != second {
-        return Err(Failure::Usage("passwords do not match".into()));
+        return Err(StartupError::Usage("passwords do not match".into()));
     }
     if first.is_empty() {
-        return Err(Failure::Usage("password is empty".into()));
+        return Err(StartupError::Usage("password is empty".into()));
     }
     Ok(first)
 }

@@ -316,12 +316,12 @@ impl SubscriptionMetrics {
     /// A delivery finished: its outcome, each attempt, and how long it took.
     pub fn delivered(&mut self, outcome: &DeliveryOutcome) {
         let h = self.handles();
-        if outcome.ok {
+        if outcome.ok() {
             h.success.inc();
         } else {
             h.failure.inc();
         }
-        for t in &outcome.tries {
+        for t in &outcome.attempt_log {
             let class = match t.status {
                 Some(200..=299) => 0,
                 Some(300..=399) => 1,
@@ -331,7 +331,7 @@ impl SubscriptionMetrics {
             };
             h.attempts[class].inc();
         }
-        if !outcome.tries.is_empty() {
+        if !outcome.attempt_log.is_empty() {
             self.metrics.duration.observe(outcome.latency.as_secs_f64());
         }
     }
@@ -404,15 +404,15 @@ pub fn server(listener: TcpListener) -> std::io::Result<Server> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::Try;
+    use crate::delivery::{Attempt, FailureKind};
 
     fn outcome(ok: bool, statuses: &[Option<u16>]) -> DeliveryOutcome {
-        let mut o = DeliveryOutcome::not_attempted(String::new());
-        o.ok = ok;
+        let mut o = DeliveryOutcome::not_attempted(FailureKind::RetriesExhausted, String::new());
+        o.failure = (!ok).then_some(FailureKind::RetriesExhausted);
         o.latency = Duration::from_millis(30);
-        o.tries = statuses
+        o.attempt_log = statuses
             .iter()
-            .map(|s| Try {
+            .map(|s| Attempt {
                 at: chrono::Utc::now(),
                 status: *s,
                 latency: Duration::from_millis(10),

@@ -1,4 +1,6 @@
-//! Build the application from settings and run it until a signal stops it.
+//! Assemble the process from settings: connect the database (migrating it) and the
+//! bus, check the secret key, build what the API and the worker share once, start
+//! them, and run until a signal stops them.
 
 use std::{net::TcpListener, sync::Arc};
 
@@ -6,12 +8,73 @@ use actix_web::{dev::Server, web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    actors::{supervisor::Reload, Worker},
     api::{self, AppState},
     auth::JwtKeys,
     bus::Bus,
-    config::Settings,
+    config::{ConfigError, Secret, Settings},
     delivery::{DeliveryClient, DeliverySettings},
+    secrets::{check_key, KeyCheckError, SecretStore},
 };
+
+/// Why a command could not start or stopped: configuration and usage problems (the
+/// process exits 2), the rest (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<ConfigError> for StartupError {
+    fn from(e: ConfigError) -> Self {
+        Self::Usage(e.to_string())
+    }
+}
+
+/// Connect and migrate, or one clear line (the URL's password never printed).
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    crate::db::connect_and_migrate(settings.database_url.expose())
+        .await
+        .map_err(|e| {
+            StartupError::Runtime(format!(
+                "database {} unavailable: {}",
+                settings.database_url_redacted(),
+                crate::error::redact_db_error(&e)
+            ))
+        })
+}
+
+/// Stop with one line (exit 2) when `DECNET_SECRET_KEY` does not fit the database.
+pub async fn check_secret_key(
+    db: &DatabaseConnection,
+    secrets: &SecretStore,
+) -> Result<(), StartupError> {
+    match check_key(db, secrets).await {
+        Ok(()) => Ok(()),
+        Err(e @ KeyCheckError::Db(_)) => Err(StartupError::Runtime(e.to_string())),
+        Err(e) => Err(StartupError::Usage(e.to_string())),
+    }
+}
+
+/// What the API and the worker share, built once per process.
+#[derive(Clone)]
+pub struct Shared {
+    /// Seals and opens stored secrets (`DECNET_SECRET_KEY`).
+    pub secrets: SecretStore,
+    /// How deliveries are made, by the worker and by the API's test ping and replay.
+    pub delivery: DeliverySettings,
+}
+
+impl Shared {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            secrets: SecretStore::from_settings(settings),
+            delivery: DeliverySettings::from_settings(&settings.webhook),
+        }
+    }
+}
 
 /// The running HTTP API: its bound port and the server future to await.
 pub struct ApiServer {
@@ -25,13 +88,14 @@ pub fn build_api(
     db: DatabaseConnection,
     bus: Bus,
     jwt: JwtKeys,
+    shared: Shared,
     listener: TcpListener,
 ) -> std::io::Result<ApiServer> {
     let port = listener.local_addr()?.port();
     // Hash the dummy password now, so the first login of an unknown user costs the same.
     crate::auth::dummy_hash();
-    let state = web::Data::new(AppState::new(db, settings, bus, jwt));
-    let delivery = DeliverySettings::from_settings(&state.settings.webhook);
+    let state = web::Data::new(AppState::new(db, settings, bus, jwt, shared.secrets));
+    let delivery = shared.delivery;
     // `/metrics` moves to its own listener when `DECNET_METRICS_BIND` is set.
     let metrics_here = state.settings.metrics_bind.is_none();
     let server = HttpServer::new(move || {
@@ -69,7 +133,7 @@ pub struct Application {
     api: Option<ApiServer>,
     /// `/metrics` on `DECNET_METRICS_BIND`.
     metrics: Option<ApiServer>,
-    worker: Option<crate::actors::Worker>,
+    worker: Option<Worker>,
 }
 
 impl Application {
@@ -78,20 +142,20 @@ impl Application {
     pub async fn build(
         settings: Settings,
         components: Components,
-        jwt_secret: Option<crate::config::Secret>,
+        jwt_secret: Option<Secret>,
         api_listener: Option<TcpListener>,
-    ) -> Result<Self, crate::cli::Failure> {
-        use crate::cli::Failure;
+    ) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
-        let db = crate::cli::connect(&settings).await?;
+        let db = connect(&settings).await?;
+        let shared = Shared::from_settings(&settings);
         // A wrong or missing key stops here, before anything is signed or written.
-        crate::cli::check_secret_key(&db, &settings).await?;
+        check_secret_key(&db, &shared.secrets).await?;
         let bus = Bus::connect(&settings).await;
         let api = if components.api {
             let secret = jwt_secret
                 .or_else(|| settings.jwt_secret.clone())
                 .ok_or_else(|| {
-                    Failure::Usage(
+                    StartupError::Usage(
                         "DECNET_JWT_SECRET is not set (the API needs a key of at least 32 bytes)"
                             .into(),
                     )
@@ -100,11 +164,18 @@ impl Application {
             let listener = match api_listener {
                 Some(l) => l,
                 None => TcpListener::bind(settings.api_bind).map_err(|e| {
-                    Failure::Runtime(format!("cannot listen on {}: {e}", settings.api_bind))
+                    StartupError::Runtime(format!("cannot listen on {}: {e}", settings.api_bind))
                 })?,
             };
-            let server = build_api(settings.clone(), db.clone(), bus.clone(), jwt, listener)
-                .map_err(|e| Failure::Runtime(format!("cannot start the API: {e}")))?;
+            let server = build_api(
+                settings.clone(),
+                db.clone(),
+                bus.clone(),
+                jwt,
+                shared.clone(),
+                listener,
+            )
+            .map_err(|e| StartupError::Runtime(format!("cannot start the API: {e}")))?;
             tracing::info!(port = server.port, "API listening");
             Some(server)
         } else {
@@ -113,13 +184,13 @@ impl Application {
         let metrics = match settings.metrics_bind {
             Some(addr) => {
                 let listener = TcpListener::bind(addr).map_err(|e| {
-                    Failure::Runtime(format!(
+                    StartupError::Runtime(format!(
                         "cannot listen on {addr} (DECNET_METRICS_BIND): {e}"
                     ))
                 })?;
                 let port = listener.local_addr().map_or(addr.port(), |a| a.port());
                 let server = crate::metrics::server(listener)
-                    .map_err(|e| Failure::Runtime(format!("cannot serve metrics: {e}")))?;
+                    .map_err(|e| StartupError::Runtime(format!("cannot serve metrics: {e}")))?;
                 tracing::info!(port, "metrics listening on /metrics");
                 Some(ApiServer { port, server })
             }
@@ -130,7 +201,8 @@ impl Application {
             None => None,
         };
         let worker = if components.worker {
-            Some(crate::actors::Worker::start(&settings, db.clone(), bus.clone()).await)
+            let Shared { secrets, delivery } = shared;
+            Some(Worker::start(&settings, db.clone(), bus.clone(), secrets, delivery).await)
         } else {
             None
         };
@@ -151,15 +223,15 @@ impl Application {
         self.metrics.as_ref().map(|m| m.port)
     }
 
-    pub fn worker(&self) -> Option<&crate::actors::Worker> {
+    pub fn worker(&self) -> Option<&Worker> {
         self.worker.as_ref()
     }
 
     /// Run until SIGTERM/SIGINT (or a stop on the bus); SIGHUP reloads subscriptions.
-    pub async fn run_until_stopped(self) -> Result<(), crate::cli::Failure> {
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         use tokio::signal::unix::{signal, SignalKind};
         let failure =
-            |e: std::io::Error| crate::cli::Failure::Runtime(format!("cannot handle signals: {e}"));
+            |e: std::io::Error| StartupError::Runtime(format!("cannot handle signals: {e}"));
         let hup = signal(SignalKind::hangup()).map_err(failure)?;
         let mut term = signal(SignalKind::terminate()).map_err(failure)?;
         let mut int = signal(SignalKind::interrupt()).map_err(failure)?;
@@ -176,7 +248,7 @@ impl Application {
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + 'static,
-    ) -> Result<(), crate::cli::Failure> {
+    ) -> Result<(), StartupError> {
         self.run(
             None,
             Box::pin(async move {
@@ -191,7 +263,7 @@ impl Application {
         mut self,
         mut hup: Option<tokio::signal::unix::Signal>,
         mut stop: std::pin::Pin<Box<dyn std::future::Future<Output = &'static str>>>,
-    ) -> Result<(), crate::cli::Failure> {
+    ) -> Result<(), StartupError> {
         let api_handle = self.api.as_ref().map(|a| a.server.handle());
         let api_task = self.api.take().map(|a| actix_rt::spawn(a.server));
         let metrics_handle = self.metrics.take().map(|m| {
@@ -221,7 +293,7 @@ impl Application {
                     match &self.worker {
                         Some(w) => {
                             tracing::info!("SIGHUP: reloading subscriptions");
-                            w.supervisor.do_send(crate::actors::messages::Reload);
+                            w.supervisor.do_send(Reload);
                         }
                         None => tracing::info!("SIGHUP: the API keeps no subscriptions; nothing to reload"),
                     }
@@ -258,7 +330,7 @@ impl Application {
         self.bus.flush().await;
         tracing::info!("stopped");
         match failed {
-            Some(e) => Err(crate::cli::Failure::Runtime(e)),
+            Some(e) => Err(StartupError::Runtime(e)),
             None => Ok(()),
         }
     }

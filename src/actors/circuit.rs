@@ -13,14 +13,47 @@ use std::{
 };
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseActFuture, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseActFuture,
+    WrapFuture,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
 
-use super::messages::{Flush, Outcome, ResetCircuit, Tripped};
-use crate::{bus::Bus, db::subscriptions as repo};
+use crate::{
+    bus::{Bus, CIRCUIT_TRIPPED},
+    db::subscriptions as repo,
+    delivery::DeliveryOutcome,
+};
+
+/// What one delivery came to, for the circuit breaker; answers whether the circuit
+/// tripped on it, so the subscription stops before it starts another delivery.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "bool")]
+pub struct Report {
+    pub uuid: Arc<str>,
+    pub name: Arc<str>,
+    pub outcome: DeliveryOutcome,
+}
+
+/// The circuit of a subscription tripped: stop it now.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Tripped {
+    pub uuid: Arc<str>,
+}
+
+/// A subscription (re)started: forget any circuit state kept for it.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct ResetCircuit {
+    pub uuid: Arc<str>,
+}
+
+/// Persist every pending state write (bounded), then answer.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Flush;
 
 const SUCCESS_FLUSH: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for the database to take the last writes.
@@ -208,7 +241,7 @@ impl CircuitActor {
             "ts": crate::domain::event::iso(ts),
         });
         actix::spawn(async move {
-            bus.publish_json(crate::bus::CIRCUIT_TRIPPED, &body).await;
+            bus.publish_json(CIRCUIT_TRIPPED, &body).await;
         });
     }
 
@@ -267,17 +300,17 @@ impl Actor for CircuitActor {
     }
 }
 
-impl Handler<Outcome> for CircuitActor {
+impl Handler<Report> for CircuitActor {
     type Result = bool;
 
-    fn handle(&mut self, msg: Outcome, ctx: &mut Self::Context) -> bool {
+    fn handle(&mut self, msg: Report, ctx: &mut Self::Context) -> bool {
         let state = self.subs.entry(msg.uuid.clone()).or_default();
         state.name = msg.name.clone();
         if state.tripped {
             return true;
         }
         let ts = Utc::now();
-        if msg.outcome.ok {
+        if msg.outcome.ok() {
             // With no failure counted, the shared count is zero or its reset is already
             // queued: coalesce, even while a write is in flight (else every success of
             // a busy subscription became a write of its own).

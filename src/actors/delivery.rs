@@ -9,11 +9,21 @@ use std::{
     },
 };
 
-use actix::{Actor, Arbiter, Context, Handler, MailboxError, Recipient, ResponseFuture};
+use actix::{Actor, Arbiter, Context, Handler, MailboxError, Message, Recipient, ResponseFuture};
 use tokio::sync::watch;
 
-use super::messages::Deliver;
-use crate::delivery::{DeliveryClient, DeliveryOutcome, DeliverySettings};
+use crate::{
+    delivery::{DeliveryClient, DeliveryOutcome, DeliverySettings, Target},
+    domain::Event,
+};
+
+/// POST one event to one target with the full retry schedule.
+#[derive(Message)]
+#[rtype(result = "DeliveryOutcome")]
+pub struct Deliver {
+    pub target: Arc<Target>,
+    pub event: Arc<Event>,
+}
 
 pub struct DeliveryActor {
     client: Rc<DeliveryClient>,

@@ -13,7 +13,11 @@ use chrono::Utc;
 use sea_orm::{DatabaseConnection, Set};
 use tokio::sync::oneshot;
 
-use crate::db::{dead_letters, dead_letters::Reason, delivery_log};
+use crate::{
+    bus::Acker,
+    db::{dead_letters, dead_letters::Reason, delivery_log},
+    delivery::Attempt,
+};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
@@ -23,7 +27,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// A delivery that failed for good.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct DeadLetter {
+pub struct RecordDeadLetter {
     pub subscription: Arc<str>,
     pub event_id: String,
     pub topic: String,
@@ -33,16 +37,16 @@ pub struct DeadLetter {
     pub status: Option<u16>,
     pub attempts: u32,
     /// Acknowledged once the row is written (durable mode).
-    pub ack: Option<crate::durable::Acker>,
+    pub ack: Option<Acker>,
 }
 
 /// The attempts of one delivery, for the delivery log.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct Attempts {
+pub struct RecordAttempts {
     pub subscription: Arc<str>,
     pub event_id: String,
-    pub tries: Vec<crate::delivery::Try>,
+    pub attempts: Vec<Attempt>,
 }
 
 /// Write everything buffered now; answers when written (or given up for now).
@@ -66,7 +70,7 @@ pub struct Retention {
 pub struct JournalActor {
     db: DatabaseConnection,
     retention: Retention,
-    dead: Vec<(dead_letters::DeadLetterRow, Option<crate::durable::Acker>)>,
+    dead: Vec<(dead_letters::NewDeadLetter, Option<Acker>)>,
     attempts: Vec<entity::delivery_attempt::ActiveModel>,
     writing: bool,
     dropped_attempts: u64,
@@ -199,13 +203,13 @@ impl Actor for JournalActor {
     }
 }
 
-impl Handler<DeadLetter> for JournalActor {
+impl Handler<RecordDeadLetter> for JournalActor {
     type Result = ();
 
-    fn handle(&mut self, msg: DeadLetter, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: RecordDeadLetter, ctx: &mut Self::Context) {
         let ack = msg.ack.clone();
         self.dead
-            .push((dead_letters::DeadLetterRow::from(msg), ack));
+            .push((dead_letters::NewDeadLetter::from(msg), ack));
         self.bound();
         if self.dead.len() >= BATCH {
             self.flush(ctx);
@@ -213,12 +217,12 @@ impl Handler<DeadLetter> for JournalActor {
     }
 }
 
-impl Handler<Attempts> for JournalActor {
+impl Handler<RecordAttempts> for JournalActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Attempts, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: RecordAttempts, ctx: &mut Self::Context) {
         let subscription = msg.subscription.to_string();
-        for (i, t) in msg.tries.into_iter().enumerate() {
+        for (i, t) in msg.attempts.into_iter().enumerate() {
             self.attempts.push(entity::delivery_attempt::ActiveModel {
                 subscription_uuid: Set(subscription.clone()),
                 event_id: Set(msg.event_id.clone()),
@@ -264,7 +268,7 @@ impl Handler<CloseJournal> for JournalActor {
 }
 
 /// Count written dead letters by reason: one labelled lookup per reason in the batch.
-fn count_dead_letters(written: &[(dead_letters::DeadLetterRow, Option<crate::durable::Acker>)]) {
+fn count_dead_letters(written: &[(dead_letters::NewDeadLetter, Option<Acker>)]) {
     let mut by_reason: Vec<(&str, u64)> = Vec::new();
     for (row, _) in written {
         match by_reason.iter_mut().find(|(r, _)| *r == row.reason) {
@@ -277,8 +281,8 @@ fn count_dead_letters(written: &[(dead_letters::DeadLetterRow, Option<crate::dur
     }
 }
 
-impl From<DeadLetter> for dead_letters::DeadLetterRow {
-    fn from(m: DeadLetter) -> Self {
+impl From<RecordDeadLetter> for dead_letters::NewDeadLetter {
+    fn from(m: RecordDeadLetter) -> Self {
         Self {
             // Time-ordered, so entries of the same instant replay in arrival order.
             uuid: uuid::Uuid::now_v7().to_string(),

@@ -6,39 +6,23 @@ use std::{sync::Arc, time::Instant};
 use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Message, Recipient, StreamHandler,
 };
-use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use super::{journal::DeadLetter, messages::Incoming, WorkerStats};
+use super::{journal::RecordDeadLetter, stats::WorkerStats};
+use crate::{
+    bus::{Acker, BusMessage},
+    domain::Event,
+};
 
-/// A message as it comes off the bus, independent of the client library.
-#[derive(Clone, Debug)]
-pub struct BusMessage {
-    pub subject: String,
-    pub payload: Bytes,
-    /// The `Nats-Msg-Id` header, if any.
-    pub msg_id: Option<String>,
-    /// The stream sequence (durable mode), to deliver an event once per subscription.
+/// One decoded bus event for a subscription.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Incoming {
+    pub event: Arc<Event>,
+    /// The stream sequence (durable mode).
     pub seq: Option<u64>,
-    /// Acknowledges it once settled (durable mode).
-    pub ack: Option<crate::durable::Acker>,
-}
-
-impl From<async_nats::Message> for BusMessage {
-    fn from(m: async_nats::Message) -> Self {
-        let msg_id = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_owned());
-        Self {
-            subject: m.subject.to_string(),
-            payload: m.payload,
-            msg_id,
-            seq: None,
-            ack: None,
-        }
-    }
+    /// Acknowledges it once delivered or dead-lettered (durable mode).
+    pub ack: Option<Acker>,
 }
 
 /// Stop streaming (unsubscribes when the stream is dropped).
@@ -55,7 +39,7 @@ pub struct PatternActor {
     stats: Arc<WorkerStats>,
     last_warning: Option<Instant>,
     /// Where undecodable input is kept: (subscription uuid, journal).
-    dead_letters: Option<(Arc<str>, Recipient<DeadLetter>)>,
+    dead_letters: Option<(Arc<str>, Recipient<RecordDeadLetter>)>,
 }
 
 impl PatternActor {
@@ -81,7 +65,7 @@ impl PatternActor {
     pub fn with_dead_letters(
         mut self,
         subscription: Arc<str>,
-        journal: Recipient<DeadLetter>,
+        journal: Recipient<RecordDeadLetter>,
     ) -> Self {
         self.dead_letters = Some((subscription, journal));
         self
@@ -116,7 +100,7 @@ impl StreamHandler<BusMessage> for PatternActor {
             Err(e) => {
                 let total = self.stats.record_undecodable();
                 if let Some((subscription, journal)) = &self.dead_letters {
-                    journal.do_send(DeadLetter {
+                    journal.do_send(RecordDeadLetter {
                         subscription: subscription.clone(),
                         event_id: msg
                             .msg_id

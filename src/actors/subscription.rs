@@ -2,7 +2,7 @@
 //! queue and an in-flight cap, so a dead receiver fills only its own budget.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -14,131 +14,45 @@ use actix::{
 use tokio::sync::oneshot;
 
 use super::{
-    delivery::DeliveryPool,
-    journal::{Attempts, DeadLetter, JournalActor},
-    messages::{Deliver, Drain, DrainReason, Incoming, Outcome, Ready},
-    pattern::{PatternActor, StopPattern},
-    rate::TokenBucket,
-    PatternSource, WorkerStats,
+    circuit::Report,
+    delivery::{Deliver, DeliveryPool},
+    journal::{JournalActor, RecordAttempts, RecordDeadLetter},
+    pattern::{Incoming, PatternActor, StopPattern},
+    schedule::{Next, Schedule},
+    spec::{DeliveryOptions, SubscriptionSpec},
+    stats::WorkerStats,
 };
 use crate::{
-    config::Secret,
+    bus::{Acker, PatternSource},
     db::dead_letters::Reason,
-    delivery::{DeliveryOutcome, Target},
-    domain::{Event, WebhookUrl},
-    durable::Acker,
+    delivery::{DeliveryOutcome, FailureKind, Target},
+    domain::Event,
     shape::Shape,
 };
 
-/// What the supervisor knows of a subscription, and diffs on reload.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SubscriptionSpec {
+/// Stop consuming, let in-flight deliveries finish (bounded), then stop.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Drain(pub DrainReason);
+
+/// Why a subscription stops, which decides what becomes of its queued events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainReason {
+    /// Deleted or paused by an operator: queued events are dropped.
+    Removed,
+    /// Its patterns changed: the queue is still delivered, then it stops.
+    Restarted,
+    /// Its circuit tripped: queued events are dead-lettered.
+    Tripped,
+    /// The worker stops: queued events are dead-lettered for replay.
+    Shutdown,
+}
+
+/// A subscription is consuming: every pattern is subscribed on the bus server.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Ready {
     pub uuid: Arc<str>,
-    pub name: Arc<str>,
-    pub url: String,
-    pub secret: Secret,
-    /// The secret before the last rotation, signing beside `secret` until its expiry.
-    pub previous_secret: Option<Secret>,
-    pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub patterns: Vec<String>,
-    pub options: DeliveryOptions,
-}
-
-/// The per-subscription delivery options of SPEC §8, as stored; a change restarts
-/// the subscription.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeliveryOptions {
-    /// Publish order, one delivery in flight.
-    pub ordered: bool,
-    /// Events per request; 1 posts each event alone.
-    pub batch_max: usize,
-    /// How long a partial batch waits for more.
-    pub batch_linger: Duration,
-    /// Deliveries (requests) per second; `None` is unlimited.
-    pub rate_limit_per_sec: Option<f64>,
-    pub shape: String,
-    pub template: Option<String>,
-}
-
-impl Default for DeliveryOptions {
-    fn default() -> Self {
-        Self {
-            ordered: false,
-            batch_max: 1,
-            batch_linger: Duration::ZERO,
-            rate_limit_per_sec: None,
-            shape: "raw".to_owned(),
-            template: None,
-        }
-    }
-}
-
-/// How long a partial batch waits when the row sets no linger.
-pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(1000);
-
-impl DeliveryOptions {
-    pub fn from_row(row: &entity::webhook_subscription::Model) -> Self {
-        Self {
-            ordered: row.ordered,
-            batch_max: row
-                .batch_max
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n >= 1)
-                .unwrap_or(1),
-            batch_linger: row
-                .batch_linger_ms
-                .and_then(|n| u64::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .map_or(DEFAULT_BATCH_LINGER, Duration::from_millis),
-            rate_limit_per_sec: row.rate_limit_per_sec.filter(|r| r.is_finite() && *r > 0.0),
-            shape: row.shape.clone(),
-            template: row.template.clone(),
-        }
-    }
-}
-
-impl SubscriptionSpec {
-    /// The spec of a stored row, its secrets opened with `secrets` (the one place the
-    /// worker decrypts them); a previous secret already expired is left out.
-    pub fn from_row(
-        row: &entity::webhook_subscription::Model,
-        secrets: &crate::secrets::SecretStore,
-    ) -> Result<Self, crate::secrets::SecretError> {
-        let previous = secrets.previous(row, chrono::Utc::now())?;
-        Ok(Self {
-            uuid: row.uuid.as_str().into(),
-            name: row.name.as_str().into(),
-            url: row.url.clone(),
-            secret: secrets.open(&row.uuid, &row.secret)?,
-            previous_secret_expires_at: previous.as_ref().map(|(_, expires)| *expires),
-            previous_secret: previous.map(|(secret, _)| secret),
-            patterns: row.patterns(),
-            options: DeliveryOptions::from_row(row),
-        })
-    }
-
-    /// Signed with the secret, and with the previous one while its window is open.
-    pub fn target(&self) -> Result<Target, crate::domain::UrlError> {
-        let mut secrets = vec![self.secret.clone()];
-        if let (Some(previous), Some(expires)) =
-            (&self.previous_secret, self.previous_secret_expires_at)
-        {
-            if expires > chrono::Utc::now() {
-                secrets.push(previous.clone());
-            }
-        }
-        Ok(Target {
-            url: WebhookUrl::parse(&self.url)?,
-            secrets,
-        })
-    }
-
-    /// The NATS queue group: every worker's copy of this subscription shares it, so
-    /// each event is delivered once across workers; it also makes the server hand an
-    /// event matching several of its patterns to one of them only.
-    pub fn queue_group(&self) -> String {
-        format!("decnet-webhook.{}", self.uuid)
-    }
 }
 
 /// Limits of one subscription.
@@ -161,22 +75,21 @@ pub struct SubscriptionActor {
     budget: Budget,
     source: PatternSource,
     pool: DeliveryPool,
-    circuit: Recipient<Outcome>,
+    circuit: Recipient<Report>,
     stats: Arc<WorkerStats>,
     on_ready: Option<Recipient<Ready>>,
-    journal: Option<Recipient<DeadLetter>>,
-    attempt_log: Option<Recipient<Attempts>>,
+    journal: Option<Recipient<RecordDeadLetter>>,
+    attempt_log: Option<Recipient<RecordAttempts>>,
     patterns: Vec<Addr<PatternActor>>,
-    queue: VecDeque<Queued>,
+    schedule: Schedule<Incoming>,
     /// The shape of `spec.options`, or why it cannot be built (each event then
     /// dead-letters with that error).
     shape: Result<Shape, String>,
-    bucket: Option<TokenBucket>,
     /// When a timer pumps again (rate limit or batch linger).
     wake: Option<Instant>,
     /// Stream sequences seen lately (durable mode): overlapping patterns each get a
     /// copy from their own consumer, and the receiver must get one.
-    seen: std::collections::HashSet<u64>,
+    seen: HashSet<u64>,
     seen_order: VecDeque<u64>,
     inflight: usize,
     draining: Option<DrainReason>,
@@ -192,12 +105,12 @@ impl SubscriptionActor {
         budget: Budget,
         source: PatternSource,
         pool: DeliveryPool,
-        circuit: Recipient<Outcome>,
+        circuit: Recipient<Report>,
         stats: Arc<WorkerStats>,
     ) -> Self {
         Self {
             shape: build_shape(&spec.options),
-            bucket: build_bucket(&spec.options),
+            schedule: Schedule::new(&spec.options, budget.queue, Instant::now()),
             metrics: crate::metrics::global().subscription(&spec.uuid),
             spec,
             target: Arc::new(target),
@@ -210,9 +123,8 @@ impl SubscriptionActor {
             journal: None,
             attempt_log: None,
             patterns: Vec::new(),
-            queue: VecDeque::new(),
             wake: None,
-            seen: std::collections::HashSet::new(),
+            seen: HashSet::new(),
             seen_order: VecDeque::new(),
             inflight: 0,
             draining: None,
@@ -243,7 +155,7 @@ impl SubscriptionActor {
         outcome: Option<&DeliveryOutcome>,
     ) {
         if let Some(journal) = &self.journal {
-            journal.do_send(DeadLetter {
+            journal.do_send(RecordDeadLetter {
                 subscription: self.spec.uuid.clone(),
                 event_id: event.id.clone(),
                 topic: event.topic.clone(),
@@ -259,10 +171,10 @@ impl SubscriptionActor {
 
     /// Settle an event this worker will not handle at shutdown: durable ones go back
     /// to the stream for the next worker, the rest to the dead-letter store.
-    fn hand_back(&self, item: Incoming) {
-        match item.ack {
+    fn hand_back(&self, event: &Event, ack: Option<Acker>, outcome: Option<&DeliveryOutcome>) {
+        match ack {
             Some(ack) => ack.nak(),
-            None => self.dead_letter(&item.event, None, Reason::Shutdown, None),
+            None => self.dead_letter(event, None, Reason::Shutdown, outcome),
         }
     }
 
@@ -282,9 +194,9 @@ impl SubscriptionActor {
     }
 
     /// Render each event in its shape; a render failure dead-letters that event alone.
-    fn render(&self, items: Vec<Queued>) -> Vec<Rendered> {
+    fn render(&self, items: Vec<Incoming>) -> Vec<Rendered> {
         let mut out = Vec::with_capacity(items.len());
-        for Queued { item, .. } in items {
+        for item in items {
             let rendered = match &self.shape {
                 Ok(shape) if shape.is_raw() => Ok(item.event.clone()),
                 Ok(shape) => shape
@@ -306,7 +218,7 @@ impl SubscriptionActor {
                 }),
                 Err(error) => {
                     tracing::warn!(subscription = %self.spec.uuid, event_id = %item.event.id, %error, "cannot render the event in this subscription's shape; dead-lettered");
-                    let outcome = DeliveryOutcome::not_attempted(error);
+                    let outcome = DeliveryOutcome::not_attempted(FailureKind::NonRetryable, error);
                     self.dead_letter(&item.event, item.ack, Reason::RenderFailed, Some(&outcome));
                 }
             }
@@ -315,7 +227,7 @@ impl SubscriptionActor {
     }
 
     /// POST one event, or several as one batch, and settle them on the outcome.
-    fn dispatch(&mut self, items: Vec<Queued>, ctx: &mut Context<Self>) {
+    fn dispatch(&mut self, items: Vec<Incoming>, ctx: &mut Context<Self>) {
         let items = self.render(items);
         let event = match items.as_slice() {
             [] => return,
@@ -335,31 +247,36 @@ impl SubscriptionActor {
             move |res, act, ctx| {
                 act.inflight -= 1;
                 let mut outcome = res.unwrap_or_else(|e| pool_failure(&e));
-                act.stats.record_delivery(outcome.ok);
+                act.stats.record_delivery(outcome.ok());
                 act.metrics.delivered(&outcome);
                 if let Some(log) = &act.attempt_log {
-                    log.do_send(Attempts {
+                    log.do_send(RecordAttempts {
                         subscription: act.spec.uuid.clone(),
                         event_id: event.id.clone(),
-                        tries: std::mem::take(&mut outcome.tries),
+                        attempts: std::mem::take(&mut outcome.attempt_log),
                     });
                 }
-                let ok = outcome.ok;
+                let ok = outcome.ok();
                 if ok {
                     for item in &items {
                         if let Some(ack) = &item.ack {
                             ack.ack();
                         }
                     }
+                } else if outcome.failure == Some(FailureKind::Shutdown) {
+                    // Cut short by shutdown: as the rest of the queue, handed back.
+                    for item in items {
+                        act.hand_back(&item.sent, item.ack, Some(&outcome));
+                    }
                 } else {
                     // A batch fails whole; each event is kept with the bytes it would
                     // have been sent as, so a replay posts them one by one.
-                    let reason = failure_reason(&outcome);
+                    let reason = dead_letter_reason(outcome.failure);
                     for item in items {
                         act.dead_letter(&item.sent, item.ack, reason, Some(&outcome));
                     }
                 }
-                let report = Outcome {
+                let report = Report {
                     uuid: act.spec.uuid.clone(),
                     name: act.spec.name.clone(),
                     outcome,
@@ -392,45 +309,26 @@ impl SubscriptionActor {
         }
     }
 
-    /// Start queued deliveries while there is room in flight, a token in the bucket
-    /// and (when batching) a full batch or one whose oldest event waited long enough.
+    /// Start queued deliveries while there is room in flight and the schedule lets
+    /// them go (batch full or lingered, rate-limit token).
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while self.inflight < self.max_inflight() && !self.queue.is_empty() {
-            let batch_max = self.spec.options.batch_max.max(1);
-            // Only batching and the rate limit need the clock.
-            if batch_max > 1 || self.bucket.is_some() {
-                if let Some(wait) = self.hold(batch_max) {
+        while self.inflight < self.max_inflight() {
+            match self.schedule.next(Instant::now, self.draining.is_some()) {
+                Next::Send(items) => self.dispatch(items, ctx),
+                Next::Wait(wait) => {
                     self.wake_at(wait, ctx);
                     break;
                 }
+                Next::Idle => break,
             }
-            let n = batch_max.min(self.queue.len());
-            let items: Vec<Queued> = self.queue.drain(..n).collect();
-            self.dispatch(items, ctx);
         }
-        self.metrics.set_load(self.queue.len(), self.inflight);
-        if self.inflight == 0 && self.queue.is_empty() && self.draining.is_some() {
+        self.metrics.set_load(self.schedule.len(), self.inflight);
+        if self.inflight == 0 && self.schedule.is_empty() && self.draining.is_some() {
             if let Some(done) = self.drained.take() {
                 let _ = done.send(());
             }
             ctx.stop();
         }
-    }
-
-    /// How long the next delivery must wait: for a partial batch to fill or its
-    /// oldest event to have waited the linger, then for a token. Takes the token.
-    fn hold(&mut self, batch_max: usize) -> Option<Duration> {
-        let now = Instant::now();
-        if batch_max > 1 && self.queue.len() < batch_max && self.draining.is_none() {
-            let due = self
-                .queue
-                .front()
-                .map_or(now, |q| q.at + self.spec.options.batch_linger);
-            if due > now {
-                return Some(due - now);
-            }
-        }
-        self.bucket.as_mut().and_then(|b| b.take(now).err())
     }
 
     /// Pump again after `wait`, unless a timer due sooner is already set.
@@ -531,38 +429,38 @@ impl Handler<Incoming> for SubscriptionActor {
             Some(DrainReason::Tripped) => {
                 return self.dead_letter(&item.event, item.ack, Reason::CircuitTripped, None);
             }
-            Some(DrainReason::Shutdown) => return self.hand_back(item),
+            Some(DrainReason::Shutdown) => return self.hand_back(&item.event, item.ack, None),
             Some(DrainReason::Restarted) | None => {}
         }
-        if self.queue.len() < self.budget.queue {
-            self.queue.push_back(Queued {
-                item,
-                at: Instant::now(),
-            });
-            self.pump(ctx);
-        } else {
-            let total = self.stats.record_overflow();
-            let event = item.event.clone();
-            self.dead_letter(&item.event, item.ack, Reason::QueueOverflow, None);
-            if self
-                .last_overflow_warning
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-            {
-                self.last_overflow_warning = Some(std::time::Instant::now());
-                tracing::warn!(
-                    subscription = %self.spec.uuid,
-                    name = %self.spec.name,
-                    event_id = %event.id,
-                    queue = self.budget.queue,
-                    overflow_total = total,
-                    "subscription queue full; event dead-lettered"
-                );
-            }
+        match self.schedule.push(item, Instant::now()) {
+            Ok(()) => self.pump(ctx),
+            Err(item) => self.overflow(item),
         }
     }
 }
 
 impl SubscriptionActor {
+    /// The queue is full: the event is dead-lettered, and said so at most every 10 s.
+    fn overflow(&mut self, item: Incoming) {
+        let total = self.stats.record_overflow();
+        let event_id = item.event.id.clone();
+        self.dead_letter(&item.event, item.ack, Reason::QueueOverflow, None);
+        if self
+            .last_overflow_warning
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            self.last_overflow_warning = Some(Instant::now());
+            tracing::warn!(
+                subscription = %self.spec.uuid,
+                name = %self.spec.name,
+                %event_id,
+                queue = self.budget.queue,
+                overflow_total = total,
+                "subscription queue full; event dead-lettered"
+            );
+        }
+    }
+
     /// At the previous secret's expiry, sign with the new one alone (no reload
     /// needed). A timer whose expiry is no longer the spec's (a later rotation or
     /// update) does nothing.
@@ -595,9 +493,7 @@ impl Handler<UpdateTarget> for SubscriptionActor {
                 self.target = Arc::new(target);
                 if spec.options != self.spec.options {
                     self.shape = build_shape(&spec.options);
-                    if spec.options.rate_limit_per_sec != self.spec.options.rate_limit_per_sec {
-                        self.bucket = build_bucket(&spec.options);
-                    }
+                    self.schedule.update(&spec.options, Instant::now());
                 }
                 self.spec = spec;
                 self.schedule_secret_expiry(ctx);
@@ -633,7 +529,7 @@ impl Handler<Drain> for SubscriptionActor {
         let queued: Vec<Incoming> = match reason {
             // A restart keeps delivering its queue; the new actor takes new events.
             DrainReason::Restarted => Vec::new(),
-            _ => self.queue.drain(..).map(|q| q.item).collect(),
+            _ => self.schedule.take_all(),
         };
         match reason {
             DrainReason::Tripped if !queued.is_empty() => {
@@ -645,7 +541,7 @@ impl Handler<Drain> for SubscriptionActor {
             DrainReason::Shutdown if !queued.is_empty() => {
                 tracing::warn!(subscription = %self.spec.uuid, count = queued.len(), "stopping; queued events handed back");
                 for item in queued {
-                    self.hand_back(item);
+                    self.hand_back(&item.event, item.ack, None);
                 }
             }
             DrainReason::Removed if !queued.is_empty() => {
@@ -672,12 +568,6 @@ impl Handler<Drain> for SubscriptionActor {
     }
 }
 
-/// An event waiting in a subscription's queue, with when it arrived (batch linger).
-struct Queued {
-    item: Incoming,
-    at: Instant,
-}
-
 /// An event as it goes on the wire (shaped), with its acknowledgement.
 struct Rendered {
     sent: Arc<Event>,
@@ -688,25 +578,19 @@ fn build_shape(options: &DeliveryOptions) -> Result<Shape, String> {
     Shape::from_row(&options.shape, options.template.as_deref()).map_err(|e| e.to_string())
 }
 
-fn build_bucket(options: &DeliveryOptions) -> Option<TokenBucket> {
-    options
-        .rate_limit_per_sec
-        .map(|rate| TokenBucket::new(rate, Instant::now()))
-}
-
 /// Which dead-letter reason a failed delivery gets.
-fn failure_reason(outcome: &DeliveryOutcome) -> Reason {
-    let error = outcome.error.as_deref().unwrap_or_default();
-    if error.contains("shutdown") {
-        Reason::Shutdown
-    } else if error.starts_with("non-retryable") || error.starts_with("destination refused") {
-        Reason::NonRetryable
-    } else {
-        Reason::RetriesExhausted
+fn dead_letter_reason(failure: Option<FailureKind>) -> Reason {
+    match failure {
+        Some(FailureKind::NonRetryable) => Reason::NonRetryable,
+        Some(FailureKind::Shutdown) => Reason::Shutdown,
+        Some(FailureKind::RetriesExhausted) | None => Reason::RetriesExhausted,
     }
 }
 
 /// The pool itself failed (only at shutdown): a failed delivery, never a panic.
 fn pool_failure(e: &actix::MailboxError) -> DeliveryOutcome {
-    DeliveryOutcome::not_attempted(format!("delivery pool unavailable: {e}"))
+    DeliveryOutcome::not_attempted(
+        FailureKind::Shutdown,
+        format!("delivery pool unavailable: {e}"),
+    )
 }

@@ -15,25 +15,24 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 
 use super::{
-    circuit::CircuitActor,
+    circuit::{CircuitActor, Flush, Report, ResetCircuit, Tripped},
     delivery::DeliveryPool,
     journal::{CloseJournal, JournalActor},
-    messages::{Drain, DrainReason, Flush, Outcome, Ready, Reload, ResetCircuit, Tripped},
-    subscription::{Budget, SubscriptionActor, SubscriptionSpec, UpdateTarget},
-    PatternSource, WorkerStats,
+    spec::SubscriptionSpec,
+    stats::WorkerStats,
+    subscription::{Budget, Drain, DrainReason, Ready, SubscriptionActor, UpdateTarget},
 };
-use crate::{bus::Bus, db::subscriptions as repo};
+use crate::{
+    bus::{Bus, PatternSource, Signal, HEALTH},
+    db::subscriptions as repo,
+};
+
+/// Re-read subscriptions and converge the running set on them.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Reload;
 
 const HEARTBEAT: Duration = Duration::from_secs(30);
-
-/// A control message from the bus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// `system.webhook.subscriptions_changed`
-    Changed,
-    /// `{"action":"stop"}` on `system.webhook.control`
-    Stop,
-}
 
 /// Stop every subscription gracefully and flush state writes.
 #[derive(Message, Clone, Copy, Debug)]
@@ -142,7 +141,7 @@ impl SupervisorActor {
             self.budget,
             self.source.clone(),
             self.pool.clone(),
-            self.circuit.clone().recipient::<Outcome>(),
+            self.circuit.clone().recipient::<Report>(),
             self.stats.clone(),
         )
         .report_ready_to(self.me.clone());
@@ -230,11 +229,8 @@ impl SupervisorActor {
         let bus = self.bus.clone();
         let ts = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         actix::spawn(async move {
-            bus.publish_json(
-                crate::bus::HEALTH,
-                &serde_json::json!({"worker": "webhook", "ts": ts}),
-            )
-            .await;
+            bus.publish_json(HEALTH, &serde_json::json!({"worker": "webhook", "ts": ts}))
+                .await;
         });
     }
 }

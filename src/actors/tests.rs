@@ -11,13 +11,18 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{watch, Notify};
 
 use super::{
-    delivery::DeliveryPool,
-    messages::{Deliver, Incoming, Outcome},
-    pattern::{BusMessage, PatternActor},
-    subscription::{Budget, SubscriptionActor, SubscriptionSpec},
-    PatternSource, WorkerStats,
+    circuit::{Flush, Report, Tripped},
+    delivery::{Deliver, DeliveryPool},
+    pattern::{Incoming, PatternActor},
+    spec::SubscriptionSpec,
+    stats::WorkerStats,
+    subscription::{Budget, SubscriptionActor},
 };
-use crate::{config::Secret, delivery::DeliveryOutcome};
+use crate::{
+    bus::{BusMessage, PatternSource},
+    config::Secret,
+    delivery::DeliveryOutcome,
+};
 
 /// Records every message it gets.
 struct Probe<M> {
@@ -37,9 +42,9 @@ impl Handler<Incoming> for Probe<Incoming> {
     }
 }
 
-impl Handler<Outcome> for Probe<Outcome> {
+impl Handler<Report> for Probe<Report> {
     type Result = bool;
-    fn handle(&mut self, msg: Outcome, _: &mut Context<Self>) -> bool {
+    fn handle(&mut self, msg: Report, _: &mut Context<Self>) -> bool {
         self.seen.lock().unwrap().push(msg);
         self.arrived.notify_waiters();
         false
@@ -66,13 +71,13 @@ impl Handler<Deliver> for HoldingPool {
         Box::pin(async move {
             let _ = release.wait_for(|released| *released).await;
             DeliveryOutcome {
-                ok: true,
+                failure: None,
                 status: Some(200),
                 error: None,
                 attempts: 1,
                 latency: Duration::ZERO,
                 gone: false,
-                tries: Vec::new(),
+                attempt_log: Vec::new(),
             }
         })
     }
@@ -144,7 +149,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
     .start();
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let outcome_arrived = Arc::new(Notify::new());
-    let circuit = Probe::<Outcome> {
+    let circuit = Probe::<Report> {
         seen: outcomes.clone(),
         arrived: outcome_arrived.clone(),
     }
@@ -193,12 +198,12 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
     until(&outcome_arrived, || outcomes.lock().unwrap().len() == 5).await;
     assert_eq!(*held.lock().unwrap(), ["e0", "e1", "e2", "e3", "e4"]);
     let outcomes = outcomes.lock().unwrap();
-    assert!(outcomes.iter().all(|o| o.outcome.ok && &*o.uuid == "u-1"));
+    assert!(outcomes.iter().all(|o| o.outcome.ok() && &*o.uuid == "u-1"));
 }
 
-impl Handler<super::messages::Tripped> for Probe<super::messages::Tripped> {
+impl Handler<Tripped> for Probe<Tripped> {
     type Result = ();
-    fn handle(&mut self, msg: super::messages::Tripped, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Tripped, _: &mut Context<Self>) {
         self.seen.lock().unwrap().push(msg);
         self.arrived.notify_waiters();
     }
@@ -206,13 +211,13 @@ impl Handler<super::messages::Tripped> for Probe<super::messages::Tripped> {
 
 fn failure(error: &str) -> DeliveryOutcome {
     DeliveryOutcome {
-        ok: false,
+        failure: Some(crate::delivery::FailureKind::RetriesExhausted),
         status: Some(503),
         error: Some(error.into()),
         attempts: 3,
         latency: Duration::ZERO,
         gone: false,
-        tries: Vec::new(),
+        attempt_log: Vec::new(),
     }
 }
 
@@ -225,7 +230,7 @@ async fn circuit_trips_on_its_own_count_while_the_database_is_down() {
     db.clone().close().await.unwrap();
     let trips = Arc::new(Mutex::new(Vec::new()));
     let arrived = Arc::new(Notify::new());
-    let supervisor = Probe::<super::messages::Tripped> {
+    let supervisor = Probe::<Tripped> {
         seen: trips.clone(),
         arrived: arrived.clone(),
     }
@@ -234,7 +239,7 @@ async fn circuit_trips_on_its_own_count_while_the_database_is_down() {
         .with_supervisor(supervisor.recipient())
         .start();
     for i in 0..3 {
-        circuit.do_send(Outcome {
+        circuit.do_send(Report {
             uuid: "u-down".into(),
             name: "down".into(),
             outcome: failure(&format!("HTTP 503 #{i}")),
@@ -244,7 +249,7 @@ async fn circuit_trips_on_its_own_count_while_the_database_is_down() {
     assert_eq!(&*trips.lock().unwrap()[0].uuid, "u-down");
     // The actor is alive and still answers while its writes keep retrying.
     circuit
-        .send(Outcome {
+        .send(Report {
             uuid: "u-down".into(),
             name: "down".into(),
             outcome: failure("again"),
@@ -276,23 +281,23 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
         super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 5).start();
     let key: Arc<str> = uuid.as_str().into();
     let ok = DeliveryOutcome {
-        ok: true,
+        failure: None,
         status: Some(200),
         error: None,
         attempts: 1,
         latency: Duration::ZERO,
         gone: false,
-        tries: Vec::new(),
+        attempt_log: Vec::new(),
     };
     // success, failure, failure, success, failure: the row must end at 1 failure.
     for outcome in [ok.clone(), failure("f1"), failure("f2"), ok, failure("f3")] {
-        circuit.do_send(Outcome {
+        circuit.do_send(Report {
             uuid: key.clone(),
             name: "c".into(),
             outcome,
         });
     }
-    circuit.send(super::messages::Flush).await.unwrap();
+    circuit.send(Flush).await.unwrap();
     let row = crate::db::subscriptions::get(&db, &uuid)
         .await
         .unwrap()

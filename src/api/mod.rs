@@ -35,9 +35,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, settings: Arc<Settings>, bus: Bus, jwt: JwtKeys) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        settings: Arc<Settings>,
+        bus: Bus,
+        jwt: JwtKeys,
+        secrets: crate::secrets::SecretStore,
+    ) -> Self {
         let create_limiter = Arc::new(RateLimiter::per_minute(settings.webhook.create_per_minute));
-        let secrets = crate::secrets::SecretStore::from_settings(&settings);
         Self {
             db,
             settings,

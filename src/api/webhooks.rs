@@ -301,7 +301,7 @@ pub async fn delete(
             // Its durable consumers would otherwise keep every matching event for ever.
             let (client, stream) = (client.clone(), state.settings.webhook.stream.clone());
             actix_web::rt::spawn(async move {
-                crate::durable::delete_consumers(&client, &stream, &uuid).await;
+                crate::bus::durable::delete_consumers(&client, &stream, &uuid).await;
             });
         }
     }

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     actors::{
-        messages::Reload,
+        supervisor::Reload,
         supervisor::{GetStatus, Status, SupervisorActor},
         WorkerStats,
     },
@@ -154,7 +154,7 @@ pub struct RunningWorker {
     pub supervisor: Addr<SupervisorActor>,
     pub stats: Arc<WorkerStats>,
     stop: Option<oneshot::Sender<()>>,
-    done: actix_rt::task::JoinHandle<Result<(), crate::cli::Failure>>,
+    done: actix_rt::task::JoinHandle<Result<(), crate::startup::StartupError>>,
 }
 
 impl RunningWorker {

@@ -38,7 +38,7 @@ impl Reason {
 
 /// A row to insert (plain data, cheap to keep while the database is away).
 #[derive(Clone, Debug)]
-pub struct DeadLetterRow {
+pub struct NewDeadLetter {
     pub uuid: String,
     pub subscription_uuid: String,
     pub event_id: String,
@@ -51,7 +51,7 @@ pub struct DeadLetterRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl DeadLetterRow {
+impl NewDeadLetter {
     pub fn into_active(self) -> ActiveModel {
         use sea_orm::Set;
         ActiveModel {

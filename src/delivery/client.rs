@@ -22,7 +22,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::{
     retry::{self, StatusClass},
-    signing, DeliveryOutcome, DeliverySettings, Target, Try,
+    signing, Attempt, DeliveryOutcome, DeliverySettings, FailureKind, Target,
 };
 use crate::{
     db::truncate_chars,
@@ -72,14 +72,14 @@ struct Resolution {
 }
 
 /// Why one attempt did not succeed.
-struct Failure {
+struct AttemptError {
     error: String,
     status: Option<u16>,
     retryable: bool,
     retry_after: Option<Duration>,
 }
 
-impl Failure {
+impl AttemptError {
     fn retryable(error: String) -> Self {
         Self {
             error,
@@ -107,17 +107,17 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(target: &Target, event: &Event) -> Result<Self, Failure> {
+    fn new(target: &Target, event: &Event) -> Result<Self, AttemptError> {
         if target.secrets.is_empty() {
-            return Err(Failure::fatal("no signing secret".into()));
+            return Err(AttemptError::fatal("no signing secret".into()));
         }
         let url = target.url.as_url();
         // The fragment never goes on the wire.
         let uri = Uri::try_from(&url[..url::Position::AfterQuery])
-            .map_err(|e| Failure::fatal(format!("invalid url: {e}")))?;
+            .map_err(|e| AttemptError::fatal(format!("invalid url: {e}")))?;
         let value = |what: &str, v: &str| {
             HeaderValue::from_str(v)
-                .map_err(|_| Failure::fatal(format!("{what} is not a valid header value")))
+                .map_err(|_| AttemptError::fatal(format!("{what} is not a valid header value")))
         };
         let webhook_id = format!("msg_{}", event.id);
         Ok(Self {
@@ -138,7 +138,7 @@ struct Signed {
 }
 
 impl Signed {
-    fn new(target: &Target, event: &Event, prepared: &Prepared) -> Result<Self, Failure> {
+    fn new(target: &Target, event: &Event, prepared: &Prepared) -> Result<Self, AttemptError> {
         let now = unix_now();
         let signatures = signing::sign(&target.secrets, &prepared.webhook_id, now, &event.body);
         match (
@@ -150,7 +150,7 @@ impl Signed {
                 decnet,
                 standard,
             }),
-            _ => Err(Failure::fatal(
+            _ => Err(AttemptError::fatal(
                 "signature is not a valid header value".into(),
             )),
         }
@@ -208,10 +208,10 @@ impl DeliveryClient {
         stop: Option<&watch::Receiver<bool>>,
     ) -> DeliveryOutcome {
         let started = Instant::now();
-        let mut tries = Vec::with_capacity(1);
+        let mut log = Vec::with_capacity(1);
         let prepared = match Prepared::new(target, event) {
             Ok(p) => p,
-            Err(failure) => return failed(failure, 1, started, tries),
+            Err(error) => return failed(error, FailureKind::NonRetryable, 1, started, log),
         };
         let mut delays = schedule.iter();
         let mut attempts = 0u32;
@@ -220,25 +220,25 @@ impl DeliveryClient {
             let (at, began) = (chrono::Utc::now(), Instant::now());
             let failure = match self.attempt(target, event, &prepared).await {
                 Ok(status) => {
-                    tries.push(Try {
+                    log.push(Attempt {
                         at,
                         status: Some(status),
                         latency: began.elapsed(),
                         error: None,
                     });
                     return DeliveryOutcome {
-                        ok: true,
+                        failure: None,
                         status: Some(status),
                         error: None,
                         attempts,
                         latency: started.elapsed(),
                         gone: false,
-                        tries,
+                        attempt_log: log,
                     };
                 }
                 Err(failure) => failure,
             };
-            tries.push(Try {
+            log.push(Attempt {
                 at,
                 status: failure.status,
                 latency: began.elapsed(),
@@ -257,10 +257,15 @@ impl DeliveryClient {
                 None
             };
             let Some(&scheduled) = next else {
-                return failed(failure, attempts, started, tries);
+                let kind = if failure.retryable {
+                    FailureKind::RetriesExhausted
+                } else {
+                    FailureKind::NonRetryable
+                };
+                return failed(failure, kind, attempts, started, log);
             };
             if !pause(retry::next_delay(scheduled, failure.retry_after), stop).await {
-                return failed(failure, attempts, started, tries);
+                return failed(failure, FailureKind::Shutdown, attempts, started, log);
             }
         }
     }
@@ -271,19 +276,19 @@ impl DeliveryClient {
         target: &Target,
         event: &Event,
         prepared: &Prepared,
-    ) -> Result<u16, Failure> {
+    ) -> Result<u16, AttemptError> {
         // Waiting for a slot is not part of the attempt's time.
         let slot = self.slot(&target.url);
         let _permit = slot
             .acquire()
             .await
-            .map_err(|_| Failure::retryable("sender is shutting down".into()))?;
+            .map_err(|_| AttemptError::retryable("sender is shutting down".into()))?;
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let sent = tokio::time::timeout_at(deadline, async {
             let resolution = self.resolve(&target.url).await?;
             let ips = match &resolution.verdict {
                 Ok(ips) => ips,
-                Err(e) => return Err(Failure::fatal(format!("destination refused: {e}"))),
+                Err(e) => return Err(AttemptError::fatal(format!("destination refused: {e}"))),
             };
             let signed = Signed::new(target, event, prepared)?;
             // An address that refuses the connection hands over to the next one.
@@ -302,10 +307,10 @@ impl DeliveryClient {
                         resolution.preferred.set((i + 1) % ips.len());
                         refused = Some(io_error(&e));
                     }
-                    Err(e) => return Err(Failure::retryable(self.describe(&e))),
+                    Err(e) => return Err(AttemptError::retryable(self.describe(&e))),
                 }
             }
-            Err(Failure::retryable(
+            Err(AttemptError::retryable(
                 refused.unwrap_or_else(|| "no address to connect to".into()),
             ))
         })
@@ -314,7 +319,7 @@ impl DeliveryClient {
             Ok(Ok(response)) => response,
             Ok(Err(failure)) => return Err(failure),
             Err(_) => {
-                return Err(Failure::retryable(format!(
+                return Err(AttemptError::retryable(format!(
                     "timeout after {}",
                     human(self.settings.timeout)
                 )))
@@ -334,13 +339,13 @@ impl DeliveryClient {
         let _ = tokio::time::timeout_at(deadline, drain(&mut response)).await;
         match retry::classify(status) {
             StatusClass::Success => Ok(status),
-            StatusClass::Retryable => Err(Failure {
+            StatusClass::Retryable => Err(AttemptError {
                 error: format!("HTTP {status}"),
                 status: Some(status),
                 retryable: true,
                 retry_after,
             }),
-            StatusClass::Final => Err(Failure {
+            StatusClass::Final => Err(AttemptError {
                 error: format!("non-retryable {status}"),
                 status: Some(status),
                 retryable: false,
@@ -388,7 +393,7 @@ impl DeliveryClient {
 
     /// The guard's verdict for this URL's host, from the cache while it is fresh.
     /// Lookup failures are not cached, so the next attempt looks again.
-    async fn resolve(&self, url: &WebhookUrl) -> Result<Rc<Resolution>, Failure> {
+    async fn resolve(&self, url: &WebhookUrl) -> Result<Rc<Resolution>, AttemptError> {
         let host = url.as_url().host_str().unwrap_or_default();
         let now = Instant::now();
         let cached = self.resolved.borrow().get(host).cloned();
@@ -398,7 +403,7 @@ impl DeliveryClient {
         let verdict = match url.resolve_checked(self.settings.allow_private).await {
             Ok(addrs) => Ok(addrs.into_iter().map(|a| a.ip()).collect()),
             Err(e @ UrlError::Unresolvable(_)) => {
-                return Err(Failure::retryable(format!("dns: {e}")))
+                return Err(AttemptError::retryable(format!("dns: {e}")))
             }
             Err(e) => Err(e),
         };
@@ -434,15 +439,21 @@ impl DeliveryClient {
     }
 }
 
-fn failed(failure: Failure, attempts: u32, started: Instant, tries: Vec<Try>) -> DeliveryOutcome {
+fn failed(
+    failure: AttemptError,
+    kind: FailureKind,
+    attempts: u32,
+    started: Instant,
+    attempt_log: Vec<Attempt>,
+) -> DeliveryOutcome {
     DeliveryOutcome {
-        ok: false,
+        failure: Some(kind),
         status: failure.status,
         gone: failure.status == Some(410),
         error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
         attempts,
         latency: started.elapsed(),
-        tries,
+        attempt_log,
     }
 }
 

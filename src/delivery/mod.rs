@@ -33,7 +33,8 @@ impl Target {
 /// What became of one delivery (all its attempts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeliveryOutcome {
-    pub ok: bool,
+    /// Why it failed; `None` when it was delivered.
+    pub failure: Option<FailureKind>,
     /// The HTTP status of the last attempt; `None` when it got no response.
     pub status: Option<u16>,
     /// Why the last attempt failed, at most 512 characters.
@@ -45,29 +46,45 @@ pub struct DeliveryOutcome {
     /// The receiver answered `410 Gone`: it wants no more deliveries.
     pub gone: bool,
     /// Every attempt made, in order (the delivery log).
-    pub tries: Vec<Try>,
+    pub attempt_log: Vec<Attempt>,
 }
 
 /// One HTTP attempt of a delivery.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Try {
+pub struct Attempt {
     pub at: chrono::DateTime<chrono::Utc>,
     pub status: Option<u16>,
     pub latency: Duration,
     pub error: Option<String>,
 }
 
+/// Why a delivery failed, decided by the client that saw it fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Every attempt the retry schedule allows failed, each in a way worth retrying.
+    RetriesExhausted,
+    /// Retrying cannot help: a final status, a destination the URL guard refuses, a
+    /// request that cannot be built.
+    NonRetryable,
+    /// The worker stopped before the retries ran out.
+    Shutdown,
+}
+
 impl DeliveryOutcome {
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
     /// A delivery that failed before any attempt could be made.
-    pub fn not_attempted(error: String) -> Self {
+    pub fn not_attempted(kind: FailureKind, error: String) -> Self {
         Self {
-            ok: false,
+            failure: Some(kind),
             status: None,
             error: Some(error),
             attempts: 0,
             latency: Duration::ZERO,
             gone: false,
-            tries: Vec::new(),
+            attempt_log: Vec::new(),
         }
     }
 }

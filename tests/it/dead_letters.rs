@@ -206,3 +206,30 @@ async fn entries_past_retention_are_swept_at_start() {
     assert_eq!(left[0].event_id, "new");
     app.stop().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn a_delivery_cut_short_by_shutdown_is_kept_as_shutdown() {
+    // The retry waits a minute: the worker stops long before it.
+    let mut app = WorkerApp::start(&[
+        ("webhook_circuit_threshold", "100"),
+        ("webhook_retry_schedule", "60"),
+    ])
+    .await;
+    let rx = TestReceiver::start();
+    rx.script([Reply::Status(503)]);
+    let uuid = app.subscribe("cut", &rx.url(), &["attacker.>"]).await;
+    app.publish(
+        "attacker.observed",
+        br#"{"id":"cut-short","payload":{"k":1}}"#,
+    )
+    .await;
+    rx.wait_for(1, WAIT).await;
+    app.stop_worker().await;
+    let rows = dead(&app, &uuid, 1).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].event_id, "cut-short");
+    assert_eq!(rows[0].reason, "shutdown", "not retries_exhausted");
+    assert_eq!(rows[0].attempts, 1);
+    assert_eq!(rows[0].status, Some(503));
+    app.stop().await.unwrap();
+}

@@ -84,7 +84,7 @@ async fn a_2xx_is_delivered_once_with_every_header() {
     let client = client(&[50], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(out.ok, "{out:?}");
+    assert!(out.ok(), "{out:?}");
     assert_eq!((out.status, out.attempts, out.gone), (Some(200), 1, false));
     assert_eq!(out.error, None);
     let reqs = receiver.requests();
@@ -144,7 +144,7 @@ async fn a_4xx_is_not_retried() {
     let client = client(&[50, 50], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (Some(400), 1));
     assert_eq!(out.error.as_deref(), Some("non-retryable 400"));
     assert_eq!(receiver.count(), 1);
@@ -157,7 +157,7 @@ async fn a_429_is_retried_until_success() {
     let client = client(&[50, 50, 50], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(out.ok, "{out:?}");
+    assert!(out.ok(), "{out:?}");
     assert_eq!((out.status, out.attempts), (Some(200), 3));
     assert_eq!(receiver.count(), 3);
 }
@@ -169,7 +169,7 @@ async fn a_persistent_503_fails_after_the_whole_schedule() {
     let client = client(&[50, 50], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts, out.gone), (Some(503), 3, false));
     assert_eq!(out.error.as_deref(), Some("HTTP 503"));
     let reqs = receiver.requests();
@@ -188,7 +188,7 @@ async fn a_refused_connection_is_retried() {
     let url = format!("http://127.0.0.1:{port}/hook");
     let out = deliver(&client, &target(&url, &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (None, 2));
     assert_eq!(out.error.as_deref(), Some("connection refused"));
 }
@@ -200,7 +200,7 @@ async fn a_connection_reset_is_retried_and_named() {
     let client = client(&[50], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (None, 2));
     let error = out.error.unwrap_or_default();
     assert!(
@@ -217,7 +217,7 @@ async fn a_hanging_receiver_times_out_and_is_retried() {
     let client = client(&[50], Duration::from_millis(300));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (None, 2));
     assert_eq!(out.error.as_deref(), Some("timeout after 300ms"));
     receiver.wait_for(2, WAIT).await;
@@ -233,7 +233,7 @@ async fn retry_after_replaces_the_scheduled_delay() {
     let client = client(&[10], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(out.ok, "{out:?}");
+    assert!(out.ok(), "{out:?}");
     assert_eq!(out.attempts, 2);
     let reqs = receiver.requests();
     let gap = reqs[1].at.duration_since(reqs[0].at);
@@ -251,7 +251,7 @@ async fn redirects_are_not_followed() {
     let client = client(&[50], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (Some(302), 1));
     assert_eq!(out.error.as_deref(), Some("non-retryable 302"));
     assert_eq!(receiver.count(), 1);
@@ -265,7 +265,7 @@ async fn a_410_means_gone_and_stops() {
     let client = client(&[50, 50], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert!(out.gone);
     assert_eq!((out.status, out.attempts), (Some(410), 1));
     assert_eq!(out.error.as_deref(), Some("non-retryable 410"));
@@ -281,7 +281,7 @@ async fn during_a_rotation_both_secrets_sign() {
     let receiver = TestReceiver::start();
     let client = client(&[], Duration::from_secs(5));
     let out = deliver(&client, &target(&receiver.url(), &[new, old])).await;
-    assert!(out.ok, "{out:?}");
+    assert!(out.ok(), "{out:?}");
 
     let req = &receiver.requests()[0];
     assert_eq!(
@@ -313,7 +313,7 @@ async fn a_name_resolving_to_loopback_is_refused_unless_allowed() {
     });
     let out = deliver(&guarded, &target(&url, &[SECRET])).await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (None, 1));
     let error = out.error.unwrap_or_default();
     assert!(
@@ -342,7 +342,7 @@ async fn stop_cuts_the_schedule_short() {
     .await
     .expect("stop ends the hour-long retry wait");
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (Some(503), 1));
     assert_eq!(out.error.as_deref(), Some("HTTP 503"));
     assert_eq!(receiver.count(), 1);
@@ -357,7 +357,7 @@ async fn attempt_once_never_retries() {
         .attempt_once(&target(&receiver.url(), &[SECRET]), &event())
         .await;
 
-    assert!(!out.ok);
+    assert!(!out.ok());
     assert_eq!((out.status, out.attempts), (Some(503), 1));
     assert_eq!(receiver.count(), 1);
 }
@@ -419,7 +419,7 @@ async fn one_connection_serves_many_deliveries() {
     let target = target(&format!("http://127.0.0.1:{port}/hook"), &[SECRET]);
     for _ in 0..20 {
         let out = deliver(&client, &target).await;
-        assert!(out.ok, "{out:?}");
+        assert!(out.ok(), "{out:?}");
     }
     assert_eq!(accepted.get(), 1);
 }
@@ -496,7 +496,7 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
         })
     });
     for out in futures::future::join_all(deliveries).await {
-        assert!(out.ok && out.attempts == 1, "{out:?}");
+        assert!(out.ok() && out.attempts == 1, "{out:?}");
     }
     assert!(healthy.iter().all(|rx| rx.count() == 20));
     assert_eq!(

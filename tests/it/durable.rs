@@ -97,7 +97,7 @@ async fn deleting_a_subscription_deletes_its_consumers() {
     let stream = js.get_stream("DECNET_EVENTS").await.unwrap();
     let names: Vec<String> = ["attacker.>", "decky.*.state"]
         .iter()
-        .map(|p| decnet_webhook::durable::consumer_name(&uuid, p))
+        .map(|p| decnet_webhook::bus::durable::consumer_name(&uuid, p))
         .collect();
     let existing = || async {
         let mut found = 0;

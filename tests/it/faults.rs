@@ -332,7 +332,7 @@ async fn durable_mode_flapping_receiver_every_event_delivered_or_dead_lettered()
     // Everything acknowledged: nothing left for a redelivery.
     let js = jetstream::new(client.clone());
     let stream = js.get_stream(STREAM).await.unwrap();
-    let name = decnet_webhook::durable::consumer_name(&uuid, "attacker.>");
+    let name = decnet_webhook::bus::durable::consumer_name(&uuid, "attacker.>");
     let info = eventually(WAIT, "no acknowledgement pending", || {
         let stream = stream.clone();
         let name = name.clone();

@@ -52,7 +52,7 @@ pub async fn test_ping(
             let target = Target::new(url, secrets);
             let outcome = client.attempt_once(&target, &event).await;
             TestResult {
-                delivered: outcome.ok,
+                delivered: outcome.ok(),
                 status_code: outcome.status,
                 error: outcome.error,
             }

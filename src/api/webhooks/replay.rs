@@ -26,7 +26,7 @@ use crate::{
     api::{openapi::ErrorBody, query::Query, AppState},
     auth::Admin,
     db::{dead_letters, delivery_log},
-    delivery::{DeliveryClient, Target, Try},
+    delivery::{Attempt, DeliveryClient, Target},
     domain::{Event, WebhookUrl},
     error::{redact_db_error, AppError},
 };
@@ -138,9 +138,9 @@ pub async fn replay(
         attempts.extend(logged(
             &row.uuid,
             &event.id,
-            std::mem::take(&mut outcome.tries),
+            std::mem::take(&mut outcome.attempt_log),
         ));
-        if !outcome.ok {
+        if !outcome.ok() {
             failed = Some(ReplayFailure {
                 event_id: event.id,
                 error: outcome.error.unwrap_or_else(|| "delivery failed".into()),
@@ -189,13 +189,13 @@ fn stored_event(entry: dead_letters::DeadLetter) -> Event {
     }
 }
 
-/// The tries of one replayed delivery as delivery-log rows, as the worker writes them.
+/// The attempts of one replayed delivery as delivery-log rows, as the worker writes them.
 fn logged<'a>(
     subscription: &'a str,
     event_id: &'a str,
-    tries: Vec<Try>,
+    attempts: Vec<Attempt>,
 ) -> impl Iterator<Item = delivery_attempt::ActiveModel> + 'a {
-    tries
+    attempts
         .into_iter()
         .enumerate()
         .map(move |(i, t)| delivery_attempt::ActiveModel {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use decnet_webhook::db::{
-    dead_letters::{self, DeadLetterRow},
+    dead_letters::{self, NewDeadLetter},
     delivery_log,
 };
 use entity::delivery_attempt;
@@ -31,8 +31,8 @@ pub fn dead_letter(
     reason: &str,
     body: Vec<u8>,
     created_at: DateTime<Utc>,
-) -> DeadLetterRow {
-    DeadLetterRow {
+) -> NewDeadLetter {
+    NewDeadLetter {
         uuid: uuid::Uuid::new_v4().to_string(),
         subscription_uuid: subscription.to_owned(),
         event_id: event_id.to_owned(),
@@ -46,10 +46,10 @@ pub fn dead_letter(
     }
 }
 
-pub async fn insert(db: &DatabaseConnection, rows: Vec<DeadLetterRow>) {
+pub async fn insert(db: &DatabaseConnection, rows: Vec<NewDeadLetter>) {
     dead_letters::insert_many(
         db,
-        rows.into_iter().map(DeadLetterRow::into_active).collect(),
+        rows.into_iter().map(NewDeadLetter::into_active).collect(),
     )
     .await
     .expect("insert dead letters");

@@ -9,7 +9,7 @@ use decnet_webhook::{
     bus::Bus,
     config::Settings,
     db,
-    startup::build_api,
+    startup::{build_api, Shared},
 };
 use reqwest::{header::HeaderMap, Method};
 use sea_orm::DatabaseConnection;
@@ -106,7 +106,9 @@ impl TestApp {
         let bus = Bus::connect(&settings).await;
         let jwt = JwtKeys::new(TEST_JWT_SECRET.as_bytes(), settings.jwt_exp_minutes);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-        let api = build_api(settings.clone(), db.clone(), bus, jwt, listener).expect("API builds");
+        let shared = Shared::from_settings(&settings);
+        let api = build_api(settings.clone(), db.clone(), bus, jwt, shared, listener)
+            .expect("API builds");
         let handle = api.server.handle();
         actix_rt::spawn(api.server);
         Self {

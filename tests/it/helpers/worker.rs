@@ -34,7 +34,7 @@ pub struct WorkerHandle {
     /// `/metrics` on `metrics_bind`, when the settings have one.
     pub metrics_port: Option<u16>,
     stop: Option<oneshot::Sender<()>>,
-    done: Option<actix_rt::task::JoinHandle<Result<(), decnet_webhook::cli::Failure>>>,
+    done: Option<actix_rt::task::JoinHandle<Result<(), decnet_webhook::startup::StartupError>>>,
 }
 
 impl WorkerHandle {
@@ -75,7 +75,7 @@ impl WorkerHandle {
     }
 
     /// Stop gracefully and return how the run ended.
-    pub async fn stop(mut self) -> Result<(), decnet_webhook::cli::Failure> {
+    pub async fn stop(mut self) -> Result<(), decnet_webhook::startup::StartupError> {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -222,7 +222,7 @@ impl WorkerApp {
         client.flush().await.unwrap();
     }
 
-    pub async fn stop(mut self) -> Result<(), decnet_webhook::cli::Failure> {
+    pub async fn stop(mut self) -> Result<(), decnet_webhook::startup::StartupError> {
         match self.worker.take() {
             Some(w) => w.stop().await,
             None => Ok(()),

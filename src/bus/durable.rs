@@ -5,44 +5,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
+use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::{FutureExt, StreamExt};
 
-use crate::{
-    actors::{pattern::BusMessage, PatternSource},
-    config::Settings,
-};
-
-/// Acknowledges one JetStream message once its fate is settled.
-#[derive(Clone)]
-pub struct Acker(Arc<jetstream::Message>);
-
-impl std::fmt::Debug for Acker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Acker")
-    }
-}
-
-impl Acker {
-    /// Delivered or dead-lettered: never again.
-    pub fn ack(&self) {
-        self.send(AckKind::Ack);
-    }
-
-    /// Not handled here (shutdown): hand it to the next worker now.
-    pub fn nak(&self) {
-        self.send(AckKind::Nak(None));
-    }
-
-    fn send(&self, kind: AckKind) {
-        let msg = self.0.clone();
-        actix::spawn(async move {
-            if let Err(e) = msg.ack_with(kind).await {
-                tracing::warn!(error = %e, "JetStream acknowledgement failed; the message will be redelivered");
-            }
-        });
-    }
-}
+use super::source::{Acker, BusMessage, PatternSource};
+use crate::config::Settings;
 
 /// Stream settings derived from the configuration.
 #[derive(Clone, Debug)]

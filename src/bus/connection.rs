@@ -1,4 +1,4 @@
-//! The NATS bus: connect with background reconnects, publish, queue-subscribe.
+//! The connection to NATS: connect with background reconnects, publish.
 
 use std::{sync::Arc, time::Duration};
 
@@ -6,11 +6,6 @@ use async_nats::{Client, ConnectOptions};
 use serde_json::Value;
 
 use crate::config::Settings;
-
-pub const SUBSCRIPTIONS_CHANGED: &str = "system.webhook.subscriptions_changed";
-pub const CIRCUIT_TRIPPED: &str = "system.webhook.circuit_tripped";
-pub const HEALTH: &str = "system.webhook.health";
-pub const CONTROL: &str = "system.webhook.control";
 
 /// How long a publish may wait for room in the client's buffer before it is given up.
 const PUBLISH_WAIT: Duration = Duration::from_secs(2);

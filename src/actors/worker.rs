@@ -1,0 +1,128 @@
+//! The running worker: starts the actors and wires them to the bus and the database.
+
+use std::{sync::Arc, time::Duration};
+
+use actix::{Actor, Addr};
+use futures::stream::BoxStream;
+use sea_orm::DatabaseConnection;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    circuit::{CircuitActor, Tripped},
+    delivery::DeliveryPool,
+    journal::{JournalActor, Retention},
+    stats::WorkerStats,
+    subscription::Budget,
+    supervisor::{Shutdown, SupervisorActor, SupervisorParts},
+};
+use crate::{
+    bus::{bus_signals, durable, Bus, PatternSource, Signal},
+    config::Settings,
+    delivery::DeliverySettings,
+    secrets::SecretStore,
+};
+
+/// The running worker.
+pub struct Worker {
+    pub supervisor: Addr<SupervisorActor>,
+    pub stats: Arc<WorkerStats>,
+    stop_deliveries: watch::Sender<bool>,
+    /// Yields when the bus asked this worker to stop.
+    pub stop_requested: Option<mpsc::UnboundedReceiver<()>>,
+    _pool: DeliveryPool,
+}
+
+impl Worker {
+    /// Start the actors on the bus (durable or core, as configured); the first reload
+    /// runs at once. `secrets` opens the stored secrets; `delivery` is shared with the
+    /// API's test ping and replay.
+    pub async fn start(
+        settings: &Settings,
+        db: DatabaseConnection,
+        bus: Bus,
+        secrets: SecretStore,
+        delivery: DeliverySettings,
+    ) -> Self {
+        let source = match (settings.webhook.durable, bus.client()) {
+            (true, Some(client)) => {
+                let spec = durable::StreamSpec::from_settings(settings);
+                durable::prepare(client, &spec).await;
+                durable::pattern_source(client.clone(), spec)
+            }
+            _ => PatternSource::core(&bus),
+        };
+        let signals = bus_signals(&bus).await;
+        Self::start_with(settings, db, bus, (secrets, delivery), source, signals)
+    }
+
+    /// Start on any pattern source and signal stream.
+    pub fn start_with(
+        settings: &Settings,
+        db: DatabaseConnection,
+        bus: Bus,
+        (secrets, delivery): (SecretStore, DeliverySettings),
+        source: PatternSource,
+        signals: Option<BoxStream<'static, Signal>>,
+    ) -> Self {
+        let w = &settings.webhook;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let pool = DeliveryPool::start(threads, delivery, stop_rx);
+        let stats = Arc::new(WorkerStats::default());
+        let (stop_req_tx, stop_req_rx) = mpsc::unbounded_channel();
+        let circuit = CircuitActor::new(db.clone(), bus.clone(), w.circuit_threshold);
+        let budget = Budget {
+            max_inflight: w.max_inflight_per_sub,
+            queue: w.queue_per_sub,
+            // One attempt in flight may run its full timeout.
+            drain_timeout: w.timeout + Duration::from_secs(1),
+        };
+        let reload_every = w.reload_every;
+        let journal = JournalActor::new(
+            db.clone(),
+            Retention {
+                dead_letters: chrono::Duration::days(i64::from(w.dead_letter_days)),
+                attempts: chrono::Duration::days(i64::from(w.log_days)),
+            },
+        )
+        .start();
+        let pool2 = pool.clone();
+        let stats2 = stats.clone();
+        let supervisor = SupervisorActor::create(move |ctx| {
+            let me = actix::AsyncContext::address(ctx);
+            let circuit = circuit
+                .with_supervisor(me.clone().recipient::<Tripped>())
+                .start();
+            SupervisorActor::new(
+                SupervisorParts {
+                    db,
+                    bus,
+                    source,
+                    pool: pool2,
+                    circuit,
+                    stats: stats2,
+                    budget,
+                    reload_every,
+                    signals,
+                    stop_requested: Some(stop_req_tx),
+                    journal: Some(journal),
+                    secrets,
+                },
+                me.recipient(),
+            )
+        });
+        Self {
+            supervisor,
+            stats,
+            stop_deliveries: stop_tx,
+            stop_requested: Some(stop_req_rx),
+            _pool: pool,
+        }
+    }
+
+    /// Stop consuming, let in-flight deliveries finish (no new retries), flush state.
+    pub async fn shutdown(self) {
+        let _ = self.stop_deliveries.send(true);
+        let _ = self.supervisor.send(Shutdown).await;
+    }
+}

@@ -1,0 +1,14 @@
+//! The NATS bus: the connection, the subjects of the service's own traffic, event
+//! streams for pattern actors (core subscriptions or JetStream consumers), and the
+//! control signals workers listen to.
+
+pub mod connection;
+pub mod durable;
+pub mod signals;
+pub mod source;
+pub mod subjects;
+
+pub use connection::Bus;
+pub use signals::{bus_signals, Signal};
+pub use source::{Acker, BusMessage, PatternSource};
+pub use subjects::{CIRCUIT_TRIPPED, CONTROL, HEALTH, SUBSCRIPTIONS_CHANGED};
