@@ -49,7 +49,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Worker and delivery tuning (SPEC §2, `DECNET_WEBHOOK_*`).
+/// Worker and delivery tuning (`DECNET_WEBHOOK_*`).
 #[derive(Clone, Debug)]
 pub struct WebhookSettings {
     pub circuit_threshold: u32,

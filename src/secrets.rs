@@ -1,4 +1,4 @@
-//! Subscription secrets at rest (SPEC §8): AES-256-GCM under `DECNET_SECRET_KEY`.
+//! Subscription secrets at rest: AES-256-GCM under `DECNET_SECRET_KEY`.
 //!
 //! A stored secret is legacy plaintext, `enc:v1:` (earlier versions) or `enc:v2:` +
 //! base64(12-byte random nonce ‖ ciphertext ‖ tag); the prefix names the format. A v2

@@ -1,4 +1,4 @@
-//! Secret rotation, the per-subscription delivery options of SPEC §8, and a small
+//! Secret rotation, the per-subscription delivery options, and a small
 //! key/value table for values the service keeps about itself (the secret-key check).
 
 use sea_orm_migration::{prelude::*, schema::*};

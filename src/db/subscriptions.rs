@@ -1,4 +1,4 @@
-//! `webhook_subscriptions` repository, with the circuit-breaker writes of SPEC §3.
+//! `webhook_subscriptions` repository, with the circuit breaker's atomic writes.
 
 use chrono::{DateTime, Utc};
 use entity::webhook_subscription::{self, ActiveModel, Column, Entity, Model};

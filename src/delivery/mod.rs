@@ -1,4 +1,4 @@
-//! The HTTP delivery client of SPEC §6, shared by the worker and the API's test ping.
+//! The HTTP delivery client, shared by the worker and the API's test ping and replay.
 //!
 //! A delivery returns a [`DeliveryOutcome`], never an error: the caller decides what a
 //! failure means (circuit breaker, dead letter, test-ping answer).

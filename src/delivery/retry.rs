@@ -1,4 +1,4 @@
-//! The retry policy of SPEC §6: which answers are retried, and after how long.
+//! The retry policy: which answers are retried, and after how long.
 
 use std::{
     ops::RangeInclusive,

@@ -1,4 +1,5 @@
-//! Body signatures and the header values that carry them (SPEC §6).
+//! Body signatures and the header values that carry them: DECNET's
+//! `X-DECNET-Signature` and Standard Webhooks' `webhook-signature`.
 //!
 //! Every secret signs, newest first, so a receiver keeps verifying across a rotation:
 //! `X-DECNET-Signature: sha256=<new>,sha256=<old>` and

@@ -1,4 +1,4 @@
-//! Events in (SPEC §5) and the envelope body out (SPEC §6).
+//! Events in from the bus, and the envelope body out to receivers.
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};

@@ -1,4 +1,4 @@
-//! Payload shapes (SPEC §8): what body a subscription's receiver gets for an event.
+//! Payload shapes: what body a subscription's receiver gets for an event.
 //!
 //! `raw` sends the envelope itself; the others render a JSON document from it
 //! (docs/shapes.md describes each one exactly). Every rendered body is compact JSON
@@ -23,7 +23,7 @@ pub const NAMES: [&str; 4] = ["raw", "slack", "thehive", "template"];
 /// How a subscription's events are shaped before they are signed and sent.
 #[derive(Clone, Debug, Default)]
 pub enum Shape {
-    /// The envelope of SPEC §6, byte for byte.
+    /// The envelope (`domain::event`), byte for byte.
     #[default]
     Raw,
     /// A Slack incoming-webhook message, `{"text": …}`.

@@ -1,4 +1,4 @@
-//! The embedded web UI (SPEC §9): a login page and the Webhooks page at `/`.
+//! The embedded web UI: a login page and the Webhooks page at `/`.
 //!
 //! The HTML, CSS and JavaScript are compiled into the binary, so `decnet api` and
 //! `decnet serve` need nothing on disk. The page is a plain client of the public

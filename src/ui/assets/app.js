@@ -1,4 +1,4 @@
-// DECNET webhooks page: a plain client of the public admin API (SPEC §4).
+// DECNET webhooks page: a plain client of the public admin API.
 //
 // Every value that came from the API reaches the DOM through textContent or an
 // attribute, never through HTML parsing; the Content-Security-Policy forbids inline
@@ -9,7 +9,7 @@ const API = '/api/v1';
 const SESSION_KEY = 'decnet.session';
 const REFRESH_MS = 5000;
 
-// The API expands these (SPEC §4); the page only needs them to show which presets
+// The API expands these; the page only needs them to show which presets
 // an existing pattern list contains.
 const PRESETS = {
   AttackerDetail: ['attacker.>'],
