@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use crate::helpers::{
     eventually,
+    probe::ReloadProbe,
     worker::{insert_subscription, WorkerApp, SECRET},
     AppOptions, Recorded, TestApp, TestDb, TestReceiver,
 };
@@ -397,7 +398,7 @@ async fn encrypted_rows_without_a_check_value_still_catch_a_wrong_key() {
 #[actix_rt::test]
 async fn during_a_rotation_either_secret_verifies_and_after_it_only_the_new_one() {
     // What each reload did, as the supervisor (on this thread) reports it.
-    let reloads = decnet_webhook::bench::probe::ReloadProbe::install();
+    let reloads = ReloadProbe::install();
     let worker = WorkerApp::start(&[("secret_key", KEY), ("webhook_reload_secs", "3600")]).await;
     let api = api_beside(&worker, Some(KEY)).await;
     let token = api.admin_token().await;

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod db;
 pub mod nats;
+pub mod probe;
 pub mod process;
 pub mod receiver;
 pub mod worker;
