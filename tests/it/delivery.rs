@@ -20,10 +20,9 @@ use tokio::{
     sync::watch,
 };
 
-use crate::helpers::{Recorded, Reply, TestReceiver};
+use crate::helpers::{Recorded, Reply, TestReceiver, WAIT};
 
 const SECRET: &str = "a-receiver-secret-of-some-length";
-const WAIT: Duration = Duration::from_secs(10);
 /// Requests the test clients keep in flight to one destination.
 const PER_DESTINATION: usize = 64;
 

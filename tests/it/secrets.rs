@@ -2,7 +2,7 @@
 //! verifies, legacy plaintext rows and `decnet secrets encrypt`, a wrong key at
 //! start, and the rotation window seen by receivers holding either secret.
 
-use std::{process::Command, time::Duration};
+use std::process::Command;
 
 use base64::Engine as _;
 use chrono::Utc;
@@ -17,10 +17,9 @@ use crate::helpers::{
     eventually,
     probe::ReloadProbe,
     worker::{insert_subscription, WorkerApp, SECRET},
-    AppOptions, Recorded, TestApp, TestDb, TestReceiver,
+    AppOptions, Recorded, TestApp, TestDb, TestReceiver, WAIT,
 };
 
-const WAIT: Duration = Duration::from_secs(15);
 const KEY: &str = "5f0c2d7e9a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5";
 const OTHER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const OLD: &str = "the-old-receiver-secret-0123456789";
