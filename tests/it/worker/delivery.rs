@@ -426,7 +426,7 @@ async fn one_connection_serves_many_deliveries() {
 /// Wire vectors recorded from the original implementation.
 #[test]
 fn envelopes_and_signatures_match_the_original() {
-    let raw = include_str!("../vectors/envelopes.json");
+    let raw = include_str!("../../vectors/envelopes.json");
     let doc: Value = serde_json::from_str(raw).expect("vectors are JSON");
     let vectors = doc["vectors"].as_array().expect("a vectors list");
     assert!(!vectors.is_empty());
