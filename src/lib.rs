@@ -1,7 +1,6 @@
 pub mod actors;
 pub mod api;
 pub mod auth;
-pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod config;

@@ -2,8 +2,6 @@
 //! deliveries succeed, fail and trip; on the API listener without a token, or on
 //! `DECNET_METRICS_BIND` for a worker running alone.
 
-use std::time::Duration;
-
 use prometheus_parse::{Scrape, Value};
 use serde_json::json;
 
@@ -11,10 +9,9 @@ use crate::helpers::{
     eventually,
     process::Decnet,
     worker::{insert_subscription, WorkerApp},
-    AppOptions, NatsServer, Reply, TestApp, TestDb, TestReceiver,
+    AppOptions, NatsServer, Reply, TestApp, TestDb, TestReceiver, WAIT,
 };
 
-const WAIT: Duration = Duration::from_secs(20);
 const DELIVERIES: &str = "decnet_webhook_deliveries_total";
 const ATTEMPTS: &str = "decnet_webhook_attempts_total";
 

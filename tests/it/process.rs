@@ -7,10 +7,8 @@ use nix::sys::signal::Signal;
 
 use crate::helpers::{
     eventually, process::Decnet, worker::insert_subscription, NatsServer, Reply, TestDb,
-    TestReceiver,
+    TestReceiver, WAIT,
 };
-
-const WAIT: Duration = Duration::from_secs(20);
 
 fn worker_env(nats: &NatsServer, db: &TestDb) -> Vec<(&'static str, String)> {
     vec![

@@ -2,7 +2,7 @@
 //! verifies, legacy plaintext rows and `decnet secrets encrypt`, a wrong key at
 //! start, and the rotation window seen by receivers holding either secret.
 
-use std::{process::Command, time::Duration};
+use std::process::Command;
 
 use base64::Engine as _;
 use chrono::Utc;
@@ -15,11 +15,11 @@ use sha2::Sha256;
 
 use crate::helpers::{
     eventually,
+    probe::ReloadProbe,
     worker::{insert_subscription, WorkerApp, SECRET},
-    AppOptions, Recorded, TestApp, TestDb, TestReceiver,
+    AppOptions, Recorded, TestApp, TestDb, TestReceiver, WAIT,
 };
 
-const WAIT: Duration = Duration::from_secs(15);
 const KEY: &str = "5f0c2d7e9a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5";
 const OTHER_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const OLD: &str = "the-old-receiver-secret-0123456789";
@@ -397,7 +397,7 @@ async fn encrypted_rows_without_a_check_value_still_catch_a_wrong_key() {
 #[actix_rt::test]
 async fn during_a_rotation_either_secret_verifies_and_after_it_only_the_new_one() {
     // What each reload did, as the supervisor (on this thread) reports it.
-    let reloads = decnet_webhook::bench::probe::ReloadProbe::install();
+    let reloads = ReloadProbe::install();
     let worker = WorkerApp::start(&[("secret_key", KEY), ("webhook_reload_secs", "3600")]).await;
     let api = api_beside(&worker, Some(KEY)).await;
     let token = api.admin_token().await;

@@ -1,17 +1,14 @@
 //! `system.webhook.subscriptions_changed` after every effective change, and a bus
 //! that is down never fails a request.
 
-use std::time::Duration;
-
 use async_nats::Subscriber;
 use futures::StreamExt;
 use serde_json::json;
 
 use super::valid_webhook;
-use crate::helpers::{AppOptions, TestApp};
+use crate::helpers::{AppOptions, TestApp, WAIT};
 
 const SUBJECT: &str = "system.webhook.subscriptions_changed";
-const WAIT: Duration = Duration::from_secs(10);
 
 pub(super) async fn next_body(sub: &mut Subscriber) -> Vec<u8> {
     let msg = tokio::time::timeout(WAIT, sub.next())

@@ -1,8 +1,6 @@
 //! `POST /api/v1/webhooks/{uuid}/replay`: dead letters re-delivered in order, signed
 //! with the subscription's secret, exactly as stored; the first failure stops it.
 
-use std::time::Duration;
-
 use decnet_webhook::{
     config::Settings,
     db::{dead_letters, delivery_log},
@@ -13,11 +11,10 @@ use serde_json::{json, Value};
 use super::dead_letters::{at, dead_letter, envelope, event_ids, insert};
 use crate::helpers::{
     app::ApiResponse, eventually, worker::WorkerHandle, AppOptions, Recorded, Reply, TestApp,
-    TestReceiver,
+    TestReceiver, WAIT,
 };
 
 const SECRET: &str = "replay-secret-0123456789abcdef";
-const WAIT: Duration = Duration::from_secs(15);
 
 struct Setup {
     app: TestApp,

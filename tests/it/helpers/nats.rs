@@ -1,4 +1,7 @@
-//! A private `nats-server` per test, killed on drop and restartable on the same port.
+//! A private `nats-server` per test (and per bench scenario), killed on drop and
+//! restartable on the same port; with JetStream, its store is a temporary folder
+//! removed with it. Also built into `decnet-bench`, so only std and the package's own
+//! dependencies here.
 
 use std::{
     io::{BufRead, BufReader},
@@ -16,12 +19,28 @@ pub struct NatsServer {
 impl NatsServer {
     /// Start on a random port (`-p -1`).
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::try_start(false).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Start with JetStream enabled, its store in a temporary folder.
     pub fn start_jetstream() -> Self {
-        Self::start_with(true)
+        Self::try_start(true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `start` (or with `jetstream`, `start_jetstream`) that reports a failure instead
+    /// of panicking: the bench turns it into a setup error.
+    pub fn try_start(jetstream: bool) -> Result<Self, String> {
+        let dir = if jetstream {
+            Some(tempfile::tempdir().map_err(|e| format!("JetStream store dir: {e}"))?)
+        } else {
+            None
+        };
+        let (child, port) = spawn(-1, dir.as_ref())?;
+        Ok(Self {
+            child: Some(child),
+            port,
+            jetstream_dir: dir,
+        })
     }
 
     /// A server that is not running yet, on a port reserved now (start it with `restart`).
@@ -34,16 +53,6 @@ impl NatsServer {
             child: None,
             port,
             jetstream_dir: None,
-        }
-    }
-
-    fn start_with(jetstream: bool) -> Self {
-        let dir = jetstream.then(|| tempfile::tempdir().expect("jetstream dir"));
-        let (child, port) = spawn(-1, dir.as_ref());
-        Self {
-            child: Some(child),
-            port,
-            jetstream_dir: dir,
         }
     }
 
@@ -62,7 +71,7 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.stop();
         let port = self.port as i32;
-        let (child, _) = spawn(port, self.jetstream_dir.as_ref());
+        let (child, _) = spawn(port, self.jetstream_dir.as_ref()).unwrap_or_else(|e| panic!("{e}"));
         self.child = Some(child);
     }
 
@@ -114,8 +123,9 @@ fn binary() -> String {
 }
 
 /// Spawn and wait for the "Server is ready" line; returns the client port.
-fn spawn(port: i32, js_dir: Option<&tempfile::TempDir>) -> (Child, u16) {
-    let mut cmd = Command::new(binary());
+fn spawn(port: i32, js_dir: Option<&tempfile::TempDir>) -> Result<(Child, u16), String> {
+    let bin = binary();
+    let mut cmd = Command::new(&bin);
     cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
     if let Some(dir) = js_dir {
         cmd.arg("-js").arg("-sd").arg(dir.path());
@@ -124,9 +134,13 @@ fn spawn(port: i32, js_dir: Option<&tempfile::TempDir>) -> (Child, u16) {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("nats-server must be on PATH (apt-get install nats-server)");
-    let stderr = child.stderr.take().expect("stderr piped");
+        .map_err(|e| format!("cannot start {bin}: {e} (apt-get install nats-server)"))?;
+    let Some(stderr) = child.stderr.take() else {
+        let _ = child.kill();
+        return Err("nats-server stderr not piped".into());
+    };
     let (tx, rx) = mpsc::channel();
+    // Keeps draining the log after start, so the server never blocks on a full pipe.
     std::thread::spawn(move || {
         let mut port = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -140,12 +154,18 @@ fn spawn(port: i32, js_dir: Option<&tempfile::TempDir>) -> (Child, u16) {
             if line.contains("Server is ready") {
                 let _ = tx.send(port);
             }
+            // Slow consumers and errors explain lost events: show them.
+            if line.contains("[WRN]") || line.contains("[ERR]") {
+                eprintln!("nats-server: {line}");
+            }
         }
     });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .ok()
-        .flatten()
-        .expect("nats-server did not become ready");
-    (child, port)
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Some(port)) => Ok((child, port)),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err("nats-server did not become ready".into())
+        }
+    }
 }

@@ -4,7 +4,6 @@ use std::{
     io::{BufRead, BufReader, Write},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use nix::{
@@ -12,9 +11,7 @@ use nix::{
     unistd::Pid,
 };
 
-use super::eventually;
-
-const WAIT: Duration = Duration::from_secs(20);
+use super::{eventually, WAIT};
 
 /// A running `decnet` with its stderr collected.
 pub struct Decnet {
@@ -72,18 +69,18 @@ impl Decnet {
     }
 
     pub async fn exit_code(&mut self) -> Option<i32> {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
+        let Self { child, log } = self;
+        eventually(WAIT, "the process to exit", || {
+            let exited = child.try_wait();
+            let log = log.lock().unwrap().clone();
+            async move {
+                match exited {
+                    Ok(Some(status)) => Ok(status.code()),
+                    _ => Err(log),
+                }
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "process did not exit: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 }
 

@@ -6,7 +6,6 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use fantoccini::{elements::Element, error::CmdError, Client, ClientBuilder, Locator};
@@ -17,8 +16,7 @@ use nix::{
 };
 use serde_json::{json, Value};
 
-/// How long any one condition on the page may take to come true.
-pub const WAIT: Duration = Duration::from_secs(20);
+use crate::helpers::{eventually, try_eventually, WAIT};
 
 const INSTALL_HINT: &str = "the browser test needs Debian's chromium and chromedriver: \
      apt-get install -y --no-install-recommends chromium chromium-driver \
@@ -93,7 +91,7 @@ impl Browser {
         let driver = ChromeDriver::start();
         let profile = tempfile::tempdir().expect("browser profile dir");
         let status = reqwest::Client::new();
-        crate::helpers::eventually(WAIT, "chromedriver to be ready", || async {
+        eventually(WAIT, "chromedriver to be ready", || async {
             let resp = status
                 .get(format!("{}/status", driver.url()))
                 .send()
@@ -166,12 +164,14 @@ impl Browser {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>, CmdError>>,
     {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(v)) = check().await {
-                return v;
-            }
-            if Instant::now() >= deadline {
+        let seen = try_eventually(WAIT, || {
+            let attempt = check();
+            async move { attempt.await.ok().flatten() }
+        })
+        .await;
+        match seen {
+            Ok(v) => v,
+            Err(_) => {
                 let page = self
                     .client
                     .execute("return document.body.innerText", vec![])
@@ -189,7 +189,6 @@ impl Browser {
                     shot.display()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

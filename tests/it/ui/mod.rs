@@ -10,9 +10,9 @@ use fantoccini::Locator;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    eventually, process::Decnet, AppOptions, NatsServer, Reply, TestApp, TestDb, TestReceiver,
+    eventually, process::Decnet, AppOptions, NatsServer, Reply, TestApp, TestDb, TestReceiver, WAIT,
 };
-use browser::{Browser, WAIT};
+use browser::Browser;
 use decnet_webhook::db::subscriptions;
 
 // ------------------------------------------------------------------ assets

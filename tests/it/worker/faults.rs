@@ -3,7 +3,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use async_nats::jetstream;
@@ -14,10 +14,9 @@ use crate::helpers::{
     eventually,
     process::Decnet,
     worker::{insert_subscription, WorkerApp},
-    NatsServer, Recorded, Reply, TestDb, TestReceiver,
+    NatsServer, Recorded, Reply, TestDb, TestReceiver, WAIT,
 };
 
-const WAIT: Duration = Duration::from_secs(20);
 const STREAM: &str = "DECNET_EVENTS";
 
 fn event(id: &str) -> Vec<u8> {
@@ -34,22 +33,6 @@ fn ids(rx: &TestReceiver) -> Vec<String> {
         .iter()
         .filter_map(|r| event_id(r).map(str::to_owned))
         .collect()
-}
-
-/// Poll `check` every 100 ms until it holds, or panic with `what` (and the last
-/// state it reports) after `within`.
-async fn wait_until<F: FnMut() -> Result<(), String>>(within: Duration, what: &str, mut check: F) {
-    let deadline = Instant::now() + within;
-    loop {
-        let state = match check() {
-            Ok(()) => return,
-            Err(state) => state,
-        };
-        if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}: {state}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Messages in the stream right now.
@@ -130,10 +113,10 @@ async fn durable_mode_loses_nothing_when_the_worker_is_killed_mid_stream() {
     let mut second = Decnet::spawn(&["webhook"], &env, dir.path());
     let want: HashSet<String> = (0..N).map(|i| format!("e-{i}")).collect();
     // Unacknowledged messages come back after the consumer's ack_wait (about 10 s).
-    wait_until(
+    eventually(
         Duration::from_secs(90),
         "every event id at the receiver",
-        || {
+        || async {
             let got: HashSet<String> = ids(&rx).into_iter().collect();
             let missing = want.difference(&got).count();
             if missing == 0 {
@@ -237,19 +220,23 @@ async fn durable_mode_delivers_everything_published_before_the_bus_restarts() {
     );
     publish_until_delivered(&app, &rx, "after").await;
     let want: HashSet<String> = (0..N).map(|i| format!("before-{i}")).collect();
-    wait_until(Duration::from_secs(45), "every pre-restart event", || {
-        let got: HashSet<String> = ids(&rx).into_iter().collect();
-        let missing: Vec<&String> = want.difference(&got).collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} missing, e.g. {:?}",
-                missing.len(),
-                &missing[..missing.len().min(5)]
-            ))
-        }
-    })
+    eventually(
+        Duration::from_secs(45),
+        "every pre-restart event",
+        || async {
+            let got: HashSet<String> = ids(&rx).into_iter().collect();
+            let missing: Vec<&String> = want.difference(&got).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} missing, e.g. {:?}",
+                    missing.len(),
+                    &missing[..missing.len().min(5)]
+                ))
+            }
+        },
+    )
     .await;
     let all: Vec<String> = ids(&rx)
         .into_iter()
@@ -544,7 +531,7 @@ async fn delivery_continues_while_the_database_is_away_and_state_catches_up() {
             .await;
     }
     let want: HashSet<String> = (0..50).map(|i| format!("during-{i}")).collect();
-    wait_until(WAIT, "deliveries during the outage", || {
+    eventually(WAIT, "deliveries during the outage", || async {
         let got: HashSet<String> = ids(&rx).into_iter().collect();
         let missing = want.difference(&got).count();
         if missing == 0 {

@@ -15,10 +15,8 @@ use serde_json::Value;
 use crate::helpers::{
     eventually,
     worker::{expected_signature, WorkerApp, SECRET},
-    Reply, TestReceiver,
+    Reply, TestReceiver, WAIT,
 };
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// Insert a subscription with its options set, signal the worker and wait until it
 /// runs. The row is written whole, so no reload can start it without its options.

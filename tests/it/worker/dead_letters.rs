@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use decnet_webhook::db::dead_letters;
 
-use crate::helpers::{eventually, worker::WorkerApp, Reply, TestReceiver};
-
-const WAIT: Duration = Duration::from_secs(15);
+use crate::helpers::{eventually, worker::WorkerApp, Reply, TestReceiver, WAIT};
 
 async fn dead(app: &WorkerApp, uuid: &str, n: usize) -> Vec<dead_letters::DeadLetter> {
     eventually(WAIT, "dead letters", || async {

@@ -9,8 +9,8 @@ fn text(v: &Value) -> String {
 }
 
 fn events() -> Vec<Event> {
-    let doc: Value =
-        serde_json::from_str(include_str!("../vectors/envelopes.json")).expect("vectors are JSON");
+    let doc: Value = serde_json::from_str(include_str!("../../vectors/envelopes.json"))
+        .expect("vectors are JSON");
     doc["vectors"]
         .as_array()
         .expect("a vectors list")
@@ -29,7 +29,7 @@ fn events() -> Vec<Event> {
 }
 
 fn golden() -> Value {
-    serde_json::from_str(include_str!("../vectors/shapes.json")).expect("golden file is JSON")
+    serde_json::from_str(include_str!("../../vectors/shapes.json")).expect("golden file is JSON")
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! Durable mode: JetStream consumers, acknowledged after success or dead-lettering.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
-use crate::helpers::{worker::WorkerApp, NatsServer, TestReceiver};
-
-const WAIT: Duration = Duration::from_secs(20);
+use crate::helpers::{worker::WorkerApp, NatsServer, TestReceiver, WAIT};
 
 fn ids(rx: &TestReceiver) -> Vec<String> {
     rx.requests()

@@ -8,6 +8,14 @@ use std::{
 };
 
 use actix::Addr;
+use decnet_webhook::{
+    actors::{
+        supervisor::{GetStatus, Reload, Status, SupervisorActor},
+        WorkerStats,
+    },
+    config::Settings,
+    startup::{Application, Components},
+};
 use entity::webhook_subscription::{ActiveModel, Entity};
 use sea_orm::{DatabaseConnection, EntityTrait, Set, TransactionTrait};
 use tokio::sync::oneshot;
@@ -16,15 +24,6 @@ use super::{
     nats::NatsServer,
     receiver::{Ledger, Tally},
     BenchError,
-};
-use crate::{
-    actors::{
-        supervisor::Reload,
-        supervisor::{GetStatus, Status, SupervisorActor},
-        WorkerStats,
-    },
-    config::Settings,
-    startup::{Application, Components},
 };
 
 /// The signing secret of every bench subscription.
@@ -48,7 +47,7 @@ pub struct Rig {
 impl Rig {
     /// nats-server and a migrated database; `extra` settings override the defaults.
     pub async fn new(extra: &[(&str, &str)]) -> Result<Self, BenchError> {
-        Self::on(NatsServer::start()?, extra).await
+        Self::on(NatsServer::try_start(false).map_err(BenchError)?, extra).await
     }
 
     /// The same with the worker in durable mode, on a nats-server with JetStream
@@ -59,7 +58,7 @@ impl Rig {
             ("webhook_stream_subjects", subjects),
         ];
         pairs.extend_from_slice(extra);
-        Self::on(NatsServer::start_jetstream()?, &pairs).await
+        Self::on(NatsServer::try_start(true).map_err(BenchError)?, &pairs).await
     }
 
     async fn on(nats: NatsServer, extra: &[(&str, &str)]) -> Result<Self, BenchError> {
@@ -77,7 +76,7 @@ impl Rig {
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings =
             Settings::from_pairs(pairs).map_err(|e| BenchError::setup("bench settings", e))?;
-        let db = crate::db::connect_and_migrate(&db_url)
+        let db = decnet_webhook::db::connect_and_migrate(&db_url)
             .await
             .map_err(|e| BenchError::setup("bench database", e))?;
         Ok(Self {
@@ -99,7 +98,7 @@ impl Rig {
                 .map(|sub| {
                     let uuid = uuid::Uuid::new_v4().to_string();
                     uuids.push(uuid.clone());
-                    let mut row = crate::db::subscriptions::new_row(
+                    let mut row = decnet_webhook::db::subscriptions::new_row(
                         &format!("bench-{uuid}"),
                         &sub.url,
                         SECRET,
@@ -154,7 +153,7 @@ pub struct RunningWorker {
     pub supervisor: Addr<SupervisorActor>,
     pub stats: Arc<WorkerStats>,
     stop: Option<oneshot::Sender<()>>,
-    done: actix_rt::task::JoinHandle<Result<(), crate::startup::StartupError>>,
+    done: actix_rt::task::JoinHandle<Result<(), decnet_webhook::startup::StartupError>>,
 }
 
 impl RunningWorker {

@@ -5,10 +5,8 @@ use std::{collections::HashMap, time::Duration};
 use crate::helpers::{
     eventually,
     worker::{expected_signature, WorkerApp},
-    NatsServer, Reply, TestReceiver,
+    NatsServer, Reply, TestReceiver, WAIT,
 };
-
-const WAIT: Duration = Duration::from_secs(15);
 
 #[actix_rt::test]
 async fn matching_event_is_delivered_once_signed_and_others_are_not() {

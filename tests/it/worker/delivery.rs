@@ -20,10 +20,9 @@ use tokio::{
     sync::watch,
 };
 
-use crate::helpers::{Recorded, Reply, TestReceiver};
+use crate::helpers::{Recorded, Reply, TestReceiver, WAIT};
 
 const SECRET: &str = "a-receiver-secret-of-some-length";
-const WAIT: Duration = Duration::from_secs(10);
 /// Requests the test clients keep in flight to one destination.
 const PER_DESTINATION: usize = 64;
 
@@ -427,7 +426,7 @@ async fn one_connection_serves_many_deliveries() {
 /// Wire vectors recorded from the original implementation.
 #[test]
 fn envelopes_and_signatures_match_the_original() {
-    let raw = include_str!("../vectors/envelopes.json");
+    let raw = include_str!("../../vectors/envelopes.json");
     let doc: Value = serde_json::from_str(raw).expect("vectors are JSON");
     let vectors = doc["vectors"].as_array().expect("a vectors list");
     assert!(!vectors.is_empty());

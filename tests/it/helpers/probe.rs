@@ -1,5 +1,6 @@
 //! Reads what the supervisor says it did on a reload (started / stopped / updated),
-//! so `scale` can show a one-row reload touched one subscription and no other.
+//! so the bench's `scale` can show a one-row reload touched one subscription and no
+//! other, and a test can see what a reload did. Also built into `decnet-bench`.
 
 use std::sync::{Arc, Mutex};
 

@@ -97,7 +97,7 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
 
 /// The worker's per-subscription in-flight cap, which the raw client matches.
 fn concurrency() -> Result<usize, BenchError> {
-    let defaults = crate::config::Settings::from_pairs(Vec::<(&str, &str)>::new())
+    let defaults = decnet_webhook::config::Settings::from_pairs(Vec::<(&str, &str)>::new())
         .map_err(|e| BenchError::setup("default settings", e))?;
     Ok(defaults.webhook.max_inflight_per_sub)
 }
@@ -474,7 +474,7 @@ async fn ratelimit(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let uuid = uuids
         .first()
         .ok_or_else(|| BenchError("no subscription inserted".into()))?;
-    crate::db::subscriptions::update(
+    decnet_webhook::db::subscriptions::update(
         &rig.db,
         entity::webhook_subscription::ActiveModel {
             uuid: sea_orm::Unchanged(uuid.clone()),
@@ -562,7 +562,7 @@ async fn scale(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     // Change one row's patterns: the heaviest one-row change (its streams restart).
     let changed = &uuids[0];
     let new_patterns = vec!["bench.scale.0.a".to_owned(), "bench.scale.0.c".to_owned()];
-    crate::db::subscriptions::update(
+    decnet_webhook::db::subscriptions::update(
         &rig.db,
         entity::webhook_subscription::ActiveModel {
             uuid: sea_orm::Unchanged(changed.clone()),

@@ -1,0 +1,9 @@
+//! The worker side: bus in, signed HTTP out, and what it keeps when delivery fails.
+
+mod dead_letters;
+mod delivery;
+mod durable;
+mod end_to_end;
+mod faults;
+mod options;
+mod shapes;
