@@ -1,4 +1,4 @@
-//! Secrets at rest and secret rotation (SPEC §8): encrypted storage that still
+//! Secrets at rest and secret rotation: encrypted storage that still
 //! verifies, legacy plaintext rows and `decnet secrets encrypt`, a wrong key at
 //! start, and the rotation window seen by receivers holding either secret.
 

@@ -1,5 +1,5 @@
 //! `decnet-bench <scenario>|all [--size small|full]`: one JSON line per scenario on
-//! stdout (see DESIGN.md, BENCH); warnings on stderr.
+//! stdout (see the README's Performance section); warnings on stderr.
 //!
 //! The benchmark driver: the real worker, NATS in → signed HTTP out, against a private
 //! nats-server, lean loopback receivers and a temporary SQLite database. Each scenario

@@ -1,4 +1,4 @@
-//! The scenarios of DESIGN.md's BENCH table, each one JSON line.
+//! The benchmark's scenarios, each one JSON line.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! The admin API over real HTTP (SPEC §4).
+//! The admin API over real HTTP.
 
 mod auth;
 mod bus_signal;

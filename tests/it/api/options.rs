@@ -1,4 +1,4 @@
-//! Per-subscription delivery options (SPEC §8) through the API: defaults, round
+//! Per-subscription delivery options through the API: defaults, round
 //! trips, each refusal, and the reload signal.
 
 use decnet_webhook::db::subscriptions;

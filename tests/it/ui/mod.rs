@@ -1,4 +1,4 @@
-//! The web UI (SPEC §9): its assets and headers, and the whole page in headless
+//! The web UI: its assets and headers, and the whole page in headless
 //! Chromium against the real `decnet` binary.
 
 mod browser;

@@ -1,4 +1,4 @@
-//! The delivery client against real local receivers (SPEC §6).
+//! The delivery client against real local receivers.
 
 use std::{
     cell::Cell,
