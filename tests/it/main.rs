@@ -9,6 +9,7 @@ mod delivery;
 mod durable;
 mod faults;
 mod init;
+mod layers;
 mod metrics;
 mod options;
 mod process;
