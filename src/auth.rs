@@ -1,16 +1,11 @@
-//! Password hashing (argon2id), access tokens (HS256 JWT) and the extractors that
-//! require them on API routes.
+//! Password hashing (argon2id) and access tokens (HS256 JWT).
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
-use futures::future::LocalBoxFuture;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-
-use crate::{api::AppState, error::AppError};
 
 pub const ISSUER: &str = "decnet";
 pub const AUDIENCE: &str = "decnet-dashboard";
@@ -139,72 +134,6 @@ impl JwtKeys {
             .claims;
         (claims.typ == "access").then_some(claims)
     }
-}
-
-/// A signed-in user: a valid `Authorization: Bearer <token>` whose user still exists.
-/// Its role is the one stored now, so a demotion takes effect before the token expires.
-#[derive(Clone, Debug)]
-pub struct AuthUser {
-    pub uuid: String,
-    pub username: String,
-    pub role: Role,
-}
-
-/// An [`AuthUser`] whose role is admin; anyone else gets 403.
-#[derive(Clone, Debug)]
-pub struct Admin(pub AuthUser);
-
-impl FromRequest for AuthUser {
-    type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req).map(str::to_owned);
-        Box::pin(async move {
-            let Some(state) = state else {
-                tracing::error!("AppState is not registered on the app");
-                return Err(AppError::Internal);
-            };
-            let claims = token
-                .and_then(|t| state.jwt.verify(&t))
-                .ok_or(AppError::NotAuthenticated)?;
-            let user = crate::db::users::get(&state.db, &claims.sub)
-                .await?
-                .ok_or(AppError::NotAuthenticated)?;
-            Ok(Self {
-                // An unknown stored role gets the least privilege.
-                role: Role::parse(&user.role).unwrap_or(Role::Viewer),
-                uuid: user.uuid,
-                username: user.username,
-            })
-        })
-    }
-}
-
-impl FromRequest for Admin {
-    type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = AuthUser::from_request(req, payload);
-        Box::pin(async move {
-            let user = user.await?;
-            match user.role {
-                Role::Admin => Ok(Self(user)),
-                Role::Viewer => Err(AppError::Forbidden),
-            }
-        })
-    }
-}
-
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
-        .then_some(token)
 }
 
 #[cfg(test)]

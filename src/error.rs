@@ -5,8 +5,17 @@ use actix_web::{
     HttpResponse, ResponseError,
 };
 use sea_orm::DbErr;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-/// Every way an API request can fail; each renders as `{"detail": "<message>"}`.
+/// Every error answer of the API.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+}
+
+/// Every way an API request can fail; each renders as an [`ErrorBody`],
+/// `{"detail": "<message>"}`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
@@ -63,7 +72,9 @@ impl ResponseError for AppError {
         if self.status_code() == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        resp.json(serde_json::json!({ "detail": self.to_string() }))
+        resp.json(ErrorBody {
+            detail: self.to_string(),
+        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC §8): one process-wide registry, rendered as text at
+//! Prometheus metrics: one process-wide registry, rendered as text at
 //! `GET /metrics` on the API listener, or on `DECNET_METRICS_BIND` when that is set.
 //!
 //! Cardinality stays bounded: the only per-subscription label is the subscription's
@@ -8,12 +8,10 @@
 
 use std::{
     collections::HashMap,
-    net::TcpListener,
     sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
-use actix_web::{dev::Server, web, App, HttpResponse, HttpServer};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -363,42 +361,6 @@ impl Drop for SubscriptionMetrics {
         self.set_load(0, 0);
         self.metrics.release(&self.uuid);
     }
-}
-
-/// `GET /metrics` (no authentication: it tells counts, never URLs or secrets).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/metrics")
-            .route(web::get().to(scrape))
-            .default_service(crate::api::allow_only("GET")),
-    );
-}
-
-async fn scrape() -> HttpResponse {
-    match global().render() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type(prometheus::TEXT_FORMAT)
-            .body(text),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot render metrics");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
-}
-
-/// A server of `/metrics` alone, on its own listener (`DECNET_METRICS_BIND`).
-pub fn server(listener: TcpListener) -> std::io::Result<Server> {
-    Ok(HttpServer::new(|| {
-        App::new()
-            .configure(configure)
-            .default_service(web::to(HttpResponse::NotFound))
-            .wrap(actix_web::middleware::NormalizePath::trim())
-    })
-    .workers(1)
-    .listen(listener)?
-    .disable_signals()
-    .shutdown_timeout(1)
-    .run())
 }
 
 #[cfg(test)]

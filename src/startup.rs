@@ -105,7 +105,7 @@ pub fn build_api(
             .app_data(web::Data::new(DeliveryClient::new(delivery.clone())))
             .configure(|cfg| {
                 if metrics_here {
-                    crate::metrics::configure(cfg)
+                    crate::api::metrics::configure(cfg)
                 }
             })
             .configure(api::configure)
@@ -189,7 +189,7 @@ impl Application {
                     ))
                 })?;
                 let port = listener.local_addr().map_or(addr.port(), |a| a.port());
-                let server = crate::metrics::server(listener)
+                let server = crate::api::metrics::server(listener)
                     .map_err(|e| StartupError::Runtime(format!("cannot serve metrics: {e}")))?;
                 tracing::info!(port, "metrics listening on /metrics");
                 Some(ApiServer { port, server })

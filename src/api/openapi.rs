@@ -1,31 +1,18 @@
 //! The OpenAPI 3 document, served at `GET /api/v1/openapi.json`.
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
 use utoipa::{
     openapi::{
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
         OpenApi as OpenApiDoc,
     },
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi,
 };
 
-use super::{auth, webhooks};
+use super::{allow::allow_only, auth, health, webhooks};
+use crate::error::ErrorBody;
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
-
-/// Every error answer of the API.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub detail: String,
-}
-
-/// The answer of `GET /healthz`.
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`
-    pub status: String,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,7 +21,7 @@ pub struct Health {
         description = "Admin API of the DECNET webhook egress: subscribe HTTP endpoints to bus subject patterns."
     ),
     paths(
-        super::healthz,
+        health::healthz,
         openapi_json,
         auth::login,
         webhooks::list,
@@ -83,7 +70,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(document).service(
         web::resource(OPENAPI_PATH)
             .route(web::get().to(openapi_json))
-            .default_service(super::allow_only("GET")),
+            .default_service(allow_only("GET")),
     );
 }
 

@@ -1,29 +1,30 @@
-//! `/api/v1/webhooks`: subscription CRUD for admins (SPEC §4).
+//! `/api/v1/webhooks`: subscription CRUD for admins.
 
 mod changes;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod dto;
+mod lookup;
+mod notify;
 pub mod options;
 pub mod ping;
 pub mod replay;
+pub mod replays;
 pub mod secret;
 pub mod validate;
 
 use actix_web::{web, HttpResponse};
-use entity::webhook_subscription::Model;
 use sea_orm::{ActiveValue::Set, DbErr, SqlErr};
-use serde_json::json;
 
-use super::{body::read_json, openapi::ErrorBody, AppState};
+use super::{allow::allow_only, auth::Admin, body::read_json, state::AppState};
 use crate::{
-    auth::Admin,
-    bus,
     db::{self, subscriptions},
-    error::{redact_db_error, AppError},
+    error::{redact_db_error, AppError, ErrorBody},
 };
 use changes::Changes;
 use dto::{Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookUpdate};
+use lookup::{find, parse_uuid};
+use notify::signal_changed;
 use options::{Options, OptionsPatch};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,39 +33,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/webhooks")
             .route(web::get().to(list))
             .route(web::post().to(create))
-            .default_service(super::allow_only("GET, POST")),
+            .default_service(allow_only("GET, POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}")
             .route(web::get().to(get))
             .route(web::patch().to(update))
             .route(web::delete().to(delete))
-            .default_service(super::allow_only("GET, PATCH, DELETE")),
+            .default_service(allow_only("GET, PATCH, DELETE")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/rotate-secret")
             .route(web::post().to(secret::rotate_secret))
-            .default_service(super::allow_only("POST")),
+            .default_service(allow_only("POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/test")
             .route(web::post().to(ping::test_ping))
-            .default_service(super::allow_only("POST")),
+            .default_service(allow_only("POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/dead-letters")
             .route(web::get().to(dead_letters::list_dead_letters))
-            .default_service(super::allow_only("GET")),
+            .default_service(allow_only("GET")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/replay")
             .route(web::post().to(replay::replay))
-            .default_service(super::allow_only("POST")),
+            .default_service(allow_only("POST")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}/deliveries")
             .route(web::get().to(deliveries::list_deliveries))
-            .default_service(super::allow_only("GET")),
+            .default_service(allow_only("GET")),
     );
 }
 
@@ -310,20 +311,6 @@ pub async fn delete(
     }))
 }
 
-async fn find(state: &AppState, raw_uuid: &str) -> Result<Model, AppError> {
-    let uuid = parse_uuid(raw_uuid)?;
-    subscriptions::get(&state.db, &uuid)
-        .await?
-        .ok_or_else(AppError::not_found)
-}
-
-/// Subscriptions are keyed by hyphenated lowercase UUIDs; anything else names none.
-fn parse_uuid(raw: &str) -> Result<String, AppError> {
-    uuid::Uuid::parse_str(raw)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| AppError::not_found())
-}
-
 fn name_taken(name: &str) -> AppError {
     AppError::Conflict(format!("A webhook named {name:?} already exists"))
 }
@@ -345,13 +332,4 @@ async fn forget_history(state: &AppState, uuid: &str) {
     if let Err(e) = db::delivery_log::delete_for_subscription(&state.db, uuid).await {
         tracing::warn!(%uuid, error = %redact_db_error(&e), "could not delete the delivery log of a deleted webhook");
     }
-}
-
-/// Tell the workers to reload; a bus failure is logged by the bus and never fails
-/// the request.
-async fn signal_changed(state: &AppState) {
-    state
-        .bus
-        .publish_json(bus::SUBSCRIPTIONS_CHANGED, &json!({}))
-        .await;
 }

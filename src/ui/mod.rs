@@ -57,7 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(asset.path)
                 .route(web::get().to(handler))
                 .route(web::head().to(handler))
-                .default_service(crate::api::allow_only("GET, HEAD")),
+                .default_service(crate::api::allow::allow_only("GET, HEAD")),
         );
     }
 }

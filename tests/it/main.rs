@@ -5,6 +5,7 @@ mod helpers;
 mod api;
 mod bench;
 mod init;
+mod layers;
 mod metrics;
 mod process;
 mod repository;

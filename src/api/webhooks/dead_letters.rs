@@ -4,17 +4,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
     dto::{DeadLetter, DeadLetterPage},
-    find,
+    lookup::find,
 };
 use crate::{
     api::{
-        openapi::ErrorBody,
+        auth::Admin,
         query::{Page, Query},
-        AppState,
+        state::AppState,
     },
-    auth::Admin,
     db::dead_letters,
-    error::AppError,
+    error::{AppError, ErrorBody},
 };
 
 /// The subscription's dead letters, newest first, with their exact bodies.

@@ -5,17 +5,16 @@ use utoipa::ToSchema;
 
 use super::{
     dto::{DeliveryAttempt, DeliveryPage},
-    find,
+    lookup::find,
 };
 use crate::{
     api::{
-        openapi::ErrorBody,
+        auth::Admin,
         query::{invalid, Page, Query},
-        AppState,
+        state::AppState,
     },
-    auth::Admin,
     db::delivery_log,
-    error::AppError,
+    error::{AppError, ErrorBody},
 };
 
 /// Which attempts to list.

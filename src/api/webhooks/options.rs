@@ -1,4 +1,4 @@
-//! Per-subscription delivery options (SPEC §8): ordering, batching, a rate limit
+//! Per-subscription delivery options: ordering, batching, a rate limit
 //! and the payload shape. All are off by default; the rules between them are
 //! checked on the options a subscription would have after the request.
 

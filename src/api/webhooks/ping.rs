@@ -5,13 +5,12 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{dto::TestResult, find};
+use super::{dto::TestResult, lookup::find};
 use crate::{
-    api::{openapi::ErrorBody, AppState},
-    auth::Admin,
+    api::{auth::Admin, state::AppState},
     delivery::{DeliveryClient, Target},
     domain::{event::iso, Event, WebhookUrl},
-    error::AppError,
+    error::{AppError, ErrorBody},
 };
 
 /// Send one `test.ping` event to the subscription's receiver (one attempt, no retries).

@@ -7,11 +7,7 @@
 //! the next replay starts from it. The replay stops at the first failure, so the
 //! receiver never sees a later event before an earlier one.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -20,15 +16,14 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection};
 
 use super::{
     dto::{ReplayFailure, ReplayResult},
-    find,
+    lookup::find,
 };
 use crate::{
-    api::{openapi::ErrorBody, query::Query, AppState},
-    auth::Admin,
+    api::{auth::Admin, query::Query, state::AppState},
     db::{dead_letters, delivery_log},
     delivery::{Attempt, DeliveryClient, Target},
     domain::{Event, WebhookUrl},
-    error::{redact_db_error, AppError},
+    error::{redact_db_error, AppError, ErrorBody},
 };
 
 /// Entries one request re-delivers at most; `remaining` tells the caller to go on.
@@ -36,38 +31,6 @@ pub const MAX_ENTRIES: u64 = 1000;
 /// No new delivery starts after this long, so a slow receiver cannot hold the request
 /// for `MAX_ENTRIES` timeouts.
 const TIME_BUDGET: Duration = Duration::from_secs(60);
-
-/// Subscriptions being replayed by this process: two replays at once would deliver
-/// the same entries twice and interleave their order.
-#[derive(Default)]
-pub struct Replays(Mutex<HashSet<String>>);
-
-impl Replays {
-    /// Claim `uuid` until the guard drops (also when the request is cancelled).
-    fn claim(self: &Arc<Self>, uuid: &str) -> Option<ReplayGuard> {
-        let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        running.insert(uuid.to_owned()).then(|| ReplayGuard {
-            replays: self.clone(),
-            uuid: uuid.to_owned(),
-        })
-    }
-}
-
-struct ReplayGuard {
-    replays: Arc<Replays>,
-    uuid: String,
-}
-
-impl Drop for ReplayGuard {
-    fn drop(&mut self) {
-        let mut running = self
-            .replays
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        running.remove(&self.uuid);
-    }
-}
 
 /// Re-deliver the subscription's dead letters oldest first, signed as the worker signs
 /// now (both secrets during a rotation), each with the exact body stored; each one delivered is removed. Stops at
@@ -215,20 +178,5 @@ fn logged<'a>(
 async fn record(db: &DatabaseConnection, attempts: Vec<delivery_attempt::ActiveModel>) {
     if let Err(e) = delivery_log::insert_many(db, attempts).await {
         tracing::warn!(error = %redact_db_error(&e), "could not log replay attempts");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_subscription_is_replayed_once_at_a_time() {
-        let replays = Arc::new(Replays::default());
-        let guard = replays.claim("a").expect("free");
-        assert!(replays.claim("a").is_none());
-        assert!(replays.claim("b").is_some());
-        drop(guard);
-        assert!(replays.claim("a").is_some());
     }
 }

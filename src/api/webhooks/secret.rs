@@ -8,14 +8,15 @@ use sea_orm::ActiveValue::{Set, Unchanged};
 
 use super::{
     dto::{RotateSecret, Webhook, WebhookCreated, PLAINTEXT_SECRET_WARNING},
-    find, signal_changed, validate,
+    lookup::find,
+    notify::signal_changed,
+    validate,
 };
 use crate::{
-    api::{body::read_json_or_default, openapi::ErrorBody, AppState},
-    auth::Admin,
+    api::{auth::Admin, body::read_json_or_default, state::AppState},
     config::Secret,
     db::subscriptions,
-    error::AppError,
+    error::{AppError, ErrorBody},
 };
 
 /// Replace the secret; the old one keeps signing beside it for
