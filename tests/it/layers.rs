@@ -77,14 +77,24 @@ fn load_items(
         if test_only(&m.attrs) {
             continue;
         }
-        if m.attrs.iter().any(|a| a.path().is_ident("path")) {
-            return Err(format!(
-                "{}: #[path] on `mod {}` is not supported here",
-                file.display(),
-                m.ident
-            ));
-        }
         let name = m.ident.to_string();
+        if let Some(relative) = path_attribute(&m.attrs) {
+            // `#[path]` is relative to the directory of the declaring file.
+            let path = file.parent().unwrap_or(Path::new("")).join(relative);
+            let text = read(&path).ok_or_else(|| {
+                format!(
+                    "{}: no file {} for `mod {name}`",
+                    file.display(),
+                    path.display()
+                )
+            })?;
+            let mut child = module.clone();
+            child.push(name);
+            let child_dir = path.parent().unwrap_or(Path::new("")).to_owned();
+            krate.modules.insert(child.clone(), path.clone());
+            load_file(krate, &path, &text, child, &child_dir, read)?;
+            continue;
+        }
         let mut child = module.clone();
         child.push(name.clone());
         let child_dir = dir.join(&name);
@@ -116,6 +126,20 @@ fn load_items(
         }
     }
     Ok(())
+}
+
+/// The file a `#[path = "…"]` attribute names.
+fn path_attribute(attrs: &[Attribute]) -> Option<String> {
+    attrs.iter().find_map(|a| match &a.meta {
+        Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => Some(s.value()),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// `#[cfg(test)]`, or a `cfg(all(..))` that requires it.

@@ -7,10 +7,9 @@ use super::{
     publisher::{self, Plan, Published, Via},
     raw,
     receiver::{Blackhole, Ledger, Receiver, Tally},
+    report::{round, secs, BenchError, Report, Scenario, Size},
     rig::{settle, Rig, RunningWorker, Sub},
-    secs,
     stats::{ratio, rss_mib, CpuMeter, CpuUse},
-    BenchError, Report, Scenario, Size,
 };
 
 /// How big each scenario runs.
@@ -140,7 +139,7 @@ fn cpu_since(start: Option<CpuMeter>) -> Option<CpuUse> {
 fn cpu_cost(report: &mut Report, used: Option<CpuUse>, deliveries: u64) {
     if let Some(used) = used {
         report.set("cpu_us_per_delivery", used.us_per(deliveries));
-        report.set("cpu_busy", super::round(used.utilisation, 2));
+        report.set("cpu_busy", round(used.utilisation, 2));
     }
 }
 
@@ -160,7 +159,7 @@ async fn around<T>(
     report.set("raw_posts_per_s", mean.round());
     report.set(
         "raw_cpu_us_per_post",
-        super::round((before.cpu_us_per_post + after.cpu_us_per_post) / 2.0, 1),
+        round((before.cpu_us_per_post + after.cpu_us_per_post) / 2.0, 1),
     );
     Ok((out, mean))
 }
@@ -512,9 +511,9 @@ async fn ratelimit(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     report.set("queue_per_sub", events);
     report.set("window_s", window);
     report.set("in_window", in_window);
-    report.set("achieved_per_s", super::round(achieved, 1));
+    report.set("achieved_per_s", round(achieved, 1));
     report.set("ratio", achieved_ratio);
-    report.set("drain_s", super::round(drain_s, 3));
+    report.set("drain_s", round(drain_s, 3));
     report.set("lost", tally.lost);
     report.set("duplicated", tally.duplicated);
     report.set("overflowed", overflow);
@@ -599,9 +598,9 @@ async fn scale(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         .count();
     report.set("subscriptions", n);
     report.set("patterns", 2 * n);
-    report.set("ready_s", super::secs(ready_in));
-    report.set("noop_reload_s", super::secs(noop_in));
-    report.set("one_row_reload_s", super::secs(one_in));
+    report.set("ready_s", secs(ready_in));
+    report.set("noop_reload_s", secs(noop_in));
+    report.set("one_row_reload_s", secs(one_in));
     report.set("rss_mib", rss_ready);
     report.set("rss_mib_before_worker", rss_before);
     report.set(

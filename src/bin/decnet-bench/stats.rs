@@ -20,7 +20,7 @@ pub fn rss_mib() -> Option<f64> {
         .trim()
         .parse()
         .ok()?;
-    Some(super::round(kib / 1024.0, 1))
+    Some(super::report::round(kib / 1024.0, 1))
 }
 
 /// The whole machine's CPU time so far, from the first line of `/proc/stat`: every
@@ -83,7 +83,7 @@ impl CpuUse {
         if units == 0 {
             return 0.0;
         }
-        super::round(self.busy_s * 1e6 / units as f64, 1)
+        super::report::round(self.busy_s * 1e6 / units as f64, 1)
     }
 }
 
@@ -100,7 +100,7 @@ fn ticks_per_second() -> f64 {
 /// `a / b`, rounded; 0 when `b` is 0.
 pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
-        super::round(a / b, 3)
+        super::report::round(a / b, 3)
     } else {
         0.0
     }
