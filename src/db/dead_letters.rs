@@ -7,7 +7,7 @@ use sea_orm::{
     QuerySelect, Select,
 };
 
-pub use entity::dead_letter::Model as DeadLetter;
+pub use entity::dead_letter::Model as StoredDeadLetter;
 
 /// Why a delivery was dead-lettered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -254,8 +254,8 @@ pub struct DeadLetter {
     pub body_base64: Option<String>,
 }
 
-impl From<dead_letters::DeadLetter> for DeadLetter {
-    fn from(row: dead_letters::DeadLetter) -> Self {
+impl From<dead_letters::StoredDeadLetter> for DeadLetter {
+    fn from(row: dead_letters::StoredDeadLetter) -> Self {
         let (body, body_base64) = match String::from_utf8(row.body) {
             Ok(text) => (Some(text), None),
             Err(raw) => (None, Some(BASE64.encode(raw.into_bytes()))),

@@ -141,7 +141,7 @@ pub async fn replay(
 
 /// The event as the client needs it: only the id, topic and body go on the wire, and
 /// the body is the exact stored envelope.
-fn stored_event(entry: dead_letters::DeadLetter) -> Event {
+fn stored_event(entry: dead_letters::StoredDeadLetter) -> Event {
     Event {
         id: entry.event_id,
         topic: entry.topic,

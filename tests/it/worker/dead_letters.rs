@@ -6,7 +6,7 @@ use decnet_webhook::db::dead_letters;
 
 use crate::helpers::{eventually, worker::WorkerApp, Reply, TestReceiver, WAIT};
 
-async fn dead(app: &WorkerApp, uuid: &str, n: usize) -> Vec<dead_letters::DeadLetter> {
+async fn dead(app: &WorkerApp, uuid: &str, n: usize) -> Vec<dead_letters::StoredDeadLetter> {
     eventually(WAIT, "dead letters", || async {
         let (rows, total) = dead_letters::list(&app.db, uuid, 1000, 0).await.ok()?;
         (total as usize >= n).then_some(rows)
