@@ -21,8 +21,11 @@ use futures::{Stream, StreamExt as _};
 use tokio::sync::{watch, Semaphore};
 
 use super::{
+    outcome::{Attempt, DeliveryOutcome, FailureKind},
     retry::{self, StatusClass},
-    signing, Attempt, DeliveryOutcome, DeliverySettings, FailureKind, Target,
+    settings::DeliverySettings,
+    signing,
+    target::Target,
 };
 use crate::{
     db::truncate_chars,

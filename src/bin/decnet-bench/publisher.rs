@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 
-use super::{clock, BenchError};
+use super::{clock, report::BenchError};
 
 /// What to publish: events numbered `seqs` on `subject`.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use std::{cell::Cell, rc::Rc, time::Instant};
 
 use awc::http::header::{HeaderName, HeaderValue};
 
-use super::{clock, BenchError};
+use super::{clock, report::BenchError};
 
 /// POST `n` requests (ids `0..n`) to `url` with `concurrency` in flight; returns the
 /// wall time from the first send to the last answer.

@@ -17,7 +17,7 @@ use std::{
 use actix_web::{dev::ServerHandle, web, App, HttpRequest, HttpResponse, HttpServer};
 use bytes::Bytes;
 
-use super::{clock, stats, BenchError};
+use super::{clock, report::BenchError, stats};
 
 /// The header naming the event: the bench publishes numeric ids, the slot index.
 const EVENT_ID: &str = "x-decnet-event-id";

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::{
     nats::NatsServer,
     receiver::{Ledger, Tally},
-    BenchError,
+    report::BenchError,
 };
 
 /// The signing secret of every bench subscription.

@@ -1,0 +1,62 @@
+//! What became of a delivery: success or why it failed, with every attempt made.
+
+use std::time::Duration;
+
+/// What became of one delivery (all its attempts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryOutcome {
+    /// Why it failed; `None` when it was delivered.
+    pub failure: Option<FailureKind>,
+    /// The HTTP status of the last attempt; `None` when it got no response.
+    pub status: Option<u16>,
+    /// Why the last attempt failed, at most 512 characters.
+    pub error: Option<String>,
+    /// Attempts made, including one stopped before sending (guard refusal).
+    pub attempts: u32,
+    /// The whole delivery, waits between attempts included.
+    pub latency: Duration,
+    /// The receiver answered `410 Gone`: it wants no more deliveries.
+    pub gone: bool,
+    /// Every attempt made, in order (the delivery log).
+    pub attempt_log: Vec<Attempt>,
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    pub error: Option<String>,
+}
+
+/// Why a delivery failed, decided by the client that saw it fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Every attempt the retry schedule allows failed, each in a way worth retrying.
+    RetriesExhausted,
+    /// Retrying cannot help: a final status, a destination the URL guard refuses, a
+    /// request that cannot be built.
+    NonRetryable,
+    /// The worker stopped before the retries ran out.
+    Shutdown,
+}
+
+impl DeliveryOutcome {
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// A delivery that failed before any attempt could be made.
+    pub fn not_attempted(kind: FailureKind, error: String) -> Self {
+        Self {
+            failure: Some(kind),
+            status: None,
+            error: Some(error),
+            attempts: 0,
+            latency: Duration::ZERO,
+            gone: false,
+            attempt_log: Vec::new(),
+        }
+    }
+}
