@@ -58,12 +58,15 @@ pub struct TokenResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 401, description = "Unknown user, wrong password or disabled user", body = ErrorBody),
+        (status = 401, description = "Unknown user, wrong password or disabled user",
+            body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 422, description = "Malformed body", body = ErrorBody),
-        (status = 429, description = "Too many failed logins for this username or from this address; try again after `Retry-After` seconds", body = ErrorBody,
+        (status = 429, description = "Too many failed logins of this username or from this address",
+            body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the back-off ends"))),
-        (status = 503, description = "As many password checks as allowed are running; try again after `Retry-After` seconds", body = ErrorBody,
+        (status = 503, description = "As many password checks as allowed are running",
+            body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
@@ -78,14 +81,22 @@ pub async fn login(
     // Refusals come before anything costly, and are not logged one by one: a flood of
     // them must not become a flood of log lines.
     if let Some(wait) = limits.locked(&request.username, peer) {
-        tracing::debug!(username = ?loggable(&request.username), peer = peer.map(tracing::field::display), "login refused: backing off");
+        tracing::debug!(
+            username = ?loggable(&request.username),
+            peer = peer.map(tracing::field::display),
+            "login refused: backing off"
+        );
         return Err(AppError::Throttled {
             detail: "Too many failed logins; try again later".into(),
             retry_after_secs: retry_after_secs(wait),
         });
     }
     let Some(slot) = limits.try_start_check() else {
-        tracing::debug!(username = ?loggable(&request.username), peer = peer.map(tracing::field::display), "login refused: password checks busy");
+        tracing::debug!(
+            username = ?loggable(&request.username),
+            peer = peer.map(tracing::field::display),
+            "login refused: password checks busy"
+        );
         return Err(AppError::Busy {
             detail: "Too many logins at once; try again shortly".into(),
             retry_after_secs: 1,
@@ -134,7 +145,11 @@ pub async fn login(
             tracing::error!(error = %e, "could not sign an access token");
             AppError::Internal
         })?;
-    tracing::info!(user = %user.username, peer = peer.map(tracing::field::display), "signed in");
+    tracing::info!(
+        user = %user.username,
+        peer = peer.map(tracing::field::display),
+        "signed in"
+    );
     Ok(HttpResponse::Ok().json(TokenResponse {
         access_token,
         token_type: "bearer".into(),
