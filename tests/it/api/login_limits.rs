@@ -84,8 +84,8 @@ async fn a_failing_address_backs_off_for_every_username() {
         AppOptions::default()
             .setting("api_login_user_failures", "1000")
             .setting("api_login_address_failures", "3")
-            .setting("api_login_backoff_secs", "0.5")
-            .setting("api_login_backoff_max_secs", "1"),
+            .setting("api_login_backoff_secs", "1")
+            .setting("api_login_backoff_max_secs", "2"),
     )
     .await;
     let password = app.create_user("alice", Role::Admin).await;
