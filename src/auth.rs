@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 pub const ISSUER: &str = "decnet";
 pub const AUDIENCE: &str = "decnet-dashboard";
 pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest user name, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// How far in the future a token's `nbf` and `iat` may lie: room for a clock that
+/// steps back a little, or for servers sharing the key whose clocks differ slightly.
+pub const CLOCK_LEEWAY_SECS: i64 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,7 +87,10 @@ pub struct Claims {
     pub aud: String,
     pub typ: String,
     pub iat: i64,
+    pub nbf: i64,
     pub exp: i64,
+    /// The user's token version when it was issued; the token is void once that moves on.
+    pub ver: i32,
 }
 
 /// HS256 keys derived once from `DECNET_JWT_SECRET`.
@@ -99,7 +107,9 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        // `nbf` and `iat` are checked in `verify` with a leeway `exp` does not get.
+        validation.validate_nbf = false;
         validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -109,10 +119,12 @@ impl JwtKeys {
         }
     }
 
+    /// A token for the user `user_uuid` at its current `token_version`.
     pub fn issue(
         &self,
         user_uuid: &str,
         role: Role,
+        token_version: i32,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
@@ -122,17 +134,27 @@ impl JwtKeys {
             aud: AUDIENCE.into(),
             typ: "access".into(),
             iat: now,
+            nbf: now,
             exp: now + self.lifetime_minutes * 60,
+            ver: token_version,
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims)
     }
 
-    /// Signature, algorithm, issuer, audience, expiry and `typ` all checked.
+    /// Sign `claims` as they are (tests forge tokens with it).
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// Signature, algorithm, issuer, audience, expiry, `typ`, and that neither `nbf`
+    /// nor `iat` lies in the future. Whether `ver` is still the user's is the caller's
+    /// check: it needs the database.
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()?
             .claims;
-        (claims.typ == "access").then_some(claims)
+        let latest = chrono::Utc::now().timestamp() + CLOCK_LEEWAY_SECS;
+        (claims.typ == "access" && claims.nbf <= latest && claims.iat <= latest).then_some(claims)
     }
 }
 
@@ -157,9 +179,11 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_forgery() {
         let keys = JwtKeys::new(&[7u8; 32], 5);
-        let token = keys.issue("u-1", Role::Viewer).unwrap();
+        let token = keys.issue("u-1", Role::Viewer, 3).unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!((claims.sub.as_str(), claims.role), ("u-1", Role::Viewer));
+        assert_eq!(claims.ver, 3);
+        assert_eq!(claims.nbf, claims.iat);
         assert_eq!(
             (claims.iss.as_str(), claims.aud.as_str()),
             (ISSUER, AUDIENCE)
@@ -167,9 +191,57 @@ mod tests {
         let other = JwtKeys::new(&[8u8; 32], 5);
         assert!(other.verify(&token).is_none());
         let expired = JwtKeys::new(&[7u8; 32], -1)
-            .issue("u-1", Role::Admin)
+            .issue("u-1", Role::Admin, 0)
             .unwrap();
         assert!(keys.verify(&expired).is_none());
         assert!(keys.verify("not.a.token").is_none());
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused() {
+        let keys = JwtKeys::new(&[7u8; 32], 5);
+        let token = keys.issue("u-1", Role::Admin, 0).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        let ahead = claims.iat + CLOCK_LEEWAY_SECS + 60;
+        for (what, future) in [
+            (
+                "nbf",
+                Claims {
+                    nbf: ahead,
+                    ..claims.clone()
+                },
+            ),
+            (
+                "iat",
+                Claims {
+                    iat: ahead,
+                    ..claims.clone()
+                },
+            ),
+        ] {
+            let token = keys.sign(&future).unwrap();
+            assert!(keys.verify(&token).is_none(), "{what} in the future");
+        }
+        // Within the leeway is accepted.
+        let slightly = Claims {
+            iat: claims.iat + 1,
+            nbf: claims.nbf + 1,
+            ..claims.clone()
+        };
+        assert!(keys.verify(&keys.sign(&slightly).unwrap()).is_some());
+    }
+
+    #[test]
+    fn tokens_without_nbf_or_ver_are_refused() {
+        let keys = JwtKeys::new(&[7u8; 32], 5);
+        let claims = keys
+            .verify(&keys.issue("u-1", Role::Admin, 0).unwrap())
+            .unwrap();
+        for missing in ["nbf", "ver"] {
+            let mut value = serde_json::to_value(&claims).unwrap();
+            value.as_object_mut().unwrap().remove(missing);
+            let token = encode(&Header::new(Algorithm::HS256), &value, &keys.encoding).unwrap();
+            assert!(keys.verify(&token).is_none(), "a token without {missing}");
+        }
     }
 }

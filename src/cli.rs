@@ -65,11 +65,23 @@ pub enum UserCommand {
     },
     /// List users.
     List,
-    /// Change a user's password.
+    /// Change a user's password; its tokens stop working.
     Passwd {
         name: String,
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Refuse a user's logins and tokens, keeping the user.
+    Disable { name: String },
+    /// Let a disabled user sign in again.
+    Enable { name: String },
+    /// Delete a user; its tokens stop working.
+    Delete { name: String },
+    /// Change a user's role; its tokens stop working.
+    Role {
+        name: String,
+        #[arg(value_enum)]
+        role: RoleArg,
     },
 }
 
@@ -233,12 +245,6 @@ async fn encrypt_secrets(settings: &Settings) -> Result<(), StartupError> {
 
 async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), StartupError> {
     let db = connect(settings).await?;
-    let db_err = |e: sea_orm::DbErr| {
-        StartupError::Runtime(format!(
-            "database error: {}",
-            crate::error::redact_db_error(&e)
-        ))
-    };
     match cmd {
         UserCommand::Add {
             name,
@@ -248,7 +254,7 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Start
             validate_username(&name)?;
             if db::users::find_by_username(&db, &name)
                 .await
-                .map_err(db_err)?
+                .map_err(db_error)?
                 .is_some()
             {
                 return Err(StartupError::Usage(format!("user {name:?} already exists")));
@@ -259,17 +265,18 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Start
             let role = auth::Role::from(role);
             db::users::insert(&db, &name, hash, role.as_str())
                 .await
-                .map_err(db_err)?;
+                .map_err(db_error)?;
             println!("user {name} created with role {}", role.as_str());
             Ok(())
         }
         UserCommand::List => {
-            for u in db::users::list(&db).await.map_err(db_err)? {
+            for u in db::users::list(&db).await.map_err(db_error)? {
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}",
                     u.username,
                     u.role,
-                    u.created_at.format("%Y-%m-%dT%H:%M:%SZ")
+                    u.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    if u.disabled { "disabled" } else { "enabled" }
                 );
             }
             Ok(())
@@ -278,27 +285,96 @@ async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), Start
             name,
             password_stdin,
         } => {
-            if db::users::find_by_username(&db, &name)
-                .await
-                .map_err(db_err)?
-                .is_none()
-            {
-                return Err(StartupError::Usage(format!("no user named {name:?}")));
-            }
+            existing_user(&db, &name).await?;
             let password = read_password(password_stdin)?;
             let hash =
                 auth::hash_password(&password).map_err(|e| StartupError::Usage(e.to_string()))?;
             db::users::set_password_hash(&db, &name, hash)
                 .await
-                .map_err(db_err)?;
-            println!("password of {name} changed");
+                .map_err(db_error)?;
+            println!("password of {name} changed; its sessions are ended");
+            Ok(())
+        }
+        UserCommand::Disable { name } => {
+            let user = existing_user(&db, &name).await?;
+            keep_an_admin(&db, &user, "disable").await?;
+            db::users::set_disabled(&db, &name, true)
+                .await
+                .map_err(db_error)?;
+            println!("user {name} disabled; its sessions are ended");
+            Ok(())
+        }
+        UserCommand::Enable { name } => {
+            existing_user(&db, &name).await?;
+            db::users::set_disabled(&db, &name, false)
+                .await
+                .map_err(db_error)?;
+            println!("user {name} enabled");
+            Ok(())
+        }
+        UserCommand::Delete { name } => {
+            let user = existing_user(&db, &name).await?;
+            keep_an_admin(&db, &user, "delete").await?;
+            db::users::delete(&db, &name).await.map_err(db_error)?;
+            println!("user {name} deleted");
+            Ok(())
+        }
+        UserCommand::Role { name, role } => {
+            let user = existing_user(&db, &name).await?;
+            let role = auth::Role::from(role);
+            if role != auth::Role::Admin {
+                keep_an_admin(&db, &user, "demote").await?;
+            }
+            db::users::set_role(&db, &name, role.as_str())
+                .await
+                .map_err(db_error)?;
+            println!(
+                "role of {name} set to {}; its sessions are ended",
+                role.as_str()
+            );
             Ok(())
         }
     }
 }
 
+fn db_error(e: sea_orm::DbErr) -> StartupError {
+    StartupError::Runtime(format!(
+        "database error: {}",
+        crate::error::redact_db_error(&e)
+    ))
+}
+
+async fn existing_user(
+    db: &sea_orm::DatabaseConnection,
+    name: &str,
+) -> Result<entity::user::Model, StartupError> {
+    db::users::find_by_username(db, name)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| StartupError::Usage(format!("no user named {name:?}")))
+}
+
+/// Refuse to leave no enabled admin: nobody could manage subscriptions, nor undo it
+/// through the API.
+async fn keep_an_admin(
+    db: &sea_orm::DatabaseConnection,
+    user: &entity::user::Model,
+    what: &str,
+) -> Result<(), StartupError> {
+    if db::users::is_last_enabled_admin(db, user)
+        .await
+        .map_err(db_error)?
+    {
+        return Err(StartupError::Usage(format!(
+            "refusing to {what} {:?}, the last enabled admin; make another user admin first",
+            user.username
+        )));
+    }
+    Ok(())
+}
+
 fn validate_username(name: &str) -> Result<(), StartupError> {
-    let ok = (1..=64).contains(&name.chars().count())
+    let ok = (1..=auth::MAX_USERNAME_CHARS).contains(&name.chars().count())
         && !name.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())

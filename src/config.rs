@@ -74,6 +74,21 @@ pub struct WebhookSettings {
     pub rotation_window: chrono::Duration,
 }
 
+/// Limits on logins (`DECNET_API_LOGIN_*`).
+#[derive(Clone, Debug)]
+pub struct LoginSettings {
+    /// Password checks (argon2, about 19 MiB each) that may run at once.
+    pub concurrency: usize,
+    /// Consecutive failures of one username before its back-off starts.
+    pub user_failures: u32,
+    /// Consecutive failures from one client address before its back-off starts.
+    pub address_failures: u32,
+    /// The first lock-out; each further failure doubles it.
+    pub backoff: Duration,
+    /// The longest lock-out; also how long a quiet key keeps its count.
+    pub backoff_max: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub mode: Mode,
@@ -85,6 +100,7 @@ pub struct Settings {
     pub metrics_bind: Option<SocketAddr>,
     pub jwt_secret: Option<Secret>,
     pub jwt_exp_minutes: i64,
+    pub login: LoginSettings,
     pub webhook: WebhookSettings,
     pub secret_key: Option<Secret>,
     pub log_format: LogFormat,
@@ -232,6 +248,20 @@ impl Settings {
                 8760,
             )? as i64),
         };
+        let login = LoginSettings {
+            concurrency: src.number("api_login_concurrency", default_login_concurrency(), 1, 64)?
+                as usize,
+            user_failures: src.number("api_login_user_failures", 5, 1, 1_000)? as u32,
+            address_failures: src.number("api_login_address_failures", 20, 1, 100_000)? as u32,
+            backoff: src.seconds("api_login_backoff_secs", 1.0)?,
+            backoff_max: src.seconds("api_login_backoff_max_secs", 900.0)?,
+        };
+        if login.backoff_max < login.backoff {
+            return Err(ConfigError::invalid(
+                "DECNET_API_LOGIN_BACKOFF_MAX_SECS",
+                "must be at least DECNET_API_LOGIN_BACKOFF_SECS",
+            ));
+        }
         if webhook.bus_reconnect < Duration::from_secs(1) {
             return Err(ConfigError::invalid(
                 "DECNET_WEBHOOK_BUS_RECONNECT_SECS",
@@ -247,6 +277,7 @@ impl Settings {
             metrics_bind,
             jwt_secret,
             jwt_exp_minutes: src.number("jwt_exp_minutes", 240, 1, 525_600)? as i64,
+            login,
             webhook,
             secret_key,
             log_format,
@@ -274,6 +305,12 @@ impl Settings {
             .and_then(|p| p.parent().map(|d| d.join(".decnet-jwt-secret")))
             .unwrap_or_else(|| PathBuf::from(".decnet-jwt-secret"))
     }
+}
+
+/// One password check per core, at most 4: more would not make logins, which are rare,
+/// any faster, and each holds about 19 MiB while it runs.
+fn default_login_concurrency() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u64)
 }
 
 /// The file of a `sqlite://` URL, if it names one.
@@ -528,6 +565,10 @@ mod tests {
         assert!(!s.webhook.allow_private);
         assert_eq!(s.webhook.rotation_window, chrono::Duration::hours(24));
         assert!(s.secret_key.is_none());
+        assert!(s.login.concurrency >= 1);
+        assert_eq!((s.login.user_failures, s.login.address_failures), (5, 20));
+        assert_eq!(s.login.backoff, Duration::from_secs(1));
+        assert_eq!(s.login.backoff_max, Duration::from_secs(900));
     }
 
     #[test]
@@ -585,6 +626,32 @@ mod tests {
                 "webhook_rotation_hours",
                 "1.5",
                 "DECNET_WEBHOOK_ROTATION_HOURS",
+            ),
+            ("api_login_concurrency", "0", "DECNET_API_LOGIN_CONCURRENCY"),
+            (
+                "api_login_concurrency",
+                "65",
+                "DECNET_API_LOGIN_CONCURRENCY",
+            ),
+            (
+                "api_login_user_failures",
+                "0",
+                "DECNET_API_LOGIN_USER_FAILURES",
+            ),
+            (
+                "api_login_address_failures",
+                "many",
+                "DECNET_API_LOGIN_ADDRESS_FAILURES",
+            ),
+            (
+                "api_login_backoff_secs",
+                "0",
+                "DECNET_API_LOGIN_BACKOFF_SECS",
+            ),
+            (
+                "api_login_backoff_max_secs",
+                "0.5",
+                "DECNET_API_LOGIN_BACKOFF_MAX_SECS",
             ),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();

@@ -40,6 +40,18 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// 429 with `Retry-After`: this client or this username must wait.
+    #[error("{detail}")]
+    Throttled {
+        detail: String,
+        retry_after_secs: u64,
+    },
+    /// 503 with `Retry-After`: the server is busy with requests of this kind.
+    #[error("{detail}")]
+    Busy {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// The cause is logged where it happens; the client learns nothing about it.
     #[error("Internal server error")]
     Internal,
@@ -62,7 +74,8 @@ impl ResponseError for AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(_) | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,6 +84,15 @@ impl ResponseError for AppError {
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Self::Throttled {
+            retry_after_secs, ..
+        }
+        | Self::Busy {
+            retry_after_secs, ..
+        } = self
+        {
+            resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         resp.json(ErrorBody {
             detail: self.to_string(),

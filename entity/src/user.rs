@@ -14,6 +14,11 @@ pub struct Model {
     /// `admin` or `viewer`.
     pub role: String,
     pub created_at: DateTimeUtc,
+    /// Access tokens carry the version they were issued under; bumping it revokes
+    /// every token issued before.
+    pub token_version: i32,
+    /// A disabled user can neither sign in nor use a token.
+    pub disabled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_tables;
 mod m20261128_000002_dead_letters_and_log;
 mod m20261128_000003_rotation_and_options;
+mod m20261128_000004_user_token_version;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261128_000002_dead_letters_and_log::Migration),
             Box::new(m20261128_000003_rotation_and_options::Migration),
+            Box::new(m20261128_000004_user_token_version::Migration),
         ]
     }
 }

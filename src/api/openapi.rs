@@ -24,6 +24,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         health::healthz,
         openapi_json,
         auth::login,
+        auth::logout,
         webhooks::list,
         webhooks::create,
         webhooks::get,

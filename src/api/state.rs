@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use super::{rate_limit::RateLimiter, webhooks::replays::Replays};
+use super::{login_limits::LoginLimits, rate_limit::RateLimiter, webhooks::replays::Replays};
 use crate::{auth::JwtKeys, bus::Bus, config::Settings};
 
 /// Shared by every API worker thread.
@@ -16,6 +16,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// Subscription creates per user (`DECNET_WEBHOOK_CREATE_PER_MINUTE`).
     pub create_limiter: Arc<RateLimiter>,
+    /// Concurrent password checks and the back-off of failing logins (`DECNET_API_LOGIN_*`).
+    pub login_limits: Arc<LoginLimits>,
     /// Subscriptions whose dead letters are being replayed.
     pub replays: Arc<Replays>,
     /// Seals and opens stored subscription secrets (`DECNET_SECRET_KEY`).
@@ -31,12 +33,14 @@ impl AppState {
         secrets: crate::secrets::SecretStore,
     ) -> Self {
         let create_limiter = Arc::new(RateLimiter::per_minute(settings.webhook.create_per_minute));
+        let login_limits = Arc::new(LoginLimits::new(&settings.login));
         Self {
             db,
             settings,
             bus,
             jwt,
             create_limiter,
+            login_limits,
             replays: Arc::default(),
             secrets,
         }

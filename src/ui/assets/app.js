@@ -132,6 +132,22 @@ function endSession(message) {
   showLogin(message, 'info');
 }
 
+// The API revokes the token (and every other session of this user) before the page
+// forgets it; if the API cannot be reached the page signs out all the same.
+async function signOut() {
+  const button = $('sign-out');
+  button.disabled = true;
+  clearTimeout(state.timer);
+  try {
+    if (state.session) await api('POST', '/auth/logout');
+  } catch (_) {
+    // Nothing more to do: the session ends below either way.
+  } finally {
+    button.disabled = false;
+  }
+  endSession('Signed out.');
+}
+
 function isAdmin() {
   return state.session !== null && state.session.role === 'admin' && !state.forbidden;
 }
@@ -742,7 +758,7 @@ async function submitLogin(event) {
 
 function init() {
   $('login-form').addEventListener('submit', submitLogin);
-  $('sign-out').addEventListener('click', () => endSession('Signed out.'));
+  $('sign-out').addEventListener('click', signOut);
   $('create-button').addEventListener('click', () => openEditor(null));
   $('editor-form').addEventListener('submit', submitEditor);
   $('editor-cancel').addEventListener('click', () => closeDialog($('editor')));

@@ -5,10 +5,12 @@ mod bus_signal;
 mod crud;
 mod dead_letters;
 mod deliveries;
+mod login_limits;
 mod openapi;
 mod options;
 mod rbac;
 mod replay;
+mod sessions;
 mod test_ping;
 mod validation;
 

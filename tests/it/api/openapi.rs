@@ -57,6 +57,7 @@ async fn the_document_describes_the_api_without_leaking_secrets() {
         "/healthz",
         "/api/v1/openapi.json",
         "/api/v1/auth/login",
+        "/api/v1/auth/logout",
         "/api/v1/webhooks/",
         "/api/v1/webhooks/{uuid}",
         "/api/v1/webhooks/{uuid}/test",
@@ -122,6 +123,19 @@ async fn the_document_describes_the_api_without_leaking_secrets() {
     for name in ["DeadLetter", "ReplayResult", "DeliveryAttempt"] {
         assert!(!schemas[name].to_string().contains("secret"), "{name}");
     }
+
+    // Login documents its refusals and when to come back; logout needs a token.
+    let login = &doc["paths"]["/api/v1/auth/login"]["post"]["responses"];
+    for status in ["429", "503"] {
+        assert!(
+            login[status]["headers"].get("Retry-After").is_some(),
+            "login {status} without Retry-After: {}",
+            login[status]
+        );
+    }
+    let logout = &doc["paths"]["/api/v1/auth/logout"]["post"];
+    assert!(logout["security"].is_array(), "{logout}");
+    assert!(logout["responses"].get("204").is_some(), "{logout}");
 
     let mut refs = Vec::new();
     collect_refs(&doc, &mut refs);

@@ -54,13 +54,13 @@ async fn every_webhook_route_requires_an_admin_token() {
     let uuid = created["uuid"].as_str().unwrap();
 
     let forged = JwtKeys::new(b"another-secret-of-at-least-32-bytes!", 60)
-        .issue(uuid, Role::Admin)
+        .issue(uuid, Role::Admin, 0)
         .unwrap();
     let admin_claims = JwtKeys::new(TEST_JWT_SECRET.as_bytes(), 60)
         .verify(&admin)
         .expect("the app's own token verifies");
     let expired = JwtKeys::new(TEST_JWT_SECRET.as_bytes(), -1)
-        .issue(&admin_claims.sub, Role::Admin)
+        .issue(&admin_claims.sub, Role::Admin, admin_claims.ver)
         .unwrap();
 
     let ops = webhook_operations(&app, uuid).await;
@@ -159,7 +159,7 @@ async fn the_stored_role_decides_not_the_token() {
     assert_eq!(claims.role, Role::Viewer);
     // A token claiming admin for a user stored as viewer still gets 403.
     let claims_admin = JwtKeys::new(TEST_JWT_SECRET.as_bytes(), 60)
-        .issue(&claims.sub, Role::Admin)
+        .issue(&claims.sub, Role::Admin, claims.ver)
         .unwrap();
     let resp = app.get("/api/v1/webhooks/", Some(&claims_admin)).await;
     assert_eq!(resp.status, 403, "{}", resp.text);

@@ -105,24 +105,47 @@ impl Decnet {
         password: &str,
     ) {
         let args = ["user", "add", name, "--role", role, "--password-stdin"];
-        let mut child = Self::command(&args, env, dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("decnet user add starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin piped")
-            .write_all(format!("{password}\n").as_bytes())
-            .expect("password written");
-        let out = child.wait_with_output().expect("decnet user add ends");
+        let out = Self::run(&args, env, dir, &format!("{password}\n"));
         assert!(
             out.status.success(),
             "decnet user add {name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `decnet ARGS` to completion with `stdin` as its input.
+    pub fn run(
+        args: &[&str],
+        env: &[(&str, String)],
+        dir: &std::path::Path,
+        stdin: &str,
+    ) -> std::process::Output {
+        let mut child = Self::command(args, env, dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("decnet starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin piped")
+            .write_all(stdin.as_bytes())
+            .expect("stdin written");
+        child.wait_with_output().expect("decnet ends")
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
+    pub fn status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/<pid>/status of a running decnet");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| panic!("no {field} in {status}"))
     }
 
     /// Kill it now (no graceful stop) and reap it.

@@ -603,6 +603,21 @@ async fn webhooks_page_in_a_real_browser() {
         .expect("viewer create");
     assert_eq!(refused.status(), 403);
 
+    // --- Sign out: the page asks the API to revoke the session before forgetting it,
+    // which ends victor's other sessions too (the token above).
+    b.click("[data-testid=sign-out]").await;
+    b.visible("[data-testid=login-view]").await;
+    b.text_is("[data-testid=login-message]", "Signed out.")
+        .await;
+    // The page signed out only once the API had answered, so the revocation is done.
+    let revoked = reqwest::Client::new()
+        .get(format!("{base}/api/v1/webhooks/"))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await
+        .expect("request with the revoked token");
+    assert_eq!(revoked.status(), 401);
+
     b.close().await;
     drop(decnet);
 }
