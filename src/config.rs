@@ -98,6 +98,12 @@ pub struct Settings {
     pub api_bind: SocketAddr,
     /// Where `/metrics` is served on its own; `None`: on the API listener.
     pub metrics_bind: Option<SocketAddr>,
+    /// Connections the API listener keeps open at once; `None`: derived from the
+    /// process's open-file limit at start.
+    pub api_max_connections: Option<usize>,
+    /// How long a client may take to send a request head, and then its body (every
+    /// HTTP listener).
+    pub api_request_timeout: Duration,
     pub jwt_secret: Option<Secret>,
     pub jwt_exp_minutes: i64,
     pub login: LoginSettings,
@@ -275,6 +281,11 @@ impl Settings {
             bus_enabled: src.boolean("bus_enabled", true)?,
             api_bind,
             metrics_bind,
+            api_max_connections: match src.string("api_max_connections")? {
+                None => None,
+                Some(_) => Some(src.number("api_max_connections", 0, 1, 1_000_000)? as usize),
+            },
+            api_request_timeout: src.seconds("api_request_timeout_secs", 5.0)?,
             jwt_secret,
             jwt_exp_minutes: src.number("jwt_exp_minutes", 240, 1, 525_600)? as i64,
             login,
@@ -552,6 +563,8 @@ mod tests {
         assert!(s.bus_enabled);
         assert_eq!(s.api_bind.to_string(), "127.0.0.1:8000");
         assert_eq!(s.metrics_bind, None);
+        assert_eq!(s.api_max_connections, None);
+        assert_eq!(s.api_request_timeout, Duration::from_secs(5));
         assert_eq!(s.jwt_exp_minutes, 240);
         assert_eq!(s.webhook.circuit_threshold, 5);
         assert_eq!(
@@ -609,6 +622,13 @@ mod tests {
             ("api_bind", "localhost", "DECNET_API_BIND"),
             ("metrics_bind", "localhost", "DECNET_METRICS_BIND"),
             ("metrics_bind", "127.0.0.1:99999", "DECNET_METRICS_BIND"),
+            ("api_max_connections", "0", "DECNET_API_MAX_CONNECTIONS"),
+            ("api_max_connections", "many", "DECNET_API_MAX_CONNECTIONS"),
+            (
+                "api_request_timeout_secs",
+                "0",
+                "DECNET_API_REQUEST_TIMEOUT_SECS",
+            ),
             ("jwt_secret", "short", "DECNET_JWT_SECRET"),
             (
                 "webhook_allow_private",
@@ -666,6 +686,17 @@ mod tests {
         assert!(s.webhook.retry_schedule.is_empty());
         let s = load(&[("webhook_retry_schedule", "0.05, 0.1")]).unwrap();
         assert_eq!(s.webhook.retry_schedule.len(), 2);
+    }
+
+    #[test]
+    fn connection_limits_are_read() {
+        let s = load(&[
+            ("api_max_connections", "300"),
+            ("api_request_timeout_secs", "2.5"),
+        ])
+        .unwrap();
+        assert_eq!(s.api_max_connections, Some(300));
+        assert_eq!(s.api_request_timeout, Duration::from_millis(2500));
     }
 
     #[test]

@@ -4,12 +4,19 @@
 
 use std::{net::TcpListener, sync::Arc};
 
-use actix_web::{dev::Server, web, App, HttpServer};
+use actix_web::{dev::Server, http::KeepAlive, web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 
 use crate::{
     actors::{supervisor::Reload, Worker},
-    api::{self, AppState},
+    api::{
+        self,
+        connections::{
+            self, default_max_connections, default_workers, open_files_limit, BodyDeadline,
+            DISCONNECT_TIMEOUT,
+        },
+        AppState,
+    },
     auth::JwtKeys,
     bus::Bus,
     config::{ConfigError, Secret, Settings},
@@ -80,6 +87,8 @@ impl Shared {
 pub struct ApiServer {
     pub port: u16,
     pub server: Server,
+    /// Connections it keeps open at once.
+    pub max_connections: usize,
 }
 
 /// Bind the API (port 0 picks a free port) and build the server; the caller awaits it.
@@ -92,6 +101,12 @@ pub fn build_api(
     listener: TcpListener,
 ) -> std::io::Result<ApiServer> {
     let port = listener.local_addr()?.port();
+    connections::set_backlog(&listener)?;
+    let max_connections = settings
+        .api_max_connections
+        .unwrap_or_else(|| default_max_connections(open_files_limit()));
+    let (workers, per_worker) = connections::split(max_connections, default_workers());
+    let request_timeout = settings.api_request_timeout;
     // Hash the dummy password now, so the first login of an unknown user costs the same.
     crate::auth::dummy_hash();
     let state = web::Data::new(AppState::new(db, settings, bus, jwt, shared.secrets));
@@ -112,12 +127,22 @@ pub fn build_api(
             .configure(crate::ui::configure)
             // `/api/v1/webhooks/` and `/api/v1/webhooks` are the same resource.
             .wrap(actix_web::middleware::NormalizePath::trim())
+            .wrap(BodyDeadline(request_timeout))
     })
+    .workers(workers)
+    .max_connections(per_worker)
+    .client_request_timeout(request_timeout)
+    .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+    .keep_alive(KeepAlive::Disabled)
     .listen(listener)?
     .disable_signals()
     .shutdown_timeout(5)
     .run();
-    Ok(ApiServer { port, server })
+    Ok(ApiServer {
+        port,
+        server,
+        max_connections: workers * per_worker,
+    })
 }
 
 /// Which parts a command runs.
@@ -151,6 +176,12 @@ impl Application {
         // A wrong or missing key stops here, before anything is signed or written.
         check_secret_key(&db, &shared.secrets).await?;
         let bus = Bus::connect(&settings).await;
+        for warning in connections::open_files_warnings(
+            open_files_limit(),
+            settings.api_max_connections.filter(|_| components.api),
+        ) {
+            tracing::warn!("{warning}");
+        }
         let api = if components.api {
             let secret = jwt_secret
                 .or_else(|| settings.jwt_secret.clone())
@@ -176,7 +207,11 @@ impl Application {
                 listener,
             )
             .map_err(|e| StartupError::Runtime(format!("cannot start the API: {e}")))?;
-            tracing::info!(port = server.port, "API listening");
+            tracing::info!(
+                port = server.port,
+                max_connections = server.max_connections,
+                "API listening"
+            );
             Some(server)
         } else {
             None
@@ -189,10 +224,14 @@ impl Application {
                     ))
                 })?;
                 let port = listener.local_addr().map_or(addr.port(), |a| a.port());
-                let server = crate::api::metrics::server(listener)
+                let server = crate::api::metrics::server(listener, settings.api_request_timeout)
                     .map_err(|e| StartupError::Runtime(format!("cannot serve metrics: {e}")))?;
                 tracing::info!(port, "metrics listening on /metrics");
-                Some(ApiServer { port, server })
+                Some(ApiServer {
+                    port,
+                    server,
+                    max_connections: connections::METRICS_MAX_CONNECTIONS,
+                })
             }
             None if !components.api => {
                 tracing::info!("no /metrics endpoint: DECNET_METRICS_BIND is not set");

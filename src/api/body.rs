@@ -32,8 +32,13 @@ pub async fn read_json_or_default<T: DeserializeOwned + Default>(
 async fn read_bytes(mut payload: web::Payload) -> Result<web::BytesMut, AppError> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::Unprocessable(format!("body: could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if super::connections::body_timed_out(&e) {
+                AppError::RequestTimeout(format!("Request body {e}"))
+            } else {
+                AppError::Unprocessable(format!("body: could not be read: {e}"))
+            }
+        })?;
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(AppError::PayloadTooLarge(format!(
                 "Request body is larger than {} KiB",

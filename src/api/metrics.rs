@@ -1,11 +1,14 @@
 //! `GET /metrics`: the process-wide registry as Prometheus text, on the API listener
 //! or on a listener of its own (`DECNET_METRICS_BIND`).
 
-use std::net::TcpListener;
+use std::{net::TcpListener, time::Duration};
 
-use actix_web::{dev::Server, web, App, HttpResponse, HttpServer};
+use actix_web::{dev::Server, http::KeepAlive, web, App, HttpResponse, HttpServer};
 
-use super::allow::allow_only;
+use super::{
+    allow::allow_only,
+    connections::{set_backlog, BodyDeadline, DISCONNECT_TIMEOUT, METRICS_MAX_CONNECTIONS},
+};
 use crate::metrics::global;
 
 /// `GET /metrics` (no authentication: it tells counts, never URLs or secrets).
@@ -29,15 +32,22 @@ async fn scrape() -> HttpResponse {
     }
 }
 
-/// A server of `/metrics` alone, on its own listener (`DECNET_METRICS_BIND`).
-pub fn server(listener: TcpListener) -> std::io::Result<Server> {
-    Ok(HttpServer::new(|| {
+/// A server of `/metrics` alone, on its own listener (`DECNET_METRICS_BIND`), with
+/// the API's request deadlines and a small bound on connections.
+pub fn server(listener: TcpListener, request_timeout: Duration) -> std::io::Result<Server> {
+    set_backlog(&listener)?;
+    Ok(HttpServer::new(move || {
         App::new()
             .configure(configure)
             .default_service(web::to(HttpResponse::NotFound))
             .wrap(actix_web::middleware::NormalizePath::trim())
+            .wrap(BodyDeadline(request_timeout))
     })
     .workers(1)
+    .max_connections(METRICS_MAX_CONNECTIONS)
+    .client_request_timeout(request_timeout)
+    .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+    .keep_alive(KeepAlive::Disabled)
     .listen(listener)?
     .disable_signals()
     .shutdown_timeout(1)

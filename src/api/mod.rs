@@ -3,6 +3,7 @@
 pub mod allow;
 pub mod auth;
 pub mod body;
+pub mod connections;
 pub mod health;
 pub mod login_limits;
 pub mod metrics;

@@ -127,6 +127,10 @@ fn init_renders_units_that_systemd_accepts() {
     assert!(api.contains(&format!("\nExecStart={BIN} api\n")));
     let target = read(&files[2]);
     assert!(target.contains("\nWants=decnet-api.service decnet-webhook.service\n"));
+    // Descriptors for connections and deliveries, past systemd's default of 1024.
+    for service in [&api, &webhook] {
+        assert!(service.contains("\nLimitNOFILE=65536\n"), "{service}");
+    }
 
     systemd_analyze_verify(&files);
 }

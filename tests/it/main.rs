@@ -10,5 +10,6 @@ mod metrics;
 mod process;
 mod repository;
 mod secrets;
+mod slow_clients;
 mod ui;
 mod worker;

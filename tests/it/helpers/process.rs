@@ -35,7 +35,37 @@ impl Decnet {
     }
 
     pub fn spawn(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        Self::start(Self::command(args, env, dir))
+    }
+
+    /// [`Decnet::spawn`] with at most `open_files` descriptors, soft and hard limit alike
+    /// (as `ulimit -n` sets them).
+    pub fn spawn_with_open_files(
+        args: &[&str],
+        env: &[(&str, String)],
+        dir: &std::path::Path,
+        open_files: u64,
+    ) -> Self {
+        use std::os::unix::process::CommandExt as _;
         let mut cmd = Self::command(args, env, dir);
+        let limit = libc::rlimit {
+            rlim_cur: open_files as libc::rlim_t,
+            rlim_max: open_files as libc::rlim_t,
+        };
+        // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        Self::start(cmd)
+    }
+
+    fn start(mut cmd: Command) -> Self {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -51,6 +81,44 @@ impl Decnet {
             }
         });
         Self { child, log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Its limit on open files, as it runs.
+    pub fn open_files_limit(&self) -> libc::rlimit {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit reads the child's limit into `limit`, changing nothing.
+        let done = unsafe {
+            libc::prlimit(
+                self.pid(),
+                libc::RLIMIT_NOFILE,
+                std::ptr::null(),
+                &mut limit,
+            )
+        };
+        assert_eq!(done, 0, "{}", std::io::Error::last_os_error());
+        limit
+    }
+
+    /// Change its limit on open files while it runs: below what it has open, every
+    /// descriptor it asks for fails with EMFILE.
+    pub fn set_open_files_limit(&self, limit: libc::rlimit) {
+        // SAFETY: prlimit sets the child's limit from `limit` and writes nothing back.
+        let done = unsafe {
+            libc::prlimit(
+                self.pid(),
+                libc::RLIMIT_NOFILE,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(done, 0, "{}", std::io::Error::last_os_error());
     }
 
     pub fn log(&self) -> String {

@@ -52,7 +52,7 @@ impl Recorded {
     /// Whether it was answered with a 2xx status.
     pub fn accepted(&self) -> bool {
         match &self.reply {
-            Reply::Status(s) | Reply::WithHeaders(s, _) | Reply::Delay(_, s) => {
+            Reply::Status(s) | Reply::WithHeaders(s, _) | Reply::Delay(_, s) | Reply::Close(s) => {
                 (200..300).contains(s)
             }
             Reply::Hang | Reply::Reset => false,
@@ -68,6 +68,8 @@ pub enum Reply {
     WithHeaders(u16, Vec<(String, String)>),
     /// Wait, then answer.
     Delay(Duration, u16),
+    /// Answer, then close the connection: the sender needs a new one for the next.
+    Close(u16),
     /// Never answer.
     Hang,
     /// Drop the connection without answering (shut the socket down both ways).
@@ -230,8 +232,9 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>>) -
         reply: reply.clone(),
     });
     shared.arrived.notify_waiters();
+    let close = matches!(reply, Reply::Close(_));
     let (status, extra) = match reply {
-        Reply::Status(s) => (s, Vec::new()),
+        Reply::Status(s) | Reply::Close(s) => (s, Vec::new()),
         Reply::WithHeaders(s, h) => (s, h),
         Reply::Delay(d, s) => {
             actix_rt::time::sleep(d).await;
@@ -257,6 +260,9 @@ async fn handle(req: HttpRequest, body: Bytes, shared: web::Data<Arc<Shared>>) -
     );
     for (k, v) in extra {
         resp.insert_header((k, v));
+    }
+    if close {
+        resp.force_close();
     }
     resp.finish()
 }
