@@ -46,6 +46,7 @@ pub struct Metrics {
     bus_connected: IntGauge,
     bus_fell_behind: IntCounter,
     dead_letters: IntCounterVec,
+    local_failures: IntCounter,
     running: IntGauge,
     live: Mutex<HashMap<Arc<str>, Live>>,
     grace: Duration,
@@ -139,6 +140,11 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let local_failures = IntCounter::new(
+            "decnet_webhook_local_failures_total",
+            "Delivery attempts that failed for lack of a local resource (descriptors, buffers, \
+             memory, ephemeral ports): retried, never counted against the receiver.",
+        )?;
         let running = IntGauge::new(
             "decnet_webhook_subscriptions_running",
             "Subscriptions the worker runs.",
@@ -153,6 +159,7 @@ impl Metrics {
         registry.register(Box::new(bus_connected.clone()))?;
         registry.register(Box::new(bus_fell_behind.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
+        registry.register(Box::new(local_failures.clone()))?;
         registry.register(Box::new(running.clone()))?;
         Ok(Self {
             registry,
@@ -166,6 +173,7 @@ impl Metrics {
             bus_connected,
             bus_fell_behind,
             dead_letters,
+            local_failures,
             running,
             live: Mutex::default(),
             grace,
@@ -313,6 +321,10 @@ impl SubscriptionMetrics {
 
     /// A delivery finished: its outcome, each attempt, and how long it took.
     pub fn delivered(&mut self, outcome: &DeliveryOutcome) {
+        let local = outcome.attempt_log.iter().filter(|a| a.local).count();
+        if local > 0 {
+            self.metrics.local_failures.inc_by(local as u64);
+        }
         let h = self.handles();
         if outcome.ok() {
             h.success.inc();
@@ -379,6 +391,7 @@ mod tests {
                 status: *s,
                 latency: Duration::from_millis(10),
                 error: None,
+                local: false,
             })
             .collect();
         o
@@ -445,6 +458,20 @@ mod tests {
             value(&m, "decnet_webhook_subscriptions_running", &[]),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn local_failures_are_counted_apart() {
+        let m = Arc::new(Metrics::new(STOPPED_GRACE).unwrap());
+        let uuid: Arc<str> = "7e2b1c3d-4f5a-4b6c-8d7e-9f0a1b2c3d4e".into();
+        let mut s = m.subscription(&uuid);
+        let mut o = outcome(true, &[None, None, Some(200)]);
+        o.attempt_log[0].local = true;
+        o.attempt_log[1].local = true;
+        s.delivered(&o);
+        s.delivered(&outcome(false, &[Some(503)]));
+        let local = value(&m, "decnet_webhook_local_failures_total", &[]);
+        assert_eq!(local, Some(2.0));
     }
 
     #[test]

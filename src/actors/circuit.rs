@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use crate::{
     bus::{Bus, CIRCUIT_TRIPPED},
     db::subscriptions as repo,
-    delivery::DeliveryOutcome,
+    delivery::{DeliveryOutcome, FailureKind},
 };
 
 /// What one delivery came to, for the circuit breaker; answers whether the circuit
@@ -304,6 +304,10 @@ impl Handler<Report> for CircuitActor {
     type Result = bool;
 
     fn handle(&mut self, msg: Report, ctx: &mut Self::Context) -> bool {
+        // Not the receiver's doing: neither a failure nor a success of its own.
+        if msg.outcome.failure == Some(FailureKind::Local) {
+            return self.subs.get(&msg.uuid).is_some_and(|s| s.tripped);
+        }
         let state = self.subs.entry(msg.uuid.clone()).or_default();
         state.name = msg.name.clone();
         if state.tripped {

@@ -95,6 +95,7 @@ pub struct SubscriptionActor {
     draining: Option<DrainReason>,
     drained: Option<oneshot::Sender<()>>,
     last_overflow_warning: Option<std::time::Instant>,
+    last_local_warning: Option<std::time::Instant>,
     metrics: crate::metrics::SubscriptionMetrics,
 }
 
@@ -130,6 +131,7 @@ impl SubscriptionActor {
             draining: None,
             drained: None,
             last_overflow_warning: None,
+            last_local_warning: None,
         }
     }
 
@@ -263,12 +265,18 @@ impl SubscriptionActor {
                             ack.ack();
                         }
                     }
-                } else if outcome.failure == Some(FailureKind::Shutdown) {
+                } else if outcome.failure == Some(FailureKind::Shutdown)
+                    || (outcome.failure == Some(FailureKind::Local)
+                        && act.draining == Some(DrainReason::Shutdown))
+                {
                     // Cut short by shutdown: as the rest of the queue, handed back.
                     for item in items {
                         act.hand_back(&item.sent, item.ack, Some(&outcome));
                     }
                 } else {
+                    if outcome.failure == Some(FailureKind::Local) {
+                        act.warn_local_failure(&outcome, &event.id, items.len());
+                    }
                     // A batch fails whole; each event is kept with the bytes it would
                     // have been sent as, so a replay posts them one by one.
                     let reason = dead_letter_reason(outcome.failure);
@@ -461,6 +469,26 @@ impl SubscriptionActor {
         }
     }
 
+    /// A delivery failed for good for lack of local resources: said at most every 10 s.
+    fn warn_local_failure(&mut self, outcome: &DeliveryOutcome, event_id: &str, events: usize) {
+        if self
+            .last_local_warning
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        self.last_local_warning = Some(Instant::now());
+        tracing::warn!(
+            subscription = %self.spec.uuid,
+            name = %self.spec.name,
+            %event_id,
+            events,
+            error = outcome.error.as_deref().unwrap_or_default(),
+            "delivery failed for lack of local resources; dead-lettered as local_failure, \
+             not counted against the receiver"
+        );
+    }
+
     /// At the previous secret's expiry, sign with the new one alone (no reload
     /// needed). A timer whose expiry is no longer the spec's (a later rotation or
     /// update) does nothing.
@@ -583,14 +611,16 @@ fn dead_letter_reason(failure: Option<FailureKind>) -> Reason {
     match failure {
         Some(FailureKind::NonRetryable) => Reason::NonRetryable,
         Some(FailureKind::Shutdown) => Reason::Shutdown,
+        Some(FailureKind::Local) => Reason::LocalFailure,
         Some(FailureKind::RetriesExhausted) | None => Reason::RetriesExhausted,
     }
 }
 
-/// The pool itself failed (only at shutdown): a failed delivery, never a panic.
+/// The pool itself failed (only at shutdown): a failed delivery, never a panic, and
+/// not the receiver's doing.
 fn pool_failure(e: &actix::MailboxError) -> DeliveryOutcome {
     DeliveryOutcome::not_attempted(
-        FailureKind::Shutdown,
+        FailureKind::Local,
         format!("delivery pool unavailable: {e}"),
     )
 }

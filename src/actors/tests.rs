@@ -307,3 +307,56 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
     assert!(row.last_success_at.is_some());
     assert!(row.enabled);
 }
+
+#[actix::test]
+async fn circuit_neither_counts_nor_resets_on_local_failures() {
+    let db = crate::db::connect_and_migrate("sqlite::memory:")
+        .await
+        .unwrap();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    crate::db::subscriptions::insert(&db, {
+        let mut row = crate::db::subscriptions::new_row(
+            "l",
+            "https://1.1.1.1/",
+            &"s".repeat(32),
+            &["a.>".to_owned()],
+            true,
+        );
+        row.uuid = sea_orm::Set(uuid.clone());
+        row
+    })
+    .await
+    .unwrap();
+    let circuit =
+        super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 2).start();
+    let key: Arc<str> = uuid.as_str().into();
+    let local = DeliveryOutcome {
+        failure: Some(crate::delivery::FailureKind::Local),
+        status: None,
+        error: Some("connect: Too many open files (os error 24)".into()),
+        attempts: 4,
+        latency: Duration::ZERO,
+        gone: false,
+        attempt_log: Vec::new(),
+    };
+    let report = |outcome: DeliveryOutcome| Report {
+        uuid: key.clone(),
+        name: "l".into(),
+        outcome,
+    };
+    assert!(!circuit.send(report(failure("f1"))).await.unwrap());
+    // Past the threshold of 2 had they counted.
+    for _ in 0..5 {
+        assert!(!circuit.send(report(local.clone())).await.unwrap());
+    }
+    circuit.send(Flush).await.unwrap();
+    let row = crate::db::subscriptions::get(&db, &uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.consecutive_failures, 1);
+    assert_eq!(row.last_error.as_deref(), Some("f1"));
+    assert!(row.last_success_at.is_none(), "not a success either");
+    // The count they left alone still trips on the next failure of the receiver.
+    assert!(circuit.send(report(failure("f2"))).await.unwrap());
+}

@@ -20,6 +20,9 @@ pub enum Reason {
     Shutdown,
     /// The subscription's shape could not render the event.
     RenderFailed,
+    /// The last attempt failed for lack of a local resource (descriptors, memory, …),
+    /// not because of the receiver.
+    LocalFailure,
 }
 
 impl Reason {
@@ -32,6 +35,7 @@ impl Reason {
             Self::Undecodable => "undecodable",
             Self::Shutdown => "shutdown",
             Self::RenderFailed => "render_failed",
+            Self::LocalFailure => "local_failure",
         }
     }
 }

@@ -80,6 +80,8 @@ struct AttemptError {
     status: Option<u16>,
     retryable: bool,
     retry_after: Option<Duration>,
+    /// For lack of a local resource: retried, never counted against the receiver.
+    local: bool,
 }
 
 impl AttemptError {
@@ -89,12 +91,20 @@ impl AttemptError {
             status: None,
             retryable: true,
             retry_after: None,
+            local: false,
         }
     }
 
     fn fatal(error: String) -> Self {
         Self {
             retryable: false,
+            ..Self::retryable(error)
+        }
+    }
+
+    fn local(error: String) -> Self {
+        Self {
+            local: true,
             ..Self::retryable(error)
         }
     }
@@ -228,6 +238,7 @@ impl DeliveryClient {
                         status: Some(status),
                         latency: began.elapsed(),
                         error: None,
+                        local: false,
                     });
                     return DeliveryOutcome {
                         failure: None,
@@ -246,7 +257,11 @@ impl DeliveryClient {
                 status: failure.status,
                 latency: began.elapsed(),
                 error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
+                local: failure.local,
             });
+            if failure.local {
+                warn_local_failure(&failure.error);
+            }
             tracing::debug!(
                 url = %target.url.as_str(),
                 event = %event.id,
@@ -260,7 +275,9 @@ impl DeliveryClient {
                 None
             };
             let Some(&scheduled) = next else {
-                let kind = if failure.retryable {
+                let kind = if failure.local {
+                    FailureKind::Local
+                } else if failure.retryable {
                     FailureKind::RetriesExhausted
                 } else {
                     FailureKind::NonRetryable
@@ -285,7 +302,7 @@ impl DeliveryClient {
         let _permit = slot
             .acquire()
             .await
-            .map_err(|_| AttemptError::retryable("sender is shutting down".into()))?;
+            .map_err(|_| AttemptError::local("sender is shutting down".into()))?;
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         let sent = tokio::time::timeout_at(deadline, async {
             let resolution = self.resolve(&target.url).await?;
@@ -305,6 +322,10 @@ impl DeliveryClient {
                     Ok(response) => {
                         resolution.preferred.set(i);
                         return Ok(response);
+                    }
+                    // Another address cannot help when the shortage is ours.
+                    Err(e) if local_cause(&e) => {
+                        return Err(AttemptError::local(self.describe(&e)))
                     }
                     Err(SendRequestError::Connect(ConnectError::Io(e))) => {
                         resolution.preferred.set((i + 1) % ips.len());
@@ -347,12 +368,14 @@ impl DeliveryClient {
                 status: Some(status),
                 retryable: true,
                 retry_after,
+                local: false,
             }),
             StatusClass::Final => Err(AttemptError {
                 error: format!("non-retryable {status}"),
                 status: Some(status),
                 retryable: false,
                 retry_after: None,
+                local: false,
             }),
         }
     }
@@ -440,6 +463,50 @@ impl DeliveryClient {
             other => other.to_string(),
         }
     }
+}
+
+/// Whether a request failed for lack of a local resource rather than because of the
+/// receiver or the network: out of descriptors (the process's or the system's), of
+/// socket buffers or memory, or of ephemeral ports.
+fn local_cause(err: &SendRequestError) -> bool {
+    match err {
+        SendRequestError::Connect(ConnectError::Io(e)) | SendRequestError::Send(e) => local_io(e),
+        _ => false,
+    }
+}
+
+fn local_io(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// How often a local failure is logged at most; the ones in between are counted.
+const LOCAL_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Log a local failure, at most once per [`LOCAL_WARN_EVERY`] for the process: when
+/// descriptors run out, every delivery fails at once.
+fn warn_local_failure(error: &str) {
+    use std::sync::{
+        atomic::{AtomicU64, Ordering},
+        LazyLock, Mutex, PoisonError,
+    };
+    static LAST: LazyLock<Mutex<Option<Instant>>> = LazyLock::new(Mutex::default);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if last.is_some_and(|t| t.elapsed() < LOCAL_WARN_EVERY) {
+        SINCE.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    *last = Some(Instant::now());
+    let unlogged = SINCE.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        %error,
+        unlogged,
+        "delivery attempt failed for lack of local resources, not the receiver's fault: \
+         retried on the schedule, never counted toward its circuit breaker"
+    );
 }
 
 fn failed(
@@ -535,6 +602,68 @@ mod tests {
         assert_eq!(human(Duration::from_secs(10)), "10s");
         assert_eq!(human(Duration::from_millis(250)), "250ms");
         assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn local_resource_failures_are_told_apart() {
+        let os = |code| io::Error::from_raw_os_error(code);
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EADDRNOTAVAIL,
+        ] {
+            assert!(
+                local_cause(&SendRequestError::Connect(ConnectError::Io(os(code)))),
+                "{code}"
+            );
+            assert!(local_cause(&SendRequestError::Send(os(code))), "{code}");
+        }
+        for code in [
+            libc::ECONNREFUSED,
+            libc::ECONNRESET,
+            libc::ETIMEDOUT,
+            libc::EHOSTUNREACH,
+        ] {
+            assert!(
+                !local_cause(&SendRequestError::Connect(ConnectError::Io(os(code)))),
+                "{code}"
+            );
+        }
+        assert!(!local_cause(&SendRequestError::Connect(
+            ConnectError::Timeout
+        )));
+        assert!(!local_cause(&SendRequestError::Timeout));
+        // Without an OS error code there is no telling it was ours.
+        let bare = io::Error::from(io::ErrorKind::OutOfMemory);
+        assert!(!local_cause(&SendRequestError::Send(bare)));
+    }
+
+    #[actix_rt::test]
+    async fn a_local_failure_is_retried_and_ends_as_local() {
+        let settings = DeliverySettings {
+            timeout: Duration::from_secs(1),
+            retry_schedule: vec![Duration::from_millis(1)],
+            allow_private: true,
+            per_destination: 1,
+        };
+        let client = DeliveryClient::new(settings);
+        let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+        // A closed slot is how a sender that is shutting down answers.
+        client.slot(&url).close();
+        let target = Target::new(url, vec![crate::config::Secret::new("s")]);
+        let event = Event::outgoing(
+            "e1".into(),
+            "attacker.x".into(),
+            bytes::Bytes::from_static(b"{}"),
+        );
+        let (_tx, stop) = watch::channel(false);
+        let outcome = client.deliver(&target, &event, &stop).await;
+        assert_eq!(outcome.failure, Some(FailureKind::Local));
+        assert_eq!(outcome.attempts, 2, "retried on the schedule");
+        assert!(outcome.attempt_log.iter().all(|a| a.local));
+        assert_eq!(outcome.error.as_deref(), Some("sender is shutting down"));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Attempt {
     pub status: Option<u16>,
     pub latency: Duration,
     pub error: Option<String>,
+    /// It failed for lack of a local resource, not because of the receiver.
+    pub local: bool,
 }
 
 /// Why a delivery failed, decided by the client that saw it fail.
@@ -40,6 +42,10 @@ pub enum FailureKind {
     NonRetryable,
     /// The worker stopped before the retries ran out.
     Shutdown,
+    /// The last attempt could not be made for lack of a local resource (descriptors,
+    /// buffers, memory, ephemeral ports) or because the sender is shutting down: not
+    /// the receiver's fault, so never counted against it.
+    Local,
 }
 
 impl DeliveryOutcome {

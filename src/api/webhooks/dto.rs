@@ -237,8 +237,10 @@ pub struct DeadLetter {
     pub event_id: String,
     pub topic: String,
     /// `retries_exhausted`, `non_retryable`, `queue_overflow`, `circuit_tripped`,
-    /// `shutdown`, or `undecodable`: bus input that is not JSON, kept as received and
-    /// never replayed.
+    /// `shutdown`, `render_failed` (the subscription's shape could not render the
+    /// event), `local_failure` (the last attempt failed for lack of a local resource,
+    /// such as file descriptors, not because of the receiver), or `undecodable`: bus
+    /// input that is not JSON, kept as received and never replayed.
     #[schema(example = "retries_exhausted")]
     pub reason: String,
     /// Why the last attempt failed.

@@ -1,5 +1,6 @@
 //! The fault suite: crashes, bus restarts, a flapping receiver, bad input on the bus
-//! and a database that goes away. Each test waits on conditions with deadlines.
+//! a database that goes away and a worker out of descriptors. Each test waits on
+//! conditions with deadlines.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -603,4 +604,121 @@ async fn delivery_continues_while_the_database_is_away_and_state_catches_up() {
     .await;
     assert_eq!(app.status().await.running.len(), 2);
     app.stop().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// 6. The worker out of descriptors: its shortage, not the receiver's fault.
+
+#[actix_rt::test]
+async fn a_worker_out_of_descriptors_retries_then_dead_letters_and_trips_nothing() {
+    let nats = NatsServer::start();
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let rx = TestReceiver::start();
+    // Every delivery opens a connection of its own, and so needs a descriptor.
+    rx.set_default(Reply::Close(200));
+    let uuid = insert_subscription(&db, "starved", &rx.url(), &["attacker.>"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("DECNET_DATABASE_URL", test_db.url.clone()),
+        ("DECNET_NATS_URL", nats.url()),
+        ("DECNET_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+        ("DECNET_WEBHOOK_RELOAD_SECS", "3600".to_owned()),
+        // Any failure counted against the receiver trips it.
+        ("DECNET_WEBHOOK_CIRCUIT_THRESHOLD", "1".to_owned()),
+        // Two attempts, far enough apart for the test to give descriptors back.
+        ("DECNET_WEBHOOK_RETRY_SCHEDULE", "3".to_owned()),
+    ];
+    let mut worker = Decnet::spawn(&["webhook"], &env, dir.path());
+    worker.wait_log("subscriptions loaded").await;
+    let client = nats.client().await;
+    let mut probe = 0;
+    eventually(WAIT, "the worker consuming", || {
+        probe += 1;
+        let body = event(&format!("probe-{probe}"));
+        let client = client.clone();
+        let rx = &rx;
+        async move {
+            client.publish("attacker.probe", body.into()).await.unwrap();
+            client.flush().await.unwrap();
+            (rx.count() >= 1).then_some(())
+        }
+    })
+    .await;
+    // No probe still on its way when descriptors run out.
+    eventually(WAIT, "every probe delivered", || async {
+        let got = ids(&rx);
+        (1..=probe)
+            .all(|i| got.contains(&format!("probe-{i}")))
+            .then_some(())
+    })
+    .await;
+    let limit = worker.open_files_limit();
+    // Below what it has open: every new descriptor fails with EMFILE.
+    let exhausted = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: limit.rlim_max,
+    };
+
+    // Out of descriptors for the first attempt only: the retry delivers.
+    worker.set_open_files_limit(exhausted);
+    client
+        .publish("attacker.observed", event("retried").into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    worker
+        .wait_log("delivery attempt failed for lack of local resources")
+        .await;
+    worker.set_open_files_limit(limit);
+    eventually(WAIT, "the event delivered on its retry", || async {
+        ids(&rx).iter().any(|i| i == "retried").then_some(())
+    })
+    .await;
+
+    // Out of descriptors for every attempt: dead-lettered for what it is.
+    worker.set_open_files_limit(exhausted);
+    client
+        .publish("attacker.observed", event("starved").into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    worker.wait_log("dead-lettered as local_failure").await;
+    worker.set_open_files_limit(limit);
+    let dead = eventually(WAIT, "the dead letter written", || async {
+        let rows = dead_letters::list(&db, &uuid, 10, 0)
+            .await
+            .map(|(rows, _)| rows);
+        match rows {
+            Ok(rows) => rows
+                .into_iter()
+                .find(|r| r.event_id == "starved")
+                .ok_or_else(|| worker.log()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    assert_eq!(dead.reason, "local_failure");
+    assert_eq!(dead.attempts, 2);
+    let error = dead.error.unwrap_or_default();
+    assert!(error.contains("Too many open files"), "{error}");
+
+    // Neither counted against the receiver: not tripped, and the next event goes.
+    client
+        .publish("attacker.observed", event("after").into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    eventually(WAIT, "the next event delivered", || async {
+        ids(&rx).iter().any(|i| i == "after").then_some(())
+    })
+    .await;
+    let row = decnet_webhook::db::subscriptions::get(&db, &uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.consecutive_failures, 0, "{:?}", row.last_error);
+    assert!(row.auto_disabled_at.is_none(), "{:?}", row.last_error);
+    assert!(row.enabled);
+    worker.assert_running();
 }
