@@ -32,6 +32,8 @@ pub struct AppState {
     pub replays: Arc<Replays>,
     /// Seals and opens stored subscription secrets (`DECNET_SECRET_KEY`).
     pub secrets: crate::secrets::SecretStore,
+    /// Compiles and trial-renders templates before they are stored.
+    pub templates: crate::shape::sandbox::Sandbox,
 }
 
 impl AppState {
@@ -40,7 +42,7 @@ impl AppState {
         settings: Arc<Settings>,
         bus: Bus,
         jwt: JwtKeys,
-        secrets: crate::secrets::SecretStore,
+        (secrets, templates): (crate::secrets::SecretStore, crate::shape::sandbox::Sandbox),
     ) -> Self {
         let create_limiter = Arc::new(RateLimiter::per_minute(settings.webhook.create_per_minute));
         Self {
@@ -51,6 +53,7 @@ impl AppState {
             create_limiter,
             replays: Arc::default(),
             secrets,
+            templates,
         }
     }
 }

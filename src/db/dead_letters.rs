@@ -20,6 +20,8 @@ pub enum Reason {
     Shutdown,
     /// The subscription's shape could not render the event.
     RenderFailed,
+    /// The subscription stopped unexpectedly while it held the event.
+    Crashed,
 }
 
 impl Reason {
@@ -32,6 +34,7 @@ impl Reason {
             Self::Undecodable => "undecodable",
             Self::Shutdown => "shutdown",
             Self::RenderFailed => "render_failed",
+            Self::Crashed => "crashed",
         }
     }
 }

@@ -37,6 +37,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The worker it runs starts its template sandbox from this binary.
+    if let Some(code) = decnet_webhook::shape::sandbox::child_entry() {
+        return code;
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
