@@ -9,5 +9,6 @@ mod metrics;
 mod process;
 mod repository;
 mod secrets;
+mod templates;
 mod ui;
 mod worker;

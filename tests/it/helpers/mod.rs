@@ -8,6 +8,7 @@ pub mod nats;
 pub mod probe;
 pub mod process;
 pub mod receiver;
+pub mod templates;
 pub mod worker;
 
 pub use app::{AppOptions, TestApp};
