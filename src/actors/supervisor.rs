@@ -250,22 +250,20 @@ impl SupervisorActor {
             .map(|s| (s.uuid.clone(), s))
             .collect();
         let (mut started, mut stopped, mut updated) = (0, 0, 0);
+        let keep = |uuid: &Arc<str>| desired.contains_key(uuid) || unreadable.contains(&**uuid);
         self.running.retain(|uuid, running| {
-            let keep = desired.contains_key(uuid) || unreadable.contains(&**uuid);
-            if !keep {
+            if !keep(uuid) {
                 running.addr.do_send(Drain(DrainReason::Removed));
                 stopped += 1;
             }
-            keep
+            keep(uuid)
         });
         // Removed while waiting for a restart: it just stays stopped.
         self.restarting.retain(|uuid, _| {
-            let keep = desired.contains_key(uuid) || unreadable.contains(&**uuid);
-            stopped += usize::from(!keep);
-            keep
+            stopped += usize::from(!keep(uuid));
+            keep(uuid)
         });
-        let live = |uuid: &Arc<str>| desired.contains_key(uuid) || unreadable.contains(&**uuid);
-        self.failures.retain(|uuid, _| live(uuid));
+        self.failures.retain(|uuid, _| keep(uuid));
         for (uuid, spec) in desired {
             match self.running.get_mut(&uuid) {
                 // Waiting out its back-off: a changed row (perhaps the fix) starts it

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 #[derive(Parser)]
 #[command(about = "Benchmark the webhook worker: NATS in, signed HTTP out")]
 struct Args {
-    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, or all
+    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, templates, or all
     scenario: String,
     /// small runs every scenario tiny (a smoke test)
     #[arg(long, default_value = "full")]
@@ -123,10 +123,11 @@ pub enum Scenario {
     Scale,
     Durable,
     Ratelimit,
+    Templates,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Raw,
         Scenario::Throughput,
         Scenario::Fanout,
@@ -135,6 +136,7 @@ impl Scenario {
         Scenario::Scale,
         Scenario::Durable,
         Scenario::Ratelimit,
+        Scenario::Templates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -147,6 +149,7 @@ impl Scenario {
             Scenario::Scale => "scale",
             Scenario::Durable => "durable",
             Scenario::Ratelimit => "ratelimit",
+            Scenario::Templates => "templates",
         }
     }
 }
