@@ -5,7 +5,7 @@
 //! the rest keep streaming untouched.
 //!
 //! A subscription actor that stops without being drained (a bug made it panic) says
-//! so from its `Drop`; the supervisor logs it, counts it
+//! so as it stops (`Exited`); the supervisor logs it, counts it
 //! (`decnet_webhook_subscription_restarts_total`), notes it on the row's
 //! `last_error`, and starts it again after a back-off that doubles from 1 s to 60 s
 //! while it keeps failing soon after each start.

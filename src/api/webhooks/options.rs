@@ -14,10 +14,11 @@ use crate::{
 
 pub const MAX_BATCH: i32 = 50;
 pub const MAX_LINGER_MS: i32 = 5000;
-/// The rate limit's bounds: below the least, one delivery would wait over a quarter
-/// of an hour (and far below it the wait is not even a representable duration).
-pub const MIN_RATE_PER_SEC: f64 = 0.001;
-pub const MAX_RATE_PER_SEC: f64 = 10_000.0;
+/// The rate limit's bounds, the token bucket's: below the least, one delivery would
+/// wait over a quarter of an hour (and far below it the wait is not even a
+/// representable duration).
+pub const MIN_RATE_PER_SEC: f64 = crate::actors::rate::MIN_RATE;
+pub const MAX_RATE_PER_SEC: f64 = crate::actors::rate::MAX_RATE;
 
 /// The body each event becomes (docs/shapes.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]

@@ -262,30 +262,33 @@ fn serve(queue: &Mutex<mpsc::Receiver<Job>>, program: &std::path::Path, limits: 
     }
 }
 
-/// One request, on the thread's process. A process found dead when the request is
-/// written (it died while idle) is replaced once.
+/// One request, on the thread's process (started if there is none).
 fn exchange(
     process: &mut Option<Process>,
     program: &std::path::Path,
     limits: TemplateLimits,
     request: &[u8],
 ) -> Result<Vec<u8>, Failure> {
-    for retry in [false, true] {
+    let mut fresh = process.is_none();
+    loop {
         let p = match process {
             Some(p) => p,
             None => process.insert(Process::start(program, limits.memory_mib)?),
         };
         let deadline = Instant::now() + limits.timeout;
-        if let Err(failure) = p.send(request) {
-            *process = None;
-            if retry || failure == Failure::OutOfMemory {
-                return Err(failure);
+        match p.send(request) {
+            Ok(()) => return p.answer(deadline).inspect_err(|_| *process = None),
+            Err(failure) => {
+                *process = None;
+                // One that had died while idle (killed from outside, say) gets a
+                // fresh successor; one that died taking this request does not.
+                if fresh || failure == Failure::OutOfMemory {
+                    return Err(failure);
+                }
+                fresh = true;
             }
-            continue;
         }
-        return p.answer(deadline).inspect_err(|_| *process = None);
     }
-    Err(Failure::Unavailable("unreachable".into()))
 }
 
 fn key_of(source: &str) -> u64 {

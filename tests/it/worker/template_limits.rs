@@ -153,3 +153,42 @@ async fn templates_that_cannot_fit_are_dead_lettered_and_hold_up_no_one() {
     good_rx.wait_for(6, WAIT).await;
     app.stop().await.unwrap();
 }
+
+/// A sandbox process killed from outside between requests (the OOM killer, an
+/// operator) is replaced: the next render still succeeds.
+#[actix_rt::test]
+async fn a_sandbox_process_killed_between_renders_is_replaced() {
+    use decnet_webhook::shape::sandbox::{Sandbox, TemplateLimits};
+    use nix::{
+        sys::signal::{kill, Signal},
+        unistd::Pid,
+    };
+    crate::helpers::use_built_sandbox();
+    let sandbox = Sandbox::new(TemplateLimits {
+        timeout: Duration::from_secs(10),
+        memory_mib: 64,
+    });
+    let envelope = bytes::Bytes::from_static(
+        br#"{"id":"k-1","payload":{},"topic":"attacker.x","ts":"t","type":"","v":1}"#,
+    );
+    let render = || sandbox.render(templates::GOOD, std::slice::from_ref(&envelope));
+    let first = render().await.expect("renders");
+    assert_eq!(
+        &first[0].as_ref().unwrap()[..],
+        br#"{"id":"k-1","topic":"attacker.x"}"#
+    );
+    let sandboxes = crate::helpers::process::children(std::process::id());
+    assert_eq!(sandboxes.len(), 1, "one sandbox process started");
+    kill(Pid::from_raw(sandboxes[0] as i32), Signal::SIGKILL).unwrap();
+    // Dead (a zombie until the sandbox notices) before the next request.
+    let state = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(") ").next().and_then(|s| s.chars().next())
+    };
+    eventually(WAIT, "the sandbox process dead", || async {
+        matches!(state(sandboxes[0]), Some('Z') | None).then_some(())
+    })
+    .await;
+    let again = render().await.expect("renders on a fresh process");
+    assert_eq!(again, first);
+}
