@@ -5,6 +5,7 @@
 //! with keys sorted at every depth, like the envelope.
 
 mod error;
+mod limits;
 pub mod sandbox;
 mod slack;
 mod template;
@@ -18,7 +19,7 @@ use serde_json::Value;
 use crate::domain::Event;
 
 pub use error::ShapeError;
-pub use template::{MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL};
+pub use limits::{MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL};
 
 /// The shape names a subscription may store, `raw` first (the default).
 pub const NAMES: [&str; 4] = ["raw", "slack", "thehive", "template"];

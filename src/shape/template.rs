@@ -18,15 +18,12 @@ use bytes::Bytes;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 use serde_json::Value;
 
-use super::error::ShapeError;
+use super::{
+    error::ShapeError,
+    limits::{MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL},
+};
 use crate::domain::event::to_sorted_json;
 
-/// Largest template source accepted.
-pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
-/// Largest rendered document.
-pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
-/// Engine instructions one render may run.
-pub const TEMPLATE_FUEL: u64 = 100_000;
 const RECURSION_LIMIT: usize = 64;
 const NAME: &str = "template";
 

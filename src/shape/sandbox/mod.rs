@@ -33,7 +33,7 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{error::ShapeError, template::MAX_TEMPLATE_BYTES};
+use super::{error::ShapeError, limits::MAX_TEMPLATE_BYTES};
 use process::{Failure, Process};
 
 pub use child::entry as child_entry;
