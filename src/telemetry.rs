@@ -50,7 +50,7 @@ pub fn install_panic_hook() {
             });
             if tracing::dispatcher::has_been_set() {
                 let thread = std::thread::current();
-                tracing::error!(panic = %message, %location, thread = thread.name().unwrap_or("unnamed"), "panic");
+                tracing::error!(panic = %message, %location, thread = thread.name().unwrap_or("unnamed"), "panicked");
             } else {
                 previous(info);
             }
@@ -64,4 +64,28 @@ pub fn take_panic() -> Option<String> {
         .try_with(|last| last.try_borrow_mut().ok().and_then(|mut l| l.take()))
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_kept_for_whoever_cleans_up_on_its_thread() {
+        install_panic_hook();
+        let caught = std::panic::catch_unwind(|| panic!("boom {}", 42));
+        assert!(caught.is_err());
+        let message = take_panic().expect("the panic was kept");
+        assert!(
+            message.starts_with("boom 42 at src/telemetry.rs:"),
+            "{message}"
+        );
+        assert_eq!(take_panic(), None, "taken once");
+        // Another thread's panic is its own.
+        let other = std::thread::spawn(|| {
+            let _ = std::panic::catch_unwind(|| panic!("elsewhere"));
+        });
+        other.join().unwrap();
+        assert_eq!(take_panic(), None);
+    }
 }
