@@ -1,13 +1,17 @@
 //! The template sandbox: templates compile and render in child processes, never in
 //! the service.
 //!
-//! minijinja bounds the steps of a render (fuel) but neither its memory nor its time:
-//! it folds constant expressions while it compiles (`"x" * 100000000` is a 100 MB
-//! string before any render, and a few of them abort the whole process), `~` and `+`
-//! copy without a limit, captured blocks and macros grow unchecked, and one step can
-//! copy megabytes. Nothing in its public interface lets us hook those operators or
-//! the capture buffers, so a limit inside the service process would be a partial
-//! list of guesses; an address-space limit on a separate process covers them all.
+//! minijinja bounds the steps of a render (fuel) but neither its memory nor its time.
+//! Its code generator folds constant expressions while it compiles (`Expr::as_const`
+//! evaluates binary operators through `value::ops`), so `"x" * 100000000` is a
+//! 100 MB string before any render and a few of them abort the whole process; the
+//! only cap in `ops` is 100,000,000 bytes per string repetition, `~` is a plain
+//! `format!`, `+` and `*` on lists build lazily and materialise when iterated,
+//! captured blocks and macro output grow unchecked, and one step can copy megabytes.
+//! Nothing in its public interface hooks those operators or the capture buffers, so
+//! a limit inside the service process would be a partial list of guesses; an
+//! address-space limit on a separate process covers them all, and a process can be
+//! killed where a thread cannot.
 //!
 //! So each render request goes to one of [`PROCESSES`] long-lived child processes
 //! (the same binary, see `child`), each capped at its start size plus
