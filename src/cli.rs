@@ -101,6 +101,10 @@ impl From<RoleArg> for auth::Role {
 }
 
 pub fn run() -> ExitCode {
+    // The template sandbox is this binary started by itself, before anything else.
+    if let Some(code) = crate::shape::sandbox::child_entry() {
+        return code;
+    }
     let cli = Cli::parse();
     // `init` only renders files: it must work whatever the environment holds.
     if let Command::Init(args) = &cli.command {

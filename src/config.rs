@@ -72,6 +72,10 @@ pub struct WebhookSettings {
     pub stream_subjects: Vec<String>,
     /// How long a rotated-out secret keeps signing beside the new one.
     pub rotation_window: chrono::Duration,
+    /// Wall-clock limit of one template render request (one event or one batch).
+    pub template_timeout: Duration,
+    /// Memory a template sandbox process may use beyond its size at start.
+    pub template_memory_mib: u64,
 }
 
 /// Limits on logins (`DECNET_API_LOGIN_*`).
@@ -253,6 +257,13 @@ impl Settings {
                 1,
                 8760,
             )? as i64),
+            template_timeout: Duration::from_millis(src.number(
+                "webhook_template_timeout_ms",
+                1000,
+                10,
+                60_000,
+            )?),
+            template_memory_mib: src.number("webhook_template_memory_mib", 128, 16, 4096)?,
         };
         let login = LoginSettings {
             concurrency: src.number("api_login_concurrency", default_login_concurrency(), 1, 64)?
@@ -677,6 +688,45 @@ mod tests {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{key}={value}: {err}");
             assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn template_limits_have_defaults_and_bounds() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.webhook.template_timeout, Duration::from_millis(1000));
+        assert_eq!(s.webhook.template_memory_mib, 128);
+        let s = load(&[
+            ("webhook_template_timeout_ms", "250"),
+            ("webhook_template_memory_mib", "64"),
+        ])
+        .unwrap();
+        assert_eq!(s.webhook.template_timeout, Duration::from_millis(250));
+        assert_eq!(s.webhook.template_memory_mib, 64);
+        for (key, value, var) in [
+            (
+                "webhook_template_timeout_ms",
+                "0",
+                "DECNET_WEBHOOK_TEMPLATE_TIMEOUT_MS",
+            ),
+            (
+                "webhook_template_timeout_ms",
+                "60001",
+                "DECNET_WEBHOOK_TEMPLATE_TIMEOUT_MS",
+            ),
+            (
+                "webhook_template_memory_mib",
+                "8",
+                "DECNET_WEBHOOK_TEMPLATE_MEMORY_MIB",
+            ),
+            (
+                "webhook_template_memory_mib",
+                "lots",
+                "DECNET_WEBHOOK_TEMPLATE_MEMORY_MIB",
+            ),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{key}={value}: {err}");
         }
     }
 

@@ -42,6 +42,7 @@ pub struct Metrics {
     queue_depth: IntGaugeVec,
     inflight: IntGaugeVec,
     trips: IntCounterVec,
+    restarts: IntCounterVec,
     reloads: IntCounter,
     bus_connected: IntGauge,
     bus_fell_behind: IntCounter,
@@ -120,6 +121,13 @@ impl Metrics {
             ),
             &["subscription"],
         )?;
+        let restarts = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_subscription_restarts_total",
+                "Times a subscription stopped unexpectedly in the worker and was restarted.",
+            ),
+            &["subscription"],
+        )?;
         let reloads = IntCounter::new(
             "decnet_webhook_reloads_total",
             "Subscription reloads completed by the worker.",
@@ -155,6 +163,7 @@ impl Metrics {
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(inflight.clone()))?;
         registry.register(Box::new(trips.clone()))?;
+        registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(bus_connected.clone()))?;
         registry.register(Box::new(bus_fell_behind.clone()))?;
@@ -169,6 +178,7 @@ impl Metrics {
             queue_depth,
             inflight,
             trips,
+            restarts,
             reloads,
             bus_connected,
             bus_fell_behind,
@@ -221,6 +231,17 @@ impl Metrics {
         self.trips.with_label_values(&[uuid]).inc();
     }
 
+    /// A subscription stopped unexpectedly and is to be restarted.
+    pub fn subscription_restarted(&self, uuid: &Arc<str>) {
+        let mut live = self.live();
+        // Its actor is gone: the series goes with the others if it never comes back.
+        let entry = live.entry(uuid.clone()).or_default();
+        if entry.holders == 0 {
+            entry.stopped_at = Some(Instant::now());
+        }
+        self.restarts.with_label_values(&[uuid]).inc();
+    }
+
     /// The worker finished a reload.
     pub fn reloaded(&self) {
         self.reloads.inc();
@@ -269,6 +290,7 @@ impl Metrics {
                 let _ = self.queue_depth.remove_label_values(&[id]);
                 let _ = self.inflight.remove_label_values(&[id]);
                 let _ = self.trips.remove_label_values(&[id]);
+                let _ = self.restarts.remove_label_values(&[id]);
             }
             !expired
         });
@@ -506,6 +528,10 @@ mod tests {
             value(&m, "decnet_webhook_subscriptions_running", &[]),
             Some(0.0)
         );
+        // A restart's count goes with the subscription too.
+        let restarted: Arc<str> = "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f".into();
+        m.subscription_restarted(&restarted);
+        assert!(!m.render().unwrap().contains(&*restarted));
         // A trip with no actor here goes like the rest.
         let other: Arc<str> = "9a3f1c56-1b0e-4c6a-8f0e-2a7d4e5b6c7d".into();
         m.circuit_tripped(&other);
@@ -535,6 +561,9 @@ mod tests {
             value(&m, "decnet_webhook_subscriptions_running", &[]),
             Some(0.0)
         );
+        m.subscription_restarted(&uuid);
+        let restarts = value(&m, "decnet_webhook_subscription_restarts_total", &[sub]);
+        assert_eq!(restarts, Some(1.0));
     }
 
     #[test]

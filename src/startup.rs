@@ -22,6 +22,7 @@ use crate::{
     config::{ConfigError, Secret, Settings},
     delivery::{DeliveryClient, DeliverySettings},
     secrets::{check_key, KeyCheckError, SecretStore},
+    shape::sandbox::{Sandbox, TemplateLimits},
 };
 
 /// Why a command could not start or stopped: configuration and usage problems (the
@@ -72,6 +73,9 @@ pub struct Shared {
     pub secrets: SecretStore,
     /// How deliveries are made, by the worker and by the API's test ping and replay.
     pub delivery: DeliverySettings,
+    /// Where templates compile and render: checked by the API on save, rendered by
+    /// the worker.
+    pub templates: Sandbox,
 }
 
 impl Shared {
@@ -79,6 +83,7 @@ impl Shared {
         Self {
             secrets: SecretStore::from_settings(settings),
             delivery: DeliverySettings::from_settings(&settings.webhook),
+            templates: Sandbox::new(TemplateLimits::from_settings(&settings.webhook)),
         }
     }
 }
@@ -109,7 +114,13 @@ pub fn build_api(
     let request_timeout = settings.api_request_timeout;
     // Hash the dummy password now, so the first login of an unknown user costs the same.
     crate::auth::dummy_hash();
-    let state = web::Data::new(AppState::new(db, settings, bus, jwt, shared.secrets));
+    let state = web::Data::new(AppState::new(
+        db,
+        settings,
+        bus,
+        jwt,
+        (shared.secrets, shared.templates),
+    ));
     let delivery = shared.delivery;
     // `/metrics` moves to its own listener when `DECNET_METRICS_BIND` is set.
     let metrics_here = state.settings.metrics_bind.is_none();
@@ -240,8 +251,13 @@ impl Application {
             None => None,
         };
         let worker = if components.worker {
-            let Shared { secrets, delivery } = shared;
-            Some(Worker::start(&settings, db.clone(), bus.clone(), secrets, delivery).await)
+            let Shared {
+                secrets,
+                delivery,
+                templates,
+            } = shared;
+            let parts = (secrets, delivery, templates);
+            Some(Worker::start(&settings, db.clone(), bus.clone(), parts).await)
         } else {
             None
         };

@@ -14,7 +14,7 @@ pub struct Model {
     /// The exact body that was (or would have been) sent; raw bytes for undecodable input.
     pub body: Vec<u8>,
     /// `retries_exhausted`, `non_retryable`, `queue_overflow`, `circuit_tripped`,
-    /// `undecodable`, `shutdown`, `render_failed`, `local_failure`.
+    /// `undecodable`, `shutdown`, `render_failed`, `local_failure`, `crashed`.
     pub reason: String,
     pub error: Option<String>,
     pub status: Option<i32>,

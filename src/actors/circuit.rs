@@ -50,6 +50,15 @@ pub struct ResetCircuit {
     pub uuid: Arc<str>,
 }
 
+/// Record a problem of the subscription that is not a delivery failure on its row
+/// (`last_error`, `last_failure_at`), in order with its other state writes.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Note {
+    pub uuid: Arc<str>,
+    pub error: String,
+}
+
 /// Persist every pending state write (bounded), then answer.
 #[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
@@ -67,6 +76,7 @@ enum Op {
     Success(DateTime<Utc>),
     Failure { ts: DateTime<Utc>, error: String },
     Trip { ts: DateTime<Utc>, failures: i32 },
+    Note { ts: DateTime<Utc>, error: String },
 }
 
 #[derive(Default)]
@@ -181,6 +191,7 @@ impl CircuitActor {
                         }
                     }
                     Op::Trip { ts, failures } => self.announce_trip(&uuid, ts, failures),
+                    Op::Note { .. } => {}
                 }
                 self.write_next(uuid, ctx);
             }
@@ -289,6 +300,9 @@ async fn execute(
         Op::Trip { ts, .. } => repo::trip_webhook_circuit(db, uuid, *ts)
             .await
             .map(|_| None),
+        Op::Note { ts, error } => repo::record_webhook_problem(db, uuid, *ts, error)
+            .await
+            .map(|()| None),
     }
 }
 
@@ -363,6 +377,25 @@ impl Handler<ResetCircuit> for CircuitActor {
         state.dirty_success = None;
         // Writes already queued stay (they happened); a trip of the old life does not.
         state.ops.retain(|op| !matches!(op, Op::Trip { .. }));
+    }
+}
+
+impl Handler<Note> for CircuitActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Note, ctx: &mut Self::Context) {
+        // A success still coalesced happened before: written first, so the note is
+        // what the row shows.
+        let state = self.subs.entry(msg.uuid.clone()).or_default();
+        let earlier = state.dirty_success.take();
+        if let Some(earlier) = earlier {
+            self.enqueue(&msg.uuid, Op::Success(earlier), ctx);
+        }
+        let op = Op::Note {
+            ts: Utc::now(),
+            error: msg.error,
+        };
+        self.enqueue(&msg.uuid, op, ctx);
     }
 }
 

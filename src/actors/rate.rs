@@ -1,8 +1,19 @@
 //! A token bucket: `rate` deliveries per second, with a burst of a tenth of a
 //! second's worth (at least one), so any window of a few seconds stays within a few
 //! percent of the rate.
+//!
+//! Any rate is taken without a panic: the API refuses rates outside
+//! `MIN_RATE`–`MAX_RATE`, and a stored row outside them (or not a number) is
+//! brought within them here.
 
 use std::time::{Duration, Instant};
+
+/// The slowest rate the bucket runs at (one delivery per 1,000 s).
+pub const MIN_RATE: f64 = 0.001;
+/// The fastest.
+pub const MAX_RATE: f64 = 10_000.0;
+/// The longest wait `take` asks for: a whole period at the slowest rate.
+const MAX_WAIT: Duration = Duration::from_secs(1000);
 
 #[derive(Debug)]
 pub struct TokenBucket {
@@ -13,8 +24,10 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// `rate` must be finite and positive (the API and the row reader ensure it).
+    /// `rate` deliveries per second, brought within `MIN_RATE`–`MAX_RATE` (a NaN
+    /// runs at the slowest).
     pub fn new(rate: f64, now: Instant) -> Self {
+        let rate = clamp_rate(rate);
         let capacity = (rate / 10.0).max(1.0);
         Self {
             rate,
@@ -35,9 +48,19 @@ impl TokenBucket {
             Ok(())
         } else {
             let wait = (1.0 - self.tokens) / self.rate;
-            // At least a millisecond: the timer's resolution.
-            Err(Duration::from_secs_f64(wait).max(Duration::from_millis(1)))
+            // At least a millisecond (the timer's resolution), at most a period.
+            let wait = Duration::try_from_secs_f64(wait).unwrap_or(MAX_WAIT);
+            Err(wait.clamp(Duration::from_millis(1), MAX_WAIT))
         }
+    }
+}
+
+/// `rate` within `MIN_RATE`–`MAX_RATE`; the slowest for a NaN.
+pub fn clamp_rate(rate: f64) -> f64 {
+    if rate.is_nan() {
+        MIN_RATE
+    } else {
+        rate.clamp(MIN_RATE, MAX_RATE)
     }
 }
 
@@ -69,6 +92,33 @@ mod tests {
         let later = start + Duration::from_secs(60);
         let burst = std::iter::from_fn(|| bucket.take(later).ok()).count();
         assert_eq!(burst, 10);
+    }
+
+    #[test]
+    fn any_rate_is_taken_without_a_panic() {
+        let start = Instant::now();
+        for rate in [
+            1e-30,
+            0.0,
+            -5.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+            1e300,
+        ] {
+            let mut bucket = TokenBucket::new(rate, start);
+            assert!(bucket.take(start).is_ok(), "{rate}: the first token");
+            let wait = bucket.take(start).unwrap_err();
+            assert!(wait >= Duration::from_micros(100), "{rate}: {wait:?}");
+            assert!(wait <= MAX_WAIT, "{rate}: {wait:?}");
+            // A clock far in the future refills, never overflows.
+            let later = start + Duration::from_secs(10 * 365 * 86_400);
+            assert!(bucket.take(later).is_ok(), "{rate}");
+        }
+        // The slowest rate waits one whole period.
+        let mut slow = TokenBucket::new(1e-30, start);
+        slow.take(start).unwrap();
+        assert_eq!(slow.take(start).unwrap_err(), MAX_WAIT);
     }
 
     #[test]

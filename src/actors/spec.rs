@@ -70,7 +70,12 @@ impl DeliveryOptions {
                 .and_then(|n| u64::try_from(n).ok())
                 .filter(|n| *n > 0)
                 .map_or(DEFAULT_BATCH_LINGER, Duration::from_millis),
-            rate_limit_per_sec: row.rate_limit_per_sec.filter(|r| r.is_finite() && *r > 0.0),
+            // A stored rate out of bounds (saved before they were checked) runs at the
+            // nearest bound.
+            rate_limit_per_sec: row
+                .rate_limit_per_sec
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .map(super::rate::clamp_rate),
             shape: row.shape.clone(),
             template: row.template.clone(),
         }

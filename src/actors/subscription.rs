@@ -1,8 +1,13 @@
 //! SubscriptionActor: one per enabled subscription. Owns its PatternActors, a bounded
 //! queue and an in-flight cap, so a dead receiver fills only its own budget.
+//!
+//! If it ever stops without being drained (a handler panicked: the runtime drops the
+//! actor's task and carries on with the others, and actix runs `stopped` on the way
+//! out), it settles what it held (queued, rendering and in-flight events) and tells
+//! the supervisor, which restarts it.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -11,6 +16,7 @@ use actix::{
     fut::wrap_future, Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler,
     Message, Recipient, ResponseActFuture, WrapFuture,
 };
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{
@@ -27,7 +33,7 @@ use crate::{
     db::dead_letters::Reason,
     delivery::{DeliveryOutcome, FailureKind, Target},
     domain::Event,
-    shape::Shape,
+    shape::{sandbox::Sandbox, Shape, ShapeError},
 };
 
 /// Stop consuming, let in-flight deliveries finish (bounded), then stop.
@@ -69,6 +75,25 @@ pub struct Budget {
 #[rtype(result = "()")]
 pub struct UpdateTarget(pub SubscriptionSpec);
 
+/// A subscription actor stopped without being drained.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Exited {
+    pub uuid: Arc<str>,
+    /// Which start of the subscription this was (the supervisor's count).
+    pub generation: u64,
+    /// What stopped it: the panic's message when there was one.
+    pub cause: String,
+    /// Events it held, dead-lettered (or handed back to the stream, durable mode).
+    pub held: usize,
+}
+
+/// Make the actor panic in its handler, as a bug would.
+#[cfg(test)]
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Fail;
+
 pub struct SubscriptionActor {
     spec: SubscriptionSpec,
     target: Arc<Target>,
@@ -77,7 +102,11 @@ pub struct SubscriptionActor {
     pool: DeliveryPool,
     circuit: Recipient<Report>,
     stats: Arc<WorkerStats>,
+    /// Where a template shape renders (`with_templates`).
+    templates: Option<Sandbox>,
     on_ready: Option<Recipient<Ready>>,
+    /// Told (with this start's generation) if the actor stops without a drain.
+    on_exit: Option<(Recipient<Exited>, u64)>,
     journal: Option<Recipient<RecordDeadLetter>>,
     attempt_log: Option<Recipient<RecordAttempts>>,
     patterns: Vec<Addr<PatternActor>>,
@@ -91,11 +120,20 @@ pub struct SubscriptionActor {
     /// copy from their own consumer, and the receiver must get one.
     seen: HashSet<u64>,
     seen_order: VecDeque<u64>,
-    inflight: usize,
+    /// Events being rendered or delivered, by job: their count is what is in
+    /// flight, and they are what a crash must not lose.
+    held: HashMap<u64, Vec<Rendered>>,
+    next_job: u64,
+    /// A template render is with the sandbox: one at a time per subscription, so a
+    /// template that runs to its limit holds one sandbox process, not all.
+    rendering: bool,
     draining: Option<DrainReason>,
     drained: Option<oneshot::Sender<()>>,
+    /// It stops because it decided to (drained): any other stop is unexpected.
+    stop_expected: bool,
     last_overflow_warning: Option<std::time::Instant>,
     last_local_warning: Option<std::time::Instant>,
+    last_render_warning: Option<(Instant, u64)>,
     metrics: crate::metrics::SubscriptionMetrics,
 }
 
@@ -120,24 +158,43 @@ impl SubscriptionActor {
             pool,
             circuit,
             stats,
+            templates: None,
             on_ready: None,
+            on_exit: None,
             journal: None,
             attempt_log: None,
             patterns: Vec::new(),
             wake: None,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
-            inflight: 0,
+            held: HashMap::new(),
+            next_job: 0,
+            rendering: false,
             draining: None,
             drained: None,
+            stop_expected: false,
             last_overflow_warning: None,
             last_local_warning: None,
+            last_render_warning: None,
         }
     }
 
     /// Tell `to` once every pattern is subscribed on the bus server.
     pub fn report_ready_to(mut self, to: Recipient<Ready>) -> Self {
         self.on_ready = Some(to);
+        self
+    }
+
+    /// Render a template shape in `templates`.
+    pub fn with_templates(mut self, templates: Sandbox) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
+    /// Tell `to` if this actor stops without being drained; `generation` tells this
+    /// start from a later one.
+    pub fn report_exit_to(mut self, to: Recipient<Exited>, generation: u64) -> Self {
+        self.on_exit = Some((to, generation));
         self
     }
 
@@ -180,6 +237,20 @@ impl SubscriptionActor {
         }
     }
 
+    /// Settle an event held when the actor stopped unexpectedly: durable ones go
+    /// back to the stream (the restarted actor gets them again), the rest to the
+    /// dead-letter store.
+    fn settle_crashed(&self, event: &Event, ack: Option<Acker>, error: &str) {
+        match ack {
+            Some(ack) => ack.nak(),
+            None => {
+                let outcome =
+                    DeliveryOutcome::not_attempted(FailureKind::NonRetryable, error.to_owned());
+                self.dead_letter(event, None, Reason::Crashed, Some(&outcome));
+            }
+        }
+    }
+
     /// Whether this stream sequence was already taken (and remember it).
     fn seen_before(&mut self, seq: u64) -> bool {
         const REMEMBER: usize = 65_536;
@@ -195,21 +266,31 @@ impl SubscriptionActor {
         false
     }
 
-    /// Render each event in its shape; a render failure dead-letters that event alone.
-    fn render(&self, items: Vec<Incoming>) -> Vec<Rendered> {
+    /// Shape each event and deliver: templates through the sandbox (awaited off
+    /// this thread), the other shapes here.
+    fn dispatch(&mut self, items: Vec<Incoming>, ctx: &mut Context<Self>) {
+        match &self.shape {
+            Ok(Shape::Template(source)) => {
+                let source = source.clone();
+                self.render_in_sandbox(source, items, ctx);
+            }
+            _ => {
+                let rendered = self.render_here(items);
+                self.send(rendered, ctx);
+            }
+        }
+    }
+
+    /// Render each event in its (non-template) shape; a failure dead-letters that
+    /// event alone.
+    fn render_here(&mut self, items: Vec<Incoming>) -> Vec<Rendered> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let rendered = match &self.shape {
                 Ok(shape) if shape.is_raw() => Ok(item.event.clone()),
                 Ok(shape) => shape
                     .render(&item.event)
-                    .map(|body| {
-                        Arc::new(Event::outgoing(
-                            item.event.id.clone(),
-                            item.event.topic.clone(),
-                            body,
-                        ))
-                    })
+                    .map(|body| shaped(&item.event, body))
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
@@ -218,19 +299,98 @@ impl SubscriptionActor {
                     sent,
                     ack: item.ack,
                 }),
-                Err(error) => {
-                    tracing::warn!(subscription = %self.spec.uuid, event_id = %item.event.id, %error, "cannot render the event in this subscription's shape; dead-lettered");
-                    let outcome = DeliveryOutcome::not_attempted(FailureKind::NonRetryable, error);
-                    self.dead_letter(&item.event, item.ack, Reason::RenderFailed, Some(&outcome));
-                }
+                Err(error) => self.render_failed(&item.event, item.ack, error),
             }
         }
         out
     }
 
-    /// POST one event, or several as one batch, and settle them on the outcome.
-    fn dispatch(&mut self, items: Vec<Incoming>, ctx: &mut Context<Self>) {
-        let items = self.render(items);
+    /// Render `items` with the template in the sandbox, then deliver what rendered.
+    /// The events stay held meanwhile (and count as in flight).
+    fn render_in_sandbox(
+        &mut self,
+        source: Arc<str>,
+        items: Vec<Incoming>,
+        ctx: &mut Context<Self>,
+    ) {
+        let envelopes: Vec<Bytes> = items.iter().map(|i| i.event.body.clone()).collect();
+        let job = self.hold(
+            items
+                .into_iter()
+                .map(|i| Rendered {
+                    sent: i.event,
+                    ack: i.ack,
+                })
+                .collect(),
+        );
+        self.rendering = true;
+        let templates = self.templates.clone();
+        let fut = wrap_future::<_, Self>(async move {
+            match templates {
+                Some(templates) => templates.render(&source, &envelopes).await,
+                None => Err(ShapeError::Unavailable("no template sandbox".into())),
+            }
+        })
+        .map(move |result, act, ctx| {
+            act.rendering = false;
+            if let Some(items) = act.held.remove(&job) {
+                let rendered = act.settle_render(items, result);
+                act.send(rendered, ctx);
+            }
+            act.pump(ctx);
+        });
+        ctx.spawn(fut);
+    }
+
+    /// Pair each event with its rendered body; what did not render is dead-lettered.
+    fn settle_render(
+        &mut self,
+        items: Vec<Rendered>,
+        result: Result<Vec<Result<Bytes, ShapeError>>, ShapeError>,
+    ) -> Vec<Rendered> {
+        let results: Vec<Result<Bytes, ShapeError>> = match result {
+            Ok(results) => results,
+            Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (item, result) in items.into_iter().zip(results) {
+            match result {
+                Ok(body) => out.push(Rendered {
+                    sent: shaped(&item.sent, body),
+                    ack: item.ack,
+                }),
+                Err(e) => self.render_failed(&item.sent, item.ack, e.to_string()),
+            }
+        }
+        out
+    }
+
+    /// Dead-letter an event that did not render; said at most every 10 s (an
+    /// attacker's events may fail one after another).
+    fn render_failed(&mut self, event: &Event, ack: Option<Acker>, error: String) {
+        let now = Instant::now();
+        match &mut self.last_render_warning {
+            Some((at, quiet)) if now.duration_since(*at) < Duration::from_secs(10) => *quiet += 1,
+            _ => {
+                let quiet = self.last_render_warning.map_or(0, |(_, n)| n);
+                self.last_render_warning = Some((now, 0));
+                tracing::warn!(subscription = %self.spec.uuid, event_id = %event.id, %error, also_failed = quiet, "cannot render the event in this subscription's shape; dead-lettered");
+            }
+        }
+        let outcome = DeliveryOutcome::not_attempted(FailureKind::NonRetryable, error);
+        self.dead_letter(event, ack, Reason::RenderFailed, Some(&outcome));
+    }
+
+    /// Keep `items` as one job in flight; its id.
+    fn hold(&mut self, items: Vec<Rendered>) -> u64 {
+        let job = self.next_job;
+        self.next_job = self.next_job.wrapping_add(1);
+        self.held.insert(job, items);
+        job
+    }
+
+    /// POST one shaped event, or several as one batch, and settle them on the outcome.
+    fn send(&mut self, items: Vec<Rendered>, ctx: &mut Context<Self>) {
         let event = match items.as_slice() {
             [] => return,
             [one] if self.spec.options.batch_max <= 1 => one.sent.clone(),
@@ -239,7 +399,7 @@ impl SubscriptionActor {
                 Arc::new(Event::batch(&bodies))
             }
         };
-        self.inflight += 1;
+        let job = self.hold(items);
         let pool = self.pool.clone();
         let msg = Deliver {
             target: self.target.clone(),
@@ -247,7 +407,7 @@ impl SubscriptionActor {
         };
         let fut = wrap_future::<_, Self>(async move { pool.deliver(msg).await }).map(
             move |res, act, ctx| {
-                act.inflight -= 1;
+                let items = act.held.remove(&job).unwrap_or_default();
                 let mut outcome = res.unwrap_or_else(|e| pool_failure(&e));
                 act.stats.record_delivery(outcome.ok());
                 act.metrics.delivered(&outcome);
@@ -320,7 +480,7 @@ impl SubscriptionActor {
     /// Start queued deliveries while there is room in flight and the schedule lets
     /// them go (batch full or lingered, rate-limit token).
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while self.inflight < self.max_inflight() {
+        while self.held.len() < self.max_inflight() && !self.rendering {
             match self.schedule.next(Instant::now, self.draining.is_some()) {
                 Next::Send(items) => self.dispatch(items, ctx),
                 Next::Wait(wait) => {
@@ -330,11 +490,12 @@ impl SubscriptionActor {
                 Next::Idle => break,
             }
         }
-        self.metrics.set_load(self.schedule.len(), self.inflight);
-        if self.inflight == 0 && self.schedule.is_empty() && self.draining.is_some() {
+        self.metrics.set_load(self.schedule.len(), self.held.len());
+        if self.held.is_empty() && self.schedule.is_empty() && self.draining.is_some() {
             if let Some(done) = self.drained.take() {
                 let _ = done.send(());
             }
+            self.stop_expected = true;
             ctx.stop();
         }
     }
@@ -414,7 +575,55 @@ impl Actor for SubscriptionActor {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.stop_patterns();
+        if !self.stop_expected {
+            self.stopped_unexpectedly();
+        }
         tracing::debug!(subscription = %self.spec.uuid, "subscription stopped");
+    }
+}
+
+impl SubscriptionActor {
+    /// It stops without having decided to: a handler panicked (the runtime dropped
+    /// its task, and actix stops an actor it drops), or the runtime itself is going
+    /// away. Nothing it held may vanish silently: queued, rendering and in-flight
+    /// events are dead-lettered (handed back to the stream in durable mode), and
+    /// the supervisor is told.
+    fn stopped_unexpectedly(&mut self) {
+        let cause = crate::telemetry::take_panic()
+            .unwrap_or_else(|| "stopped without being drained".to_owned());
+        let queued = self.schedule.take_all();
+        let held: Vec<Rendered> = self.held.drain().flat_map(|(_, items)| items).collect();
+        let count = queued.len() + held.len();
+        let waiting =
+            format!("the subscription stopped unexpectedly ({cause}) with this event queued");
+        for item in queued {
+            self.settle_crashed(&item.event, item.ack, &waiting);
+        }
+        let in_flight = format!(
+            "the subscription stopped unexpectedly ({cause}) while this event was being \
+             shaped or delivered; it may have reached the receiver"
+        );
+        for item in held {
+            self.settle_crashed(&item.sent, item.ack, &in_flight);
+        }
+        self.metrics.set_load(0, 0);
+        if let Some((to, generation)) = self.on_exit.take() {
+            to.do_send(Exited {
+                uuid: self.spec.uuid.clone(),
+                generation,
+                cause,
+                held: count,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+impl Handler<Fail> for SubscriptionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Fail, _ctx: &mut Self::Context) {
+        panic!("injected failure");
     }
 }
 
@@ -586,9 +795,10 @@ impl Handler<Drain> for SubscriptionActor {
                 let _ = tokio::time::timeout(deadline, rx).await;
             }
             .into_actor(self)
-            .map(move |_, _act, ctx| {
+            .map(move |_, act, ctx| {
                 // A restart finishes its queue however long it takes; others stop here.
                 if reason != DrainReason::Restarted {
+                    act.stop_expected = true;
                     ctx.stop();
                 }
             }),
@@ -600,6 +810,11 @@ impl Handler<Drain> for SubscriptionActor {
 struct Rendered {
     sent: Arc<Event>,
     ack: Option<Acker>,
+}
+
+/// An event as its shape rendered it: same id and topic, the new body.
+fn shaped(event: &Event, body: Bytes) -> Arc<Event> {
+    Arc::new(Event::outgoing(event.id.clone(), event.topic.clone(), body))
 }
 
 fn build_shape(options: &DeliveryOptions) -> Result<Shape, String> {

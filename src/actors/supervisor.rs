@@ -3,8 +3,18 @@
 //! A reload diffs desired against running: new ones start, removed ones drain, a
 //! pattern change restarts one, a URL/secret/name change updates it in place, and
 //! the rest keep streaming untouched.
+//!
+//! A subscription actor that stops without being drained (a bug made it panic) says
+//! so as it stops (`Exited`); the supervisor logs it, counts it
+//! (`decnet_webhook_subscription_restarts_total`), notes it on the row's
+//! `last_error`, and starts it again after a back-off that doubles from 1 s to 60 s
+//! while it keeps failing soon after each start.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
@@ -15,16 +25,17 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 
 use super::{
-    circuit::{CircuitActor, Flush, Report, ResetCircuit, Tripped},
+    circuit::{CircuitActor, Flush, Note, Report, ResetCircuit, Tripped},
     delivery::DeliveryPool,
     journal::{CloseJournal, JournalActor},
     spec::SubscriptionSpec,
     stats::WorkerStats,
-    subscription::{Budget, Drain, DrainReason, Ready, SubscriptionActor, UpdateTarget},
+    subscription::{Budget, Drain, DrainReason, Exited, Ready, SubscriptionActor, UpdateTarget},
 };
 use crate::{
     bus::{Bus, PatternSource, Signal, HEALTH},
     db::subscriptions as repo,
+    shape::sandbox::Sandbox,
 };
 
 /// Re-read subscriptions and converge the running set on them.
@@ -33,6 +44,12 @@ use crate::{
 pub struct Reload;
 
 const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// Back-off before restarting a subscription that stopped unexpectedly: doubles
+/// from the first to the last while it keeps stopping within `STABLE` of a start.
+const FIRST_RESTART: Duration = Duration::from_secs(1);
+const MAX_RESTART: Duration = Duration::from_secs(60);
+const STABLE: Duration = Duration::from_secs(60);
 
 /// Stop every subscription gracefully and flush state writes.
 #[derive(Message, Clone, Copy, Debug)]
@@ -51,12 +68,28 @@ pub struct Status {
     /// Started but not yet subscribed on the bus server.
     pub starting: usize,
     pub reloads: u64,
+    /// Subscriptions that stopped unexpectedly and wait for their restart.
+    pub restarting: Vec<String>,
+    /// Unexpected stops since the worker started.
+    pub restarts: u64,
 }
 
 struct Running {
     spec: SubscriptionSpec,
     addr: Addr<SubscriptionActor>,
     ready: bool,
+    /// Which start this is: an exit report of an older one is not about it.
+    generation: u64,
+    started_at: Instant,
+}
+
+/// A subscription that stopped unexpectedly, until its restart is due.
+struct Restart {
+    spec: SubscriptionSpec,
+    /// Consecutive unexpected stops (each within `STABLE` of its start).
+    failures: u32,
+    /// The timer that restarts it; a newer stop or a reload replaces it.
+    timer: u64,
 }
 
 pub struct SupervisorActor {
@@ -72,8 +105,16 @@ pub struct SupervisorActor {
     stop_requested: Option<mpsc::UnboundedSender<()>>,
     journal: Option<Addr<JournalActor>>,
     secrets: crate::secrets::SecretStore,
+    templates: Sandbox,
     running: HashMap<Arc<str>, Running>,
+    /// Stopped unexpectedly, waiting for the back-off.
+    restarting: HashMap<Arc<str>, Restart>,
+    /// Consecutive unexpected stops of running subscriptions (kept across a restart).
+    failures: HashMap<Arc<str>, u32>,
+    generations: u64,
+    restarts: u64,
     me: Recipient<Ready>,
+    exits: Recipient<Exited>,
     reloading: bool,
     reload_again: bool,
     stopping: bool,
@@ -97,10 +138,13 @@ pub struct SupervisorParts {
     pub journal: Option<Addr<JournalActor>>,
     /// Opens the stored secrets (`DECNET_SECRET_KEY`).
     pub secrets: crate::secrets::SecretStore,
+    /// Renders template shapes.
+    pub templates: Sandbox,
 }
 
 impl SupervisorActor {
-    pub fn new(p: SupervisorParts, me: Recipient<Ready>) -> Self {
+    /// `me` is the supervisor's own address (subscriptions report to it).
+    pub fn new(p: SupervisorParts, me: Addr<Self>) -> Self {
         Self {
             db: p.db,
             bus: p.bus,
@@ -114,8 +158,14 @@ impl SupervisorActor {
             stop_requested: p.stop_requested,
             journal: p.journal,
             secrets: p.secrets,
+            templates: p.templates,
             running: HashMap::new(),
-            me,
+            restarting: HashMap::new(),
+            failures: HashMap::new(),
+            generations: 0,
+            restarts: 0,
+            me: me.clone().recipient(),
+            exits: me.recipient(),
             reloading: false,
             reload_again: false,
             stopping: false,
@@ -135,6 +185,9 @@ impl SupervisorActor {
         self.circuit.do_send(ResetCircuit {
             uuid: spec.uuid.clone(),
         });
+        self.restarting.remove(&spec.uuid);
+        self.generations += 1;
+        let generation = self.generations;
         let mut actor = SubscriptionActor::new(
             spec.clone(),
             target,
@@ -144,7 +197,9 @@ impl SupervisorActor {
             self.circuit.clone().recipient::<Report>(),
             self.stats.clone(),
         )
-        .report_ready_to(self.me.clone());
+        .with_templates(self.templates.clone())
+        .report_ready_to(self.me.clone())
+        .report_exit_to(self.exits.clone(), generation);
         if let Some(journal) = &self.journal {
             actor = actor.with_journal(journal.clone());
         }
@@ -155,8 +210,27 @@ impl SupervisorActor {
                 spec,
                 addr,
                 ready: false,
+                generation,
+                started_at: Instant::now(),
             },
         );
+    }
+
+    /// Start a subscription that stopped unexpectedly, unless a reload stopped or
+    /// restarted it since (`timer` is then stale).
+    fn restart_due(&mut self, uuid: &Arc<str>, timer: u64) {
+        if self.stopping || self.running.contains_key(uuid) {
+            return;
+        }
+        match self.restarting.get(uuid) {
+            Some(r) if r.timer == timer => {}
+            _ => return,
+        }
+        if let Some(restart) = self.restarting.remove(uuid) {
+            tracing::info!(subscription = %uuid, failures = restart.failures, "restarting the subscription");
+            self.failures.insert(uuid.clone(), restart.failures);
+            self.start_subscription(restart.spec);
+        }
     }
 
     fn apply(&mut self, rows: Vec<entity::webhook_subscription::Model>) {
@@ -176,17 +250,29 @@ impl SupervisorActor {
             .map(|s| (s.uuid.clone(), s))
             .collect();
         let (mut started, mut stopped, mut updated) = (0, 0, 0);
+        let keep = |uuid: &Arc<str>| desired.contains_key(uuid) || unreadable.contains(&**uuid);
         self.running.retain(|uuid, running| {
-            let keep = desired.contains_key(uuid) || unreadable.contains(&**uuid);
-            if !keep {
+            if !keep(uuid) {
                 running.addr.do_send(Drain(DrainReason::Removed));
                 stopped += 1;
             }
-            keep
+            keep(uuid)
         });
+        // Removed while waiting for a restart: it just stays stopped.
+        self.restarting.retain(|uuid, _| {
+            stopped += usize::from(!keep(uuid));
+            keep(uuid)
+        });
+        self.failures.retain(|uuid, _| keep(uuid));
         for (uuid, spec) in desired {
             match self.running.get_mut(&uuid) {
+                // Waiting out its back-off: a changed row (perhaps the fix) starts it
+                // now, an unchanged one waits.
+                None if self.restarting.get(&uuid).is_some_and(|r| r.spec == spec) => {}
                 None => {
+                    if let Some(restart) = self.restarting.remove(&uuid) {
+                        self.failures.insert(uuid.clone(), restart.failures);
+                    }
                     self.start_subscription(spec);
                     started += 1;
                 }
@@ -337,7 +423,88 @@ impl Handler<GetStatus> for SupervisorActor {
                 .collect(),
             starting: self.running.values().filter(|r| !r.ready).count(),
             reloads: self.reloads,
+            restarting: self.restarting.keys().map(|k| k.to_string()).collect(),
+            restarts: self.restarts,
         })
+    }
+}
+
+impl Handler<Exited> for SupervisorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Exited, ctx: &mut Self::Context) {
+        // A drained, replaced or removed start is gone from `running` already.
+        if self
+            .running
+            .get(&msg.uuid)
+            .is_none_or(|r| r.generation != msg.generation)
+        {
+            return;
+        }
+        let Some(running) = self.running.remove(&msg.uuid) else {
+            return;
+        };
+        if self.stopping {
+            return;
+        }
+        let uuid = msg.uuid;
+        let failures = match self.failures.remove(&uuid) {
+            Some(n) if running.started_at.elapsed() < STABLE => n.saturating_add(1),
+            _ => 1,
+        };
+        let doubling = 1u32.checked_shl(failures - 1).unwrap_or(u32::MAX);
+        let delay = FIRST_RESTART.saturating_mul(doubling).min(MAX_RESTART);
+        self.restarts += 1;
+        crate::metrics::global().subscription_restarted(&uuid);
+        tracing::error!(
+            subscription = %uuid,
+            name = %running.spec.name,
+            cause = %msg.cause,
+            held = msg.held,
+            failures,
+            restart_in_secs = delay.as_secs(),
+            "subscription stopped unexpectedly; what it held was dead-lettered; restarting"
+        );
+        self.circuit.do_send(Note {
+            uuid: uuid.clone(),
+            error: format!(
+                "the worker's subscription stopped unexpectedly ({}); restarting in {} s",
+                msg.cause,
+                delay.as_secs()
+            ),
+        });
+        self.generations += 1;
+        let timer = self.generations;
+        self.restarting.insert(
+            uuid.clone(),
+            Restart {
+                spec: running.spec,
+                failures,
+                timer,
+            },
+        );
+        ctx.run_later(delay, move |act, _ctx| act.restart_due(&uuid, timer));
+    }
+}
+
+/// Make a running subscription's actor panic, as a bug would.
+#[cfg(test)]
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "bool")]
+pub struct FailSubscription(pub Arc<str>);
+
+#[cfg(test)]
+impl Handler<FailSubscription> for SupervisorActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: FailSubscription, _ctx: &mut Self::Context) -> bool {
+        match self.running.get(&msg.0) {
+            Some(r) => {
+                r.addr.do_send(super::subscription::Fail);
+                true
+            }
+            None => false,
+        }
     }
 }
 

@@ -22,7 +22,16 @@ use crate::{
     bus::{BusMessage, PatternSource},
     config::Secret,
     delivery::DeliveryOutcome,
+    shape::sandbox::{Sandbox, TemplateLimits},
 };
+
+/// A sandbox for actors whose subscriptions have no template.
+fn unused_sandbox() -> Sandbox {
+    Sandbox::new(TemplateLimits {
+        timeout: Duration::from_secs(1),
+        memory_mib: 64,
+    })
+}
 
 /// Records every message it gets.
 struct Probe<M> {
@@ -359,4 +368,190 @@ async fn circuit_neither_counts_nor_resets_on_local_failures() {
     assert!(row.last_success_at.is_none(), "not a success either");
     // The count they left alone still trips on the next failure of the receiver.
     assert!(circuit.send(report(failure("f2"))).await.unwrap());
+}
+
+/// A pattern source whose every subscribe opens a new in-memory stream; the test
+/// publishes into the latest one.
+#[derive(Clone, Default)]
+struct Streams(Arc<Mutex<Vec<futures::channel::mpsc::UnboundedSender<BusMessage>>>>);
+
+impl Streams {
+    fn source(&self) -> PatternSource {
+        let streams = self.clone();
+        PatternSource::from_fn(move |_, _| {
+            let (tx, rx) = futures::channel::mpsc::unbounded();
+            streams.0.lock().unwrap().push(tx);
+            async move { Ok(rx.boxed()) }.boxed()
+        })
+    }
+
+    fn opened(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn publish(&self, id: &str) {
+        let latest = self.0.lock().unwrap().last().cloned().expect("a stream");
+        latest
+            .unbounded_send(msg(
+                "attacker.x",
+                &format!(r#"{{"id":"{id}","payload":{{}}}}"#),
+            ))
+            .unwrap();
+    }
+}
+
+/// The value of a sample of the process-wide metrics, by name and subscription.
+fn metric(name: &str, uuid: &str) -> Option<f64> {
+    let text = crate::metrics::global().render().unwrap();
+    let prefix = format!("{name}{{subscription=\"{uuid}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The injected failure: a subscription actor panics with one event in flight and
+/// two queued. The supervisor must notice, dead-letter all three (reason `crashed`),
+/// count and note the stop, and restart it, which then delivers new events.
+#[actix::test]
+async fn a_subscription_that_panics_is_dead_lettered_noted_and_restarted() {
+    use super::{
+        journal::{JournalActor, Retention},
+        supervisor::{FailSubscription, GetStatus, SupervisorActor, SupervisorParts},
+    };
+    crate::telemetry::install_panic_hook();
+    let db = crate::db::connect_and_migrate("sqlite::memory:")
+        .await
+        .unwrap();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    crate::db::subscriptions::insert(&db, {
+        let mut row = crate::db::subscriptions::new_row(
+            "crashes",
+            "https://1.1.1.1/hook",
+            &"s".repeat(32),
+            &["attacker.>".to_owned()],
+            true,
+        );
+        row.uuid = sea_orm::Set(uuid.clone());
+        row
+    })
+    .await
+    .unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let (_release, released) = watch::channel(false);
+    let pool_arrived = Arc::new(Notify::new());
+    let pool = HoldingPool {
+        held: held.clone(),
+        release: released,
+        arrived: pool_arrived.clone(),
+    }
+    .start();
+    let streams = Streams::default();
+    let journal = JournalActor::new(
+        db.clone(),
+        Retention {
+            dead_letters: chrono::Duration::days(1),
+            attempts: chrono::Duration::days(1),
+        },
+    )
+    .start();
+    let parts = SupervisorParts {
+        db: db.clone(),
+        bus: crate::bus::Bus::disabled(),
+        source: streams.source(),
+        pool: DeliveryPool::from_recipients(vec![pool.recipient()]),
+        circuit: super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 5)
+            .start(),
+        stats: Arc::new(WorkerStats::default()),
+        budget: Budget {
+            max_inflight: 1,
+            queue: 10,
+            drain_timeout: Duration::from_secs(1),
+        },
+        reload_every: Duration::from_secs(3600),
+        signals: None,
+        stop_requested: None,
+        journal: Some(journal),
+        secrets: crate::secrets::SecretStore::new(None),
+        templates: unused_sandbox(),
+    };
+    let supervisor = SupervisorActor::create(move |ctx| {
+        SupervisorActor::new(parts, actix::AsyncContext::address(ctx))
+    });
+    let status = || supervisor.send(GetStatus);
+    eventually("the subscription to run", async || {
+        status().await.unwrap().running.contains_key(&uuid)
+    })
+    .await;
+
+    for id in ["e0", "e1", "e2"] {
+        streams.publish(id);
+    }
+    until(&pool_arrived, || held.lock().unwrap().len() == 1).await;
+    eventually("two events queued", async || {
+        metric("decnet_webhook_queue_depth", &uuid) == Some(2.0)
+    })
+    .await;
+
+    let failed = supervisor.send(FailSubscription(uuid.as_str().into()));
+    assert!(failed.await.unwrap(), "the subscription was running");
+
+    // What it held is dead-lettered, each with why.
+    eventually("three dead letters", async || {
+        crate::db::dead_letters::list(&db, &uuid, 10, 0)
+            .await
+            .unwrap()
+            .1
+            == 3
+    })
+    .await;
+    let (letters, _) = crate::db::dead_letters::list(&db, &uuid, 10, 0)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = letters.iter().map(|l| l.event_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["e0", "e1", "e2"]);
+    for letter in &letters {
+        assert_eq!(letter.reason, "crashed");
+        let error = letter.error.as_deref().unwrap_or_default();
+        assert!(error.contains("injected failure"), "{error}");
+    }
+    // Counted, noted on the row, then restarted after the back-off.
+    assert_eq!(status().await.unwrap().restarts, 1);
+    assert_eq!(
+        metric("decnet_webhook_subscription_restarts_total", &uuid),
+        Some(1.0)
+    );
+    eventually("the stop noted on the row", async || {
+        let row = crate::db::subscriptions::get(&db, &uuid)
+            .await
+            .unwrap()
+            .unwrap();
+        row.last_error
+            .is_some_and(|e| e.contains("stopped unexpectedly") && e.contains("injected failure"))
+    })
+    .await;
+    eventually("the restart", async || {
+        let status = status().await.unwrap();
+        status.running.contains_key(&uuid) && status.restarting.is_empty()
+    })
+    .await;
+    assert_eq!(streams.opened(), 2, "the restarted actor subscribed again");
+
+    // The restarted actor delivers.
+    streams.publish("e3");
+    until(&pool_arrived, || {
+        held.lock().unwrap().iter().any(|id| id == "e3")
+    })
+    .await;
 }

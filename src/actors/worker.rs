@@ -20,6 +20,7 @@ use crate::{
     config::Settings,
     delivery::DeliverySettings,
     secrets::SecretStore,
+    shape::sandbox::Sandbox,
 };
 
 /// The running worker.
@@ -35,13 +36,12 @@ pub struct Worker {
 impl Worker {
     /// Start the actors on the bus (durable or core, as configured); the first reload
     /// runs at once. `secrets` opens the stored secrets; `delivery` is shared with the
-    /// API's test ping and replay.
+    /// API's test ping and replay, `templates` with its template check.
     pub async fn start(
         settings: &Settings,
         db: DatabaseConnection,
         bus: Bus,
-        secrets: SecretStore,
-        delivery: DeliverySettings,
+        parts: (SecretStore, DeliverySettings, Sandbox),
     ) -> Self {
         let source = match (settings.webhook.durable, bus.client()) {
             (true, Some(client)) => {
@@ -52,7 +52,7 @@ impl Worker {
             _ => PatternSource::core(&bus),
         };
         let signals = bus_signals(&bus).await;
-        Self::start_with(settings, db, bus, (secrets, delivery), source, signals)
+        Self::start_with(settings, db, bus, parts, source, signals)
     }
 
     /// Start on any pattern source and signal stream.
@@ -60,11 +60,13 @@ impl Worker {
         settings: &Settings,
         db: DatabaseConnection,
         bus: Bus,
-        (secrets, delivery): (SecretStore, DeliverySettings),
+        (secrets, delivery, templates): (SecretStore, DeliverySettings, Sandbox),
         source: PatternSource,
         signals: Option<BoxStream<'static, Signal>>,
     ) -> Self {
         let w = &settings.webhook;
+        // A subscription that panics is logged and restarted, with the panic's message.
+        crate::telemetry::install_panic_hook();
         let (stop_tx, stop_rx) = watch::channel(false);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let pool = DeliveryPool::start(threads, delivery, stop_rx);
@@ -107,8 +109,9 @@ impl Worker {
                     stop_requested: Some(stop_req_tx),
                     journal: Some(journal),
                     secrets,
+                    templates,
                 },
-                me.recipient(),
+                me,
             )
         });
         Self {

@@ -22,6 +22,8 @@ pub struct AppState {
     pub replays: Arc<Replays>,
     /// Seals and opens stored subscription secrets (`DECNET_SECRET_KEY`).
     pub secrets: crate::secrets::SecretStore,
+    /// Compiles and trial-renders templates before they are stored.
+    pub templates: crate::shape::sandbox::Sandbox,
 }
 
 impl AppState {
@@ -30,7 +32,7 @@ impl AppState {
         settings: Arc<Settings>,
         bus: Bus,
         jwt: JwtKeys,
-        secrets: crate::secrets::SecretStore,
+        (secrets, templates): (crate::secrets::SecretStore, crate::shape::sandbox::Sandbox),
     ) -> Self {
         let create_limiter = Arc::new(RateLimiter::per_minute(settings.webhook.create_per_minute));
         let login_limits = Arc::new(LoginLimits::new(&settings.login));
@@ -43,6 +45,7 @@ impl AppState {
             login_limits,
             replays: Arc::default(),
             secrets,
+            templates,
         }
     }
 }

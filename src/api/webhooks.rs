@@ -135,6 +135,7 @@ pub async fn create(
         shape: body.shape,
         template: Some(body.template),
     })?;
+    options.check_template(&state.templates).await?;
     let url = validate::url(&body.url, state.settings.webhook.allow_private).await?;
     if subscriptions::find_by_name(&state.db, &name)
         .await?
@@ -228,7 +229,9 @@ pub async fn update(
     let options = if options.is_empty() {
         None
     } else {
-        Some(Options::of(&row).apply(options)?)
+        let options = Options::of(&row).apply(options)?;
+        options.check_template(&state.templates).await?;
+        Some(options)
     };
     let url = match body.url {
         Some(u) => Some(validate::url(&u, state.settings.webhook.allow_private).await?),

@@ -23,6 +23,8 @@ pub enum Reason {
     /// The last attempt failed for lack of a local resource (descriptors, memory, …),
     /// not because of the receiver.
     LocalFailure,
+    /// The subscription stopped unexpectedly while it held the event.
+    Crashed,
 }
 
 impl Reason {
@@ -36,6 +38,7 @@ impl Reason {
             Self::Shutdown => "shutdown",
             Self::RenderFailed => "render_failed",
             Self::LocalFailure => "local_failure",
+            Self::Crashed => "crashed",
         }
     }
 }

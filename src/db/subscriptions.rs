@@ -132,6 +132,27 @@ pub async fn record_webhook_failure(
     }
 }
 
+/// last_error = error, last_failure_at = ts, the failure count untouched: something
+/// went wrong with the subscription that was not a delivery (the circuit does not
+/// count it).
+pub async fn record_webhook_problem(
+    db: &DatabaseConnection,
+    uuid: &str,
+    ts: DateTime<Utc>,
+    error: &str,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::LastFailureAt, Expr::value(ts))
+        .col_expr(
+            Column::LastError,
+            Expr::value(truncate_chars(error, MAX_ERROR_CHARS)),
+        )
+        .filter(Column::Uuid.eq(uuid))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// enabled = false, auto_disabled_at = ts; a second trip only re-stamps the time.
 pub async fn trip_webhook_circuit(
     db: &DatabaseConnection,

@@ -4,6 +4,9 @@
 //! (docs/shapes.md describes each one exactly). Every rendered body is compact JSON
 //! with keys sorted at every depth, like the envelope.
 
+mod error;
+mod limits;
+pub mod sandbox;
 mod slack;
 mod template;
 mod thehive;
@@ -15,7 +18,8 @@ use serde_json::Value;
 
 use crate::domain::Event;
 
-pub use template::{MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL};
+pub use error::ShapeError;
+pub use limits::{MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL};
 
 /// The shape names a subscription may store, `raw` first (the default).
 pub const NAMES: [&str; 4] = ["raw", "slack", "thehive", "template"];
@@ -30,53 +34,15 @@ pub enum Shape {
     Slack,
     /// A TheHive 5 alert.
     TheHive,
-    /// The operator's own minijinja template, compiled once.
-    Template(Arc<template::Compiled>),
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ShapeError {
-    #[error("unknown shape {0:?}: use raw, slack, thehive or template")]
-    Unknown(String),
-    #[error("shape \"template\" needs a template")]
-    MissingTemplate,
-    #[error("template is {size} bytes; at most {max} are allowed", max = MAX_TEMPLATE_BYTES)]
-    TemplateTooLarge { size: usize },
-    #[error("template syntax error{}: {message}", on_line(*.line))]
-    Syntax {
-        line: Option<usize>,
-        message: String,
-    },
-    #[error("template render error{}: {message}", on_line(*.line))]
-    Render {
-        line: Option<usize>,
-        message: String,
-    },
-    #[error("template ran out of fuel after {fuel} steps; it loops too much", fuel = TEMPLATE_FUEL)]
-    OutOfFuel,
-    #[error("template output is larger than {max} bytes", max = MAX_OUTPUT_BYTES)]
-    OutputTooLarge,
-    #[error("template output is not JSON: {0}")]
-    NotJson(String),
-}
-
-fn on_line(line: Option<usize>) -> String {
-    line.map(|l| format!(" on line {l}")).unwrap_or_default()
-}
-
-impl ShapeError {
-    /// The template line the error points at, when it has one.
-    pub fn line(&self) -> Option<usize> {
-        match self {
-            Self::Syntax { line, .. } | Self::Render { line, .. } => *line,
-            _ => None,
-        }
-    }
+    /// The operator's own minijinja template (its source), rendered by
+    /// [`sandbox::Sandbox`].
+    Template(Arc<str>),
 }
 
 impl Shape {
-    /// The shape stored on a row (`shape`, `template` columns). A template is
-    /// compiled here, so a broken one is an error now rather than at each event.
+    /// The shape stored on a row (`shape`, `template` columns). A template is only
+    /// checked for size here: it compiles in the sandbox, which reports a broken one
+    /// with each event.
     pub fn from_row(shape: &str, template: Option<&str>) -> Result<Self, ShapeError> {
         match shape {
             "raw" | "" => Ok(Self::Raw),
@@ -84,14 +50,18 @@ impl Shape {
             "thehive" => Ok(Self::TheHive),
             "template" => {
                 let source = template.ok_or(ShapeError::MissingTemplate)?;
-                Ok(Self::Template(Arc::new(template::Compiled::new(source)?)))
+                if source.len() > MAX_TEMPLATE_BYTES {
+                    return Err(ShapeError::TemplateTooLarge { size: source.len() });
+                }
+                Ok(Self::Template(source.into()))
             }
             other => Err(ShapeError::Unknown(other.to_owned())),
         }
     }
 
-    /// The check the API runs before it stores a shape: the name is known and a
-    /// template compiles (the error names the line).
+    /// The checks the API runs before it stores a shape that need no sandbox: the
+    /// name is known and a template is given and not too large. A template's
+    /// compile and trial render are [`sandbox::Sandbox::check`].
     pub fn validate(shape: &str, template: Option<&str>) -> Result<(), ShapeError> {
         Self::from_row(shape, template).map(drop)
     }
@@ -100,13 +70,16 @@ impl Shape {
         matches!(self, Self::Raw)
     }
 
-    /// The outgoing body for one event.
+    /// The outgoing body for one event, for every shape but `template`, whose
+    /// bodies come from [`sandbox::Sandbox::render`].
     pub fn render(&self, event: &Event) -> Result<Bytes, ShapeError> {
         match self {
             Self::Raw => Ok(event.body.clone()),
             Self::Slack => Ok(sorted(&slack::message(event))),
             Self::TheHive => Ok(sorted(&thehive::alert(event))),
-            Self::Template(compiled) => compiled.render(event),
+            Self::Template(_) => Err(ShapeError::Unavailable(
+                "a template renders only in the sandbox".into(),
+            )),
         }
     }
 }
@@ -139,5 +112,10 @@ mod tests {
         for name in NAMES {
             assert!(Shape::validate(name, Some("{{ payload }}")).is_ok());
         }
+        let big = " ".repeat(MAX_TEMPLATE_BYTES + 1);
+        assert!(matches!(
+            Shape::validate("template", Some(&big)),
+            Err(ShapeError::TemplateTooLarge { .. })
+        ));
     }
 }

@@ -5,22 +5,25 @@
 //! source and on the output, and a low recursion limit. Values print as JSON
 //! (`AutoEscape::Json`), so an attacker-controlled string in a payload cannot
 //! break out of the document; the output must parse as JSON.
+//!
+//! None of that bounds memory or time: the engine folds constant expressions while
+//! it compiles (`"x" * 100000000` is a 100 MB string before any render), `~` and `+`
+//! copy without a limit, captures (`{% set %}…{% endset %}`, macros) grow unchecked,
+//! and one step of fuel can copy megabytes. So this engine runs only inside the
+//! sandbox process (`super::sandbox`), which bounds both.
 
 use std::io;
 
 use bytes::Bytes;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::ShapeError;
-use crate::domain::{event::to_sorted_json, Event};
+use super::{
+    error::ShapeError,
+    limits::{MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL},
+};
+use crate::domain::event::to_sorted_json;
 
-/// Largest template source accepted.
-pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
-/// Largest rendered document.
-pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
-/// Engine instructions one render may run.
-pub const TEMPLATE_FUEL: u64 = 100_000;
 const RECURSION_LIMIT: usize = 64;
 const NAME: &str = "template";
 
@@ -49,7 +52,9 @@ impl Compiled {
         Ok(Self { env })
     }
 
-    pub fn render(&self, event: &Event) -> Result<Bytes, ShapeError> {
+    /// Render one event from its envelope body, whose fields (`id`, `topic`, `ts`,
+    /// `type`, `payload`, `v`) are the template's variables.
+    pub fn render(&self, envelope: &[u8]) -> Result<Bytes, ShapeError> {
         let template = self
             .env
             .get_template(NAME)
@@ -57,14 +62,10 @@ impl Compiled {
                 line: e.line(),
                 message: describe(&e),
             })?;
-        let ctx = json!({
-            "id": event.id,
-            "topic": event.topic,
-            "ts": event.ts,
-            "type": event.kind,
-            "payload": event.payload,
-            "v": 1,
-        });
+        let ctx: Value = serde_json::from_slice(envelope).map_err(|e| ShapeError::Render {
+            line: None,
+            message: format!("the event is not JSON: {e}"),
+        })?;
         let mut out = Capped::default();
         if let Err(e) = template.render_captured_to(&ctx, &mut out) {
             return Err(match e.kind() {
@@ -118,6 +119,7 @@ impl io::Write for Capped {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Event;
     use serde_json::json;
 
     fn event() -> Event {
@@ -131,7 +133,7 @@ mod tests {
     }
 
     fn render(source: &str) -> Result<String, ShapeError> {
-        let body = Compiled::new(source)?.render(&event())?;
+        let body = Compiled::new(source)?.render(&event().body)?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 

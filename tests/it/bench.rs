@@ -74,3 +74,10 @@ fn ratelimit_delivers_every_event_once_under_the_limit() {
     assert!(line["targets_ok"].is_boolean(), "{line}");
     assert!(line["achieved_per_s"].is_number(), "{line}");
 }
+
+#[test]
+fn templates_deliver_every_event_once_beside_an_endless_template() {
+    let line = smoke("templates");
+    assert!(line["ratio_to_raw_shape"].is_number(), "{line}");
+    assert!(line["endless_dead_lettered"].is_number(), "{line}");
+}

@@ -11,5 +11,6 @@ mod process;
 mod repository;
 mod secrets;
 mod slow_clients;
+mod templates;
 mod ui;
 mod worker;

@@ -58,13 +58,13 @@ fn raise_own_open_files(needed: libc::rlim_t) {
 }
 
 /// Descriptors the process `pid` has open.
-fn open_descriptors(pid: i32) -> usize {
+fn open_descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// Connections the process `pid` has accepted on `port` and holds (its descriptors);
 /// the ones still in the kernel's accept queue are not among them.
-fn accepted_connections(pid: i32, port: u16) -> usize {
+fn accepted_connections(pid: u32, port: u16) -> usize {
     let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|dir| {
             dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())

@@ -58,9 +58,9 @@ pub struct WebhookCreate {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 5000)]
     pub batch_linger_ms: Option<i32>,
-    /// Deliveries per second at most (a token bucket); null: unlimited.
+    /// Deliveries per second at most (a token bucket), 0.001–10000; null: unlimited.
     #[serde(default)]
-    #[schema(exclusive_minimum = 0, maximum = 10000)]
+    #[schema(minimum = 0.001, maximum = 10000)]
     pub rate_limit_per_sec: Option<f64>,
     /// The body each event becomes; `raw` (the envelope) when absent.
     #[serde(default)]
@@ -109,7 +109,7 @@ pub struct WebhookUpdate {
     pub batch_linger_ms: Option<Option<i32>>,
     /// `null` removes the limit.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<f64>, exclusive_minimum = 0, maximum = 10000)]
+    #[schema(value_type = Option<f64>, minimum = 0.001, maximum = 10000)]
     pub rate_limit_per_sec: Option<Option<f64>>,
     /// A shape other than `template` drops the stored template.
     #[serde(default)]
@@ -239,7 +239,8 @@ pub struct DeadLetter {
     /// `retries_exhausted`, `non_retryable`, `queue_overflow`, `circuit_tripped`,
     /// `shutdown`, `render_failed` (the subscription's shape could not render the
     /// event), `local_failure` (the last attempt failed for lack of a local resource,
-    /// such as file descriptors, not because of the receiver), or `undecodable`: bus
+    /// such as file descriptors, not because of the receiver), `crashed` (the
+    /// subscription stopped unexpectedly while it held the event), or `undecodable`: bus
     /// input that is not JSON, kept as received and never replayed.
     #[schema(example = "retries_exhausted")]
     pub reason: String,

@@ -1,17 +1,24 @@
-//! Per-subscription delivery options: ordering, batching, a rate limit
-//! and the payload shape. All are off by default; the rules between them are
-//! checked on the options a subscription would have after the request.
+//! Per-subscription delivery options: ordering, batching, a rate limit and the
+//! payload shape. All are off by default; the rules between them are checked on the
+//! options a subscription would have after the request.
 
 use entity::webhook_subscription::{ActiveModel, Model};
 use sea_orm::ActiveValue::Set;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use crate::{error::AppError, shape::Shape};
+use crate::{
+    error::AppError,
+    shape::{sandbox::Sandbox, Shape, ShapeError},
+};
 
 pub const MAX_BATCH: i32 = 50;
 pub const MAX_LINGER_MS: i32 = 5000;
-pub const MAX_RATE_PER_SEC: f64 = 10_000.0;
+/// The rate limit's bounds, the token bucket's: below the least, one delivery would
+/// wait over a quarter of an hour (and far below it the wait is not even a
+/// representable duration).
+pub const MIN_RATE_PER_SEC: f64 = crate::actors::rate::MIN_RATE;
+pub const MAX_RATE_PER_SEC: f64 = crate::actors::rate::MAX_RATE;
 
 /// The body each event becomes (docs/shapes.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -163,10 +170,12 @@ impl Options {
             }
         }
         if let Some(rate) = self.rate_limit_per_sec {
-            if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE_PER_SEC) {
+            if !(MIN_RATE_PER_SEC..=MAX_RATE_PER_SEC).contains(&rate) {
                 return Err(invalid(
                     "rate_limit_per_sec",
-                    format!("must be above 0 and at most {MAX_RATE_PER_SEC}"),
+                    format!(
+                        "must be {MIN_RATE_PER_SEC}–{MAX_RATE_PER_SEC} (deliveries per second)"
+                    ),
                 ));
             }
         }
@@ -194,6 +203,24 @@ impl Options {
             let field = if is_template { "template" } else { "shape" };
             invalid(field, e)
         })
+    }
+}
+
+impl Options {
+    /// The template, if any, compiles and renders sample events within the
+    /// sandbox's limits (a syntax error names its line). Run after [`Self::apply`].
+    pub async fn check_template(&self, templates: &Sandbox) -> Result<(), AppError> {
+        let Some(source) = &self.template else {
+            return Ok(());
+        };
+        match templates.check(source).await {
+            Ok(()) => Ok(()),
+            Err(ShapeError::Unavailable(e)) => {
+                tracing::error!(error = %e, "cannot check a template: the sandbox is unavailable");
+                Err(AppError::Internal)
+            }
+            Err(e) => Err(invalid("template", e)),
+        }
     }
 }
 
@@ -255,18 +282,28 @@ mod tests {
             ..Default::default()
         }))
         .starts_with("batch_linger_ms: only applies"));
-        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, 10_001.0] {
+        for rate in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            10_001.0,
+            1e-30,
+            0.000_999,
+        ] {
             assert!(detail(with(OptionsPatch {
                 rate_limit_per_sec: Some(Some(rate)),
                 ..Default::default()
             }))
             .starts_with("rate_limit_per_sec: "));
         }
-        assert!(with(OptionsPatch {
-            rate_limit_per_sec: Some(Some(0.5)),
-            ..Default::default()
-        })
-        .is_ok());
+        for rate in [0.5, MIN_RATE_PER_SEC, MAX_RATE_PER_SEC] {
+            assert!(with(OptionsPatch {
+                rate_limit_per_sec: Some(Some(rate)),
+                ..Default::default()
+            })
+            .is_ok());
+        }
     }
 
     #[test]
@@ -282,15 +319,6 @@ mod tests {
             ..Default::default()
         }))
         .starts_with("template: only allowed"));
-        let broken = detail(off.apply(OptionsPatch {
-            shape: Some(ShapeName::Template),
-            template: Some(Some("{\n{% if %}\n}".into())),
-            ..Default::default()
-        }));
-        assert!(
-            broken.starts_with("template: template syntax error on line 2: "),
-            "{broken}"
-        );
 
         let templated = off
             .apply(OptionsPatch {

@@ -30,7 +30,7 @@ use report::{BenchError, Report, Scenario, Size};
 #[derive(Parser)]
 #[command(about = "Benchmark the webhook worker: NATS in, signed HTTP out")]
 struct Args {
-    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, or all
+    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, templates, or all
     scenario: String,
     /// small runs every scenario tiny (a smoke test)
     #[arg(long, default_value = "full")]
@@ -38,6 +38,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The worker it runs starts its template sandbox from this binary.
+    if let Some(code) = decnet_webhook::shape::sandbox::child_entry() {
+        return code;
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -16,10 +16,11 @@ pub enum Scenario {
     Scale,
     Durable,
     Ratelimit,
+    Templates,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Raw,
         Scenario::Throughput,
         Scenario::Fanout,
@@ -28,6 +29,7 @@ impl Scenario {
         Scenario::Scale,
         Scenario::Durable,
         Scenario::Ratelimit,
+        Scenario::Templates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +42,7 @@ impl Scenario {
             Scenario::Scale => "scale",
             Scenario::Durable => "durable",
             Scenario::Ratelimit => "ratelimit",
+            Scenario::Templates => "templates",
         }
     }
 }

@@ -32,6 +32,13 @@ struct Dims {
     ratelimit_rate: f64,
     /// Seconds over which `ratelimit` measures the achieved rate.
     ratelimit_window_secs: f64,
+    /// Events of each flat-out run of `templates`.
+    template_events: usize,
+    /// Templated subscriptions of the steady phases of `templates`, their publish
+    /// rate and how long each phase lasts.
+    template_healthy: usize,
+    template_rate: f64,
+    template_secs: f64,
     /// How long without a new arrival before the missing ones count as lost.
     stall: Duration,
 }
@@ -53,6 +60,10 @@ impl Dims {
                 durable_events: 20_000,
                 ratelimit_rate: 200.0,
                 ratelimit_window_secs: 5.0,
+                template_events: 20_000,
+                template_healthy: 4,
+                template_rate: 100.0,
+                template_secs: 10.0,
                 stall: Duration::from_secs(15),
             },
             Size::Small => Self {
@@ -69,6 +80,10 @@ impl Dims {
                 durable_events: 500,
                 ratelimit_rate: 200.0,
                 ratelimit_window_secs: 1.0,
+                template_events: 500,
+                template_healthy: 4,
+                template_rate: 100.0,
+                template_secs: 1.0,
                 stall: Duration::from_secs(10),
             },
         }
@@ -90,6 +105,7 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
         Scenario::Scale => scale(&dims, &mut report).await?,
         Scenario::Durable => durable(&dims, &mut report).await?,
         Scenario::Ratelimit => ratelimit(&dims, &mut report).await?,
+        Scenario::Templates => templates(&dims, &mut report).await?,
     }
     Ok(report)
 }
@@ -528,6 +544,149 @@ async fn ratelimit(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     report.check("overflowed", 0, overflow);
     report.check("failed", 0, failed);
     delivery_counts(report, "ratelimit", &tally, stray(&receiver));
+    Ok(())
+}
+
+/// The template every templated bench subscription renders: the envelope's fields
+/// (the event id stays the ledger's key).
+const TEMPLATE: &str =
+    r#"{"id": {{ id }}, "topic": {{ topic }}, "ts": {{ ts }}, "payload": {{ payload }}}"#;
+/// A template whose every render runs to the time limit.
+const ENDLESS: &str =
+    r#"{% for i in range(13000) %}{% set s = "x" * (10000000 + i) %}{% endfor %}1"#;
+
+/// Give the subscriptions `uuids` the template shape with `source`.
+async fn set_template(rig: &Rig, uuids: &[String], source: &str) -> Result<(), BenchError> {
+    for uuid in uuids {
+        decnet_webhook::db::subscriptions::update(
+            &rig.db,
+            entity::webhook_subscription::ActiveModel {
+                uuid: sea_orm::Unchanged(uuid.clone()),
+                shape: sea_orm::Set("template".into()),
+                template: sea_orm::Set(Some(source.into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| BenchError::setup("set the template", e))?;
+    }
+    Ok(())
+}
+
+/// What the template sandbox costs and whom a bad template holds up: one templated
+/// subscription flat out beside the same run in the raw shape (same process, same
+/// size), then templated subscriptions at a steady rate without and then beside a
+/// subscription whose template runs every render to the time limit.
+async fn templates(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let n = d.template_events;
+    let queue = n.to_string();
+    let settings = [("webhook_queue_per_sub", queue.as_str())];
+    let raw_rig = Rig::new(&settings).await?;
+    let raw = flat_out(&raw_rig, n, "bench.raw", Via::Core, d.stall).await?;
+    let rig = Rig::new(&settings).await?;
+    let receiver = Receiver::start(Ledger::new(1, n))?;
+    let uuids = rig.insert(&subs(&receiver, 1, "bench.template")).await?;
+    set_template(&rig, &uuids, TEMPLATE).await?;
+    let w = worker(&rig, 1).await?;
+    let plan = Plan {
+        subject: "bench.template".into(),
+        seqs: 0..n,
+        rate: None,
+    };
+    let templated = drive(&rig, w, &receiver, 0..1, plan, Via::Core, d.stall).await?;
+    let (rate, raw_rate) = (templated.tally.rate(), raw.tally.rate());
+    report.set("events", n);
+    report.set("deliveries_per_s", rate.round());
+    report.set("raw_shape_deliveries_per_s", raw_rate.round());
+    report.set("ratio_to_raw_shape", ratio(rate, raw_rate));
+    report.set("p50_ms", templated.tally.percentile_ms(50.0));
+    report.set("p99_ms", templated.tally.percentile_ms(99.0));
+    cpu_cost(report, templated.cpu, templated.tally.delivered);
+    report.check(
+        "templated published",
+        n as u64,
+        templated.published.count as u64,
+    );
+    delivery_counts(report, "templated", &templated.tally, templated.stray);
+    report.check("raw shape published", n as u64, raw.published.count as u64);
+    delivery_counts(report, "raw shape", &raw.tally, raw.stray);
+
+    // Steady phases: the healthy templated subscriptions alone, then beside one whose
+    // template runs to the time limit on the same events.
+    let rig = Rig::new(&[]).await?;
+    let healthy = d.template_healthy;
+    let phase = (d.template_rate * d.template_secs).round() as usize;
+    let warm = 0..10;
+    let alone = warm.end..warm.end + phase;
+    let beside = alone.end..alone.end + phase;
+    let receiver = Receiver::start(Ledger::new(healthy, beside.end))?;
+    let uuids = rig
+        .insert(&subs(&receiver, healthy, "bench.templates"))
+        .await?;
+    set_template(&rig, &uuids, TEMPLATE).await?;
+    let w = worker(&rig, healthy).await?;
+    let run_phase = |seqs: std::ops::Range<usize>| {
+        let url = rig.nats.url();
+        let ledger = receiver.ledger.clone();
+        let (rate, stall) = (d.template_rate, d.stall);
+        async move {
+            let plan = Plan {
+                subject: "bench.templates".into(),
+                seqs: seqs.clone(),
+                rate: Some(rate),
+            };
+            publisher::publish(url, plan).await?;
+            Ok::<_, BenchError>(settle(&ledger, 0..healthy, seqs, stall).await)
+        }
+    };
+    run_phase(warm).await?;
+    let without = run_phase(alone).await?;
+    let blackhole = Blackhole::start()?;
+    let bad = rig
+        .insert(&[Sub {
+            url: blackhole.url(),
+            patterns: vec!["bench.templates".into()],
+        }])
+        .await?;
+    set_template(&rig, &bad, ENDLESS).await?;
+    w.reload(Duration::from_secs(10), Duration::from_millis(5))
+        .await?;
+    w.wait_ready(
+        healthy + 1,
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+    )
+    .await?;
+    let with = run_phase(beside).await?;
+    w.stop(STOP_WAIT).await;
+    let mut bad_letters = 0;
+    for uuid in &bad {
+        let (_, total) = decnet_webhook::db::dead_letters::list(&rig.db, uuid, 1, 0)
+            .await
+            .map_err(|e| BenchError::setup("count dead letters", e))?;
+        bad_letters += total;
+    }
+    let (p99_without, p99_with) = (without.percentile_ms(99.0), with.percentile_ms(99.0));
+    report.set("healthy_subscriptions", healthy);
+    report.set("rate_per_s", d.template_rate);
+    report.set("seconds_per_phase", d.template_secs);
+    report.set("healthy_per_s_without", without.rate().round());
+    report.set("healthy_per_s_with", with.rate().round());
+    report.set("throughput_ratio", ratio(with.rate(), without.rate()));
+    report.set("p99_ms_without", p99_without);
+    report.set("p99_ms_with", p99_with);
+    report.set("p99_ratio", ratio(p99_with, p99_without));
+    // Every event of the endless template is dead-lettered: the first ones at the
+    // time limit, then at once while it is paused.
+    report.set("endless_dead_lettered", bad_letters);
+    let sent = blackhole
+        .accepted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    report.check("endless events dead-lettered", phase as u64, bad_letters);
+    report.check("endless renders sent", 0, sent as u64);
+    let stray = stray(&receiver);
+    delivery_counts(report, "templated without the endless one", &without, stray);
+    delivery_counts(report, "templated beside the endless one", &with, 0);
     Ok(())
 }
 

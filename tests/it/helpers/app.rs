@@ -78,6 +78,7 @@ impl ApiResponse {
 
 impl TestApp {
     pub async fn spawn(options: AppOptions) -> Self {
+        super::use_built_sandbox();
         let test_db = TestDb::new().await;
         let nats = options.nats.then(NatsServer::start);
         let mut pairs: Vec<(String, String)> = vec![

@@ -8,6 +8,7 @@ pub mod nats;
 pub mod probe;
 pub mod process;
 pub mod receiver;
+pub mod templates;
 pub mod worker;
 
 pub use app::{AppOptions, TestApp};
@@ -19,6 +20,11 @@ use std::{
     future::Future,
     time::{Duration, Instant},
 };
+
+/// Template sandboxes run the built `decnet` (this test binary cannot be one).
+pub fn use_built_sandbox() {
+    decnet_webhook::shape::sandbox::set_program(env!("CARGO_BIN_EXE_decnet"));
+}
 
 /// How long a condition a test waits on may take to come true. Waits that sit out a
 /// reconnect backoff or a retry schedule give a longer time of their own.

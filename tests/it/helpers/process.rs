@@ -83,10 +83,6 @@ impl Decnet {
         Self { child, log }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
     /// Its limit on open files, as it runs.
     pub fn open_files_limit(&self) -> libc::rlimit {
         let mut limit = libc::rlimit {
@@ -96,7 +92,7 @@ impl Decnet {
         // SAFETY: prlimit reads the child's limit into `limit`, changing nothing.
         let done = unsafe {
             libc::prlimit(
-                self.pid(),
+                self.pid() as libc::pid_t,
                 libc::RLIMIT_NOFILE,
                 std::ptr::null(),
                 &mut limit,
@@ -112,7 +108,7 @@ impl Decnet {
         // SAFETY: prlimit sets the child's limit from `limit` and writes nothing back.
         let done = unsafe {
             libc::prlimit(
-                self.pid(),
+                self.pid() as libc::pid_t,
                 libc::RLIMIT_NOFILE,
                 &limit,
                 std::ptr::null_mut(),
@@ -123,6 +119,10 @@ impl Decnet {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn signal(&self, signal: Signal) {
@@ -235,4 +235,30 @@ impl Drop for Decnet {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Resident memory of process `pid` in MiB, from `/proc/<pid>/status`.
+pub fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// The children of process `pid`, from `/proc/<pid>/task/*/children`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }

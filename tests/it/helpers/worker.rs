@@ -39,6 +39,7 @@ pub struct WorkerHandle {
 
 impl WorkerHandle {
     pub async fn spawn(settings: Settings) -> Self {
+        super::use_built_sandbox();
         let app = Application::build(
             settings,
             Components {

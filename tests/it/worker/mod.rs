@@ -6,4 +6,6 @@ mod durable;
 mod end_to_end;
 mod faults;
 mod options;
+mod rate_limit;
 mod shapes;
+mod template_limits;

@@ -1,7 +1,15 @@
 //! Payload shapes against the golden bodies of tests/vectors/shapes.json (the
 //! events of envelopes.json, each shape as docs/shapes.md documents it).
 
-use decnet_webhook::{domain::Event, shape::Shape};
+use std::time::Duration;
+
+use decnet_webhook::{
+    domain::Event,
+    shape::{
+        sandbox::{Sandbox, TemplateLimits},
+        Shape,
+    },
+};
 use serde_json::Value;
 
 fn text(v: &Value) -> String {
@@ -32,8 +40,17 @@ fn golden() -> Value {
     serde_json::from_str(include_str!("../../vectors/shapes.json")).expect("golden file is JSON")
 }
 
-#[test]
-fn every_shape_renders_the_documented_body_for_every_vector() {
+/// The sandbox every template test renders in: the built `decnet`, default limits.
+fn sandbox() -> Sandbox {
+    crate::helpers::use_built_sandbox();
+    Sandbox::new(TemplateLimits {
+        timeout: Duration::from_secs(10),
+        memory_mib: 128,
+    })
+}
+
+#[actix_rt::test]
+async fn every_shape_renders_the_documented_body_for_every_vector() {
     let golden = golden();
     let expected = golden["vectors"].as_array().expect("a vectors list");
     let events = events();
@@ -44,12 +61,14 @@ fn every_shape_renders_the_documented_body_for_every_vector() {
             "thehive",
             Shape::from_row("thehive", None).expect("thehive"),
         ),
-        (
-            "template",
-            Shape::from_row("template", golden["template"].as_str()).expect("the golden template"),
-        ),
     ];
-    for (event, want) in events.iter().zip(expected) {
+    let template = golden["template"].as_str().expect("the golden template");
+    let envelopes: Vec<_> = events.iter().map(|e| e.body.clone()).collect();
+    let templated = sandbox()
+        .render(template, &envelopes)
+        .await
+        .expect("the sandbox runs the golden template");
+    for ((event, want), templated) in events.iter().zip(expected).zip(templated) {
         assert_eq!(
             event.id,
             text(&want["id"]),
@@ -57,13 +76,20 @@ fn every_shape_renders_the_documented_body_for_every_vector() {
         );
         let raw = Shape::from_row("raw", None).expect("raw");
         assert_eq!(raw.render(event).expect("raw renders"), event.body);
-        for (name, shape) in &shapes {
-            let body = shape
-                .render(event)
-                .unwrap_or_else(|e| panic!("{name} of {}: {e}", event.id));
+        let templated = templated.unwrap_or_else(|e| panic!("template of {}: {e}", event.id));
+        let rendered = shapes
+            .iter()
+            .map(|(name, shape)| {
+                let body = shape
+                    .render(event)
+                    .unwrap_or_else(|e| panic!("{name} of {}: {e}", event.id));
+                (*name, body)
+            })
+            .chain([("template", templated)]);
+        for (name, body) in rendered {
             assert_eq!(
                 std::str::from_utf8(&body).expect("UTF-8"),
-                text(&want[*name]),
+                text(&want[name]),
                 "{name} of {}",
                 event.id
             );
