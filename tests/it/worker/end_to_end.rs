@@ -389,6 +389,10 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
         .overflow
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(overflow, 0);
+    // Closing the dead receiver ends its hung requests, so the worker stops at once
+    // rather than when its writes are cut off by the end of the test.
+    drop(dead);
+    app.stop().await.unwrap();
 }
 
 /// Subscriptions on one receiver (one host and port) share its connections, yet one
@@ -418,6 +422,8 @@ async fn a_hanging_path_does_not_hold_up_other_subscriptions_on_the_same_receive
     })
     .await;
     assert_eq!(on("/dead"), 4, "the hanging path holds only its own budget");
+    drop(rx);
+    app.stop().await.unwrap();
 }
 
 /// A burst bigger than the bus client's own buffer (64 Ki messages per subscription)
