@@ -5,7 +5,7 @@ use rand::RngCore;
 
 use crate::{
     domain::{
-        pattern::MAX_PATTERNS, simple_event::merge_patterns, SimpleEvent, SubjectPattern,
+        pattern::MAX_PATTERNS, simple_event::merge_patterns, text, SimpleEvent, SubjectPattern,
         WebhookUrl,
     },
     error::AppError,
@@ -25,7 +25,7 @@ fn invalid(field: &str, problem: impl std::fmt::Display) -> AppError {
     AppError::Unprocessable(format!("{field}: {problem}"))
 }
 
-/// 1–64 characters, not blank, no control characters.
+/// 1–64 characters, not blank, no control or invisible formatting characters.
 pub fn name(name: String) -> Result<String, AppError> {
     let chars = name.chars().count();
     if name.trim().is_empty() {
@@ -39,6 +39,15 @@ pub fn name(name: String) -> Result<String, AppError> {
     }
     if name.chars().any(char::is_control) {
         return Err(invalid("name", "must not contain control characters"));
+    }
+    if let Some(c) = text::format_char(&name) {
+        return Err(invalid(
+            "name",
+            format!(
+                "must not contain invisible formatting characters ({})",
+                text::code_point(c)
+            ),
+        ));
     }
     Ok(name)
 }
@@ -128,6 +137,10 @@ mod tests {
         assert!(name("é".repeat(65)).is_err());
         assert!(name("  ".into()).is_err());
         assert!(name("a\nb".into()).is_err());
+        assert!(
+            name("admin\u{202E}gnp.exe".into()).is_err_and(|e| e.to_string().contains("U+202E"))
+        );
+        assert!(name("siem\u{200B}".into()).is_err());
         assert!(secret("x".repeat(15)).is_err());
         assert!(secret(format!("enc:v1:{}", "x".repeat(20))).is_err());
         assert!(secret(format!("x-enc:{}", "x".repeat(20))).is_ok());

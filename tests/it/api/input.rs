@@ -67,3 +67,48 @@ async fn receivers_behind_address_translators_are_refused() {
         .collect();
     assert_eq!(urls, ["https://1.1.1.1/hook", "http://[2002:808:808::1]/"]);
 }
+
+#[actix_rt::test]
+async fn names_with_invisible_formatting_characters_are_refused() {
+    let app = app_without_create_limit().await;
+    let token = app.admin_token().await;
+    // The first displays as "siem-exe.png", the second as "siem".
+    let spoofs = [
+        "siem-\u{202E}gnp.exe",
+        "siem\u{200B}",
+        "\u{2066}siem\u{2069}",
+    ];
+    for name in spoofs {
+        let resp = app
+            .post(
+                "/api/v1/webhooks/",
+                Some(&token),
+                &with("name", json!(name)),
+            )
+            .await;
+        assert_eq!(resp.status, 422, "{name:?}: {}", resp.text);
+        let detail = resp.detail();
+        assert!(
+            detail.starts_with("name: ") && detail.contains("U+"),
+            "{name:?}: {detail}"
+        );
+    }
+    let created = app.create_webhook(&token, &valid_webhook("siem")).await;
+    let at = format!("/api/v1/webhooks/{}", created["uuid"].as_str().unwrap());
+    for name in spoofs {
+        let resp = app.patch(&at, Some(&token), &json!({ "name": name })).await;
+        assert_eq!(resp.status, 422, "{name:?}: {}", resp.text);
+    }
+    let list = app.get("/api/v1/webhooks/", Some(&token)).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "siem");
+    // Letters of any script still pass.
+    let resp = app
+        .post(
+            "/api/v1/webhooks/",
+            Some(&token),
+            &with("name", json!("SIEM Zürich 東京")),
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+}
