@@ -127,6 +127,10 @@ fn init_renders_units_that_systemd_accepts() {
     assert!(api.contains(&format!("\nExecStart={BIN} api\n")));
     let target = read(&files[2]);
     assert!(target.contains("\nWants=decnet-api.service decnet-webhook.service\n"));
+    // What the services create (the SQLite file among it) is private to their user.
+    for unit in [&api, &webhook] {
+        assert!(unit.contains("\nUMask=0077\n"), "{unit}");
+    }
 
     systemd_analyze_verify(&files);
 }
