@@ -75,8 +75,8 @@ pub fn generate_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Simple expansions then raw patterns, each raw one checked against the NATS grammar;
-/// an empty result is a 400 with `when_empty`.
+/// Simple expansions then raw patterns, each raw one checked against the NATS grammar
+/// and kept out of NATS's internal namespaces; an empty result is a 400 with `when_empty`.
 pub fn patterns(
     simple: &[SimpleEvent],
     raw: &[String],
@@ -86,7 +86,14 @@ pub fn patterns(
         return Err(too_many());
     }
     for (i, pattern) in raw.iter().enumerate() {
-        SubjectPattern::parse(pattern).map_err(|e| invalid(&format!("topic_patterns[{i}]"), e))?;
+        let field = format!("topic_patterns[{i}]");
+        let parsed = SubjectPattern::parse(pattern).map_err(|e| invalid(&field, e))?;
+        if let Some(namespace) = parsed.internal_namespace() {
+            return Err(invalid(
+                &field,
+                format!("{namespace} subjects are NATS internals, not DECNET events"),
+            ));
+        }
     }
     let merged = merge_patterns(simple, raw);
     if merged.is_empty() {
@@ -160,6 +167,11 @@ mod tests {
             patterns(&[], &["a..b".into()], "empty"),
             Err(AppError::Unprocessable(m)) if m.starts_with("topic_patterns[0]: ")
         ));
+        assert!(matches!(
+            patterns(&[], &["a.>".into(), "$SYS.>".into()], "empty"),
+            Err(AppError::Unprocessable(m)) if m.starts_with("topic_patterns[1]: $SYS ")
+        ));
+        assert!(patterns(&[], &[">".into()], "empty").is_ok());
         let many: Vec<String> = (0..33).map(|i| format!("p.{i}")).collect();
         assert!(matches!(
             patterns(&[], &many, "empty"),

@@ -112,3 +112,80 @@ async fn names_with_invisible_formatting_characters_are_refused() {
         .await;
     assert_eq!(resp.status, 201, "{}", resp.text);
 }
+
+#[actix_rt::test]
+async fn patterns_into_nats_internals_are_refused_and_wildcards_flagged() {
+    let app = app_without_create_limit().await;
+    let token = app.admin_token().await;
+    for pattern in ["$SYS.>", "$SYS.ACCOUNT.*.CONNECT", "$JS.API.>", "_INBOX.>"] {
+        let body = with("topic_patterns", json!(["attacker.>", pattern]));
+        let resp = app.post("/api/v1/webhooks/", Some(&token), &body).await;
+        assert_eq!(resp.status, 422, "{pattern}: {}", resp.text);
+        assert!(
+            resp.detail().starts_with("topic_patterns[1]: "),
+            "{pattern}: {}",
+            resp.text
+        );
+    }
+    let created = app.create_webhook(&token, &valid_webhook("narrow")).await;
+    assert_eq!(
+        created["warnings"].as_array().unwrap().len(),
+        1,
+        "plaintext only"
+    );
+    let at = format!("/api/v1/webhooks/{}", created["uuid"].as_str().unwrap());
+    let resp = app
+        .patch(&at, Some(&token), &json!({"topic_patterns": ["_INBOX.>"]}))
+        .await;
+    assert_eq!(resp.status, 422, "{}", resp.text);
+    let row = app.get(&at, Some(&token)).await.json();
+    assert_eq!(row["topic_patterns"], json!(["attacker.>"]));
+
+    // A bare `>` is allowed (a lab may want everything) but flagged, on every read.
+    let wildcard = |w: &Value| {
+        w["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with("wildcard_pattern: "))
+    };
+    let everything = app
+        .create_webhook(&token, &with("topic_patterns", json!([">"])))
+        .await;
+    assert!(wildcard(&everything), "{everything}");
+    let patched = app
+        .patch(&at, Some(&token), &json!({"topic_patterns": ["*.>"]}))
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert!(wildcard(&patched.json()), "{}", patched.text);
+    assert!(wildcard(&app.get(&at, Some(&token)).await.json()));
+}
+
+#[actix_rt::test]
+async fn url_changes_count_against_the_create_limit() {
+    let app = TestApp::spawn(AppOptions::default().setting("webhook_create_per_minute", "3")).await;
+    let token = app.admin_token().await;
+    let created = app.create_webhook(&token, &valid_webhook("moving")).await;
+    let at = format!("/api/v1/webhooks/{}", created["uuid"].as_str().unwrap());
+    for url in ["https://1.1.1.2/hook", "https://1.1.1.3/hook"] {
+        let resp = app.patch(&at, Some(&token), &json!({ "url": url })).await;
+        assert_eq!(resp.status, 200, "{url}: {}", resp.text);
+    }
+    // The fourth look-up this minute: a PATCH could otherwise make the guard
+    // resolve names without end.
+    let resp = app
+        .patch(&at, Some(&token), &json!({"url": "https://1.1.1.4/hook"}))
+        .await;
+    assert_eq!(resp.status, 429, "{}", resp.text);
+    assert!(resp.detail().contains("URL changes"), "{}", resp.text);
+    let create = app
+        .post("/api/v1/webhooks/", Some(&token), &valid_webhook("another"))
+        .await;
+    assert_eq!(create.status, 429, "{}", create.text);
+    // Changes without a URL do no look-up and stay free.
+    let resp = app
+        .patch(&at, Some(&token), &json!({"enabled": false}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json()["url"], "https://1.1.1.3/hook");
+}
