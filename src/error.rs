@@ -36,6 +36,12 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A body that is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A `Host` outside `DECNET_API_ALLOWED_HOSTS`.
+    #[error("{0}")]
+    MisdirectedRequest(String),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -61,6 +67,8 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

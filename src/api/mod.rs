@@ -3,6 +3,7 @@
 pub mod allow;
 pub mod auth;
 pub mod body;
+pub mod edge;
 pub mod health;
 pub mod metrics;
 pub mod openapi;

@@ -5,6 +5,7 @@ mod bus_signal;
 mod crud;
 mod dead_letters;
 mod deliveries;
+mod edge;
 mod input;
 mod openapi;
 mod options;
