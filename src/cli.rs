@@ -118,6 +118,13 @@ pub fn run() -> ExitCode {
             Err(e) => fail(StartupError::Usage(e.to_string())),
         };
     }
+    // Before anything is created: the SQLite file holds password hashes (and, without
+    // DECNET_SECRET_KEY, plaintext secrets), so no file of ours is readable by others.
+    // `init` above keeps the caller's mask: unit files are meant to be world-readable.
+    // SAFETY: umask only sets this process's file-creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     let settings = match Settings::load(cli.config.clone()) {
         Ok(s) => s,
         Err(e) => return fail(StartupError::from(e)),
@@ -185,20 +192,44 @@ async fn run_app(
     app.run_until_stopped().await
 }
 
-/// Read the key kept beside the database, or create it (mode 0600).
+/// Read the key kept beside the database, or create it (mode 0600). A key file
+/// another user owns, or that group or others may read or write, is refused: whoever
+/// planted or read it could sign admin tokens.
 fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret, StartupError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        let key = existing.trim().to_owned();
-        if key.len() >= crate::config::MIN_JWT_SECRET_LEN {
-            return Ok(crate::config::Secret::new(key));
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    match std::fs::File::open(path) {
+        Ok(mut file) => {
+            // The checks read the opened file, so it cannot be swapped after them.
+            let meta = file.metadata().map_err(|e| {
+                StartupError::Runtime(format!("cannot read {}: {e}", path.display()))
+            })?;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if let Some(why) = untrusted_key_file(meta.uid(), meta.mode(), me) {
+                return Err(StartupError::Usage(format!("{}: {why}", path.display())));
+            }
+            let mut existing = String::new();
+            file.read_to_string(&mut existing).map_err(|e| {
+                StartupError::Runtime(format!("cannot read {}: {e}", path.display()))
+            })?;
+            let key = existing.trim().to_owned();
+            if key.len() >= crate::config::MIN_JWT_SECRET_LEN {
+                return Ok(crate::config::Secret::new(key));
+            }
+            return Err(StartupError::Usage(format!(
+                "{} holds a JWT key shorter than {} bytes; delete it or set DECNET_JWT_SECRET",
+                path.display(),
+                crate::config::MIN_JWT_SECRET_LEN
+            )));
         }
-        return Err(StartupError::Usage(format!(
-            "{} holds a JWT key shorter than {} bytes; delete it or set DECNET_JWT_SECRET",
-            path.display(),
-            crate::config::MIN_JWT_SECRET_LEN
-        )));
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(StartupError::Runtime(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
     }
     let key = {
         use base64::Engine as _;
@@ -222,6 +253,24 @@ fn generated_jwt_secret(path: &std::path::Path) -> Result<crate::config::Secret,
     let _ = file.flush();
     tracing::info!(path = %path.display(), "generated a JWT key (set DECNET_JWT_SECRET to choose one)");
     Ok(crate::config::Secret::new(key))
+}
+
+/// Why a JWT key file owned by `owner` with `mode` must not be trusted by user `me`.
+fn untrusted_key_file(owner: u32, mode: u32, me: u32) -> Option<String> {
+    if owner != me {
+        return Some(format!(
+            "the JWT key file is owned by uid {owner}, not by the user running decnet (uid {me}); \
+             delete it or set DECNET_JWT_SECRET"
+        ));
+    }
+    if mode & 0o077 != 0 {
+        return Some(format!(
+            "the JWT key file is open to group or others (mode {:04o}); \
+             run `chmod 600` on it, delete it, or set DECNET_JWT_SECRET",
+            mode & 0o7777
+        ));
+    }
+    None
 }
 
 /// `decnet secrets encrypt`: seal plaintext and earlier-format secrets in place; prints how many rows.
@@ -379,12 +428,14 @@ async fn keep_an_admin(
 
 fn validate_username(name: &str) -> Result<(), StartupError> {
     let ok = (1..=auth::MAX_USERNAME_CHARS).contains(&name.chars().count())
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+        && crate::domain::text::format_char(name).is_none();
     if ok {
         Ok(())
     } else {
         Err(StartupError::Usage(
-            "user name must be 1–64 characters without spaces".into(),
+            "user name must be 1–64 characters without spaces or invisible formatting characters"
+                .into(),
         ))
     }
 }
@@ -418,4 +469,28 @@ fn read_password(from_stdin: bool) -> Result<String, StartupError> {
         return Err(StartupError::Usage("password is empty".into()));
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_must_be_private_to_its_user() {
+        assert_eq!(untrusted_key_file(1000, 0o100600, 1000), None);
+        assert_eq!(untrusted_key_file(1000, 0o100400, 1000), None);
+        let other = untrusted_key_file(1001, 0o100600, 1000).unwrap();
+        assert!(other.contains("uid 1001"), "{other}");
+        for mode in [0o100644, 0o100640, 0o100604, 0o100620, 0o100602] {
+            let open = untrusted_key_file(1000, mode, 1000).unwrap();
+            assert!(open.contains(&format!("{:04o}", mode & 0o7777)), "{open}");
+        }
+    }
+
+    #[test]
+    fn user_names_refuse_invisible_formatting_characters() {
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("ad\u{202E}nim").is_err());
+        assert!(validate_username("alice\u{200B}").is_err());
+    }
 }

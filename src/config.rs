@@ -100,6 +100,9 @@ pub struct Settings {
     pub nats_urls: Vec<String>,
     pub bus_enabled: bool,
     pub api_bind: SocketAddr,
+    /// The hosts the API answers to (`Host` without port, as [`normalize_host`]
+    /// spells them); empty: any.
+    pub api_allowed_hosts: Vec<String>,
     /// Where `/metrics` is served on its own; `None`: on the API listener.
     pub metrics_bind: Option<SocketAddr>,
     /// Connections the API listener keeps open at once; `None`: derived from the
@@ -190,6 +193,7 @@ impl Settings {
                 ConfigError::invalid("DECNET_API_BIND", format!("expected HOST:PORT, got {s:?}"))
             })?,
         };
+        let api_allowed_hosts = parse_allowed_hosts(src.string("api_allowed_hosts")?)?;
         let metrics_bind = match src.string("metrics_bind")? {
             None => None,
             Some(s) => Some(s.trim().parse().map_err(|_| {
@@ -291,6 +295,7 @@ impl Settings {
             nats_urls,
             bus_enabled: src.boolean("bus_enabled", true)?,
             api_bind,
+            api_allowed_hosts,
             metrics_bind,
             api_max_connections: match src.string("api_max_connections")? {
                 None => None,
@@ -430,6 +435,53 @@ fn parse_nats_urls(value: &str) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(urls)
+}
+
+/// `DECNET_API_ALLOWED_HOSTS`: comma-separated host names or IP addresses, no ports.
+fn parse_allowed_hosts(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let hosts = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|h| {
+            normalize_host(h).ok_or_else(|| {
+                ConfigError::invalid(
+                    "DECNET_API_ALLOWED_HOSTS",
+                    format!("expected host names or IP addresses without a port, got {h:?}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if hosts.is_empty() {
+        return Err(ConfigError::invalid(
+            "DECNET_API_ALLOWED_HOSTS",
+            "no host given",
+        ));
+    }
+    Ok(hosts)
+}
+
+/// A host name or IP address (IPv6 with or without brackets) in one spelling: names
+/// in ASCII lower case without a trailing dot, addresses as Rust prints them. `None`
+/// when it is neither (a port, a wildcard, a path, spaces).
+pub fn normalize_host(host: &str) -> Option<String> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Some(ip.to_string());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    (name.len() <= 253 && name.split('.').all(label_ok)).then(|| name.to_ascii_lowercase())
 }
 
 fn parse_stream_name(value: Option<String>) -> Result<String, ConfigError> {
@@ -632,6 +684,18 @@ mod tests {
             ("database_url", "mongodb://x", "DECNET_DATABASE_URL"),
             ("api_bind", "localhost", "DECNET_API_BIND"),
             ("metrics_bind", "localhost", "DECNET_METRICS_BIND"),
+            (
+                "api_allowed_hosts",
+                "decnet.example:8000",
+                "DECNET_API_ALLOWED_HOSTS",
+            ),
+            ("api_allowed_hosts", "*.example", "DECNET_API_ALLOWED_HOSTS"),
+            ("api_allowed_hosts", " , ", "DECNET_API_ALLOWED_HOSTS"),
+            (
+                "api_allowed_hosts",
+                "http://decnet.example",
+                "DECNET_API_ALLOWED_HOSTS",
+            ),
             ("metrics_bind", "127.0.0.1:99999", "DECNET_METRICS_BIND"),
             ("api_max_connections", "0", "DECNET_API_MAX_CONNECTIONS"),
             ("api_max_connections", "many", "DECNET_API_MAX_CONNECTIONS"),
@@ -755,6 +819,24 @@ mod tests {
         assert_eq!(s.metrics_bind, Some(SocketAddr::from(([0, 0, 0, 0], 9464))));
         let s = load(&[("metrics_bind", "[::1]:9464")]).unwrap();
         assert_eq!(s.metrics_bind.map(|a| a.port()), Some(9464));
+    }
+
+    #[test]
+    fn allowed_hosts_are_normalized() {
+        assert!(load(&[]).unwrap().api_allowed_hosts.is_empty());
+        let s = load(&[(
+            "api_allowed_hosts",
+            " Decnet.Example. , 127.0.0.1,[::1], 0:0::2 ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.api_allowed_hosts,
+            ["decnet.example", "127.0.0.1", "::1", "::2"]
+        );
+        assert_eq!(normalize_host("[::1]"), Some("::1".into()));
+        assert_eq!(normalize_host("a..b"), None);
+        assert_eq!(normalize_host("a b"), None);
+        assert_eq!(normalize_host(""), None);
     }
 
     #[test]

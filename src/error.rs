@@ -39,6 +39,12 @@ pub enum AppError {
     RequestTimeout(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A body that is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A `Host` outside `DECNET_API_ALLOWED_HOSTS`.
+    #[error("{0}")]
+    MisdirectedRequest(String),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -77,6 +83,8 @@ impl ResponseError for AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(_) | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -124,7 +124,9 @@ pub fn build_api(
     let delivery = shared.delivery;
     // `/metrics` moves to its own listener when `DECNET_METRICS_BIND` is set.
     let metrics_here = state.settings.metrics_bind.is_none();
+    let allowed_hosts: Arc<[String]> = state.settings.api_allowed_hosts.clone().into();
     let server = HttpServer::new(move || {
+        let allowed_hosts = allowed_hosts.clone();
         App::new()
             .app_data(state.clone())
             // The client is not `Send`: one per worker thread, built on that thread.
@@ -136,6 +138,10 @@ pub fn build_api(
             })
             .configure(api::configure)
             .configure(crate::ui::configure)
+            // Inside NormalizePath, so it sees `/healthz/` as `/healthz`.
+            .wrap(actix_web::middleware::from_fn(move |req, next| {
+                api::edge::guard(allowed_hosts.clone(), req, next)
+            }))
             // `/api/v1/webhooks/` and `/api/v1/webhooks` are the same resource.
             .wrap(actix_web::middleware::NormalizePath::trim())
             .wrap(BodyDeadline(request_timeout))

@@ -4,6 +4,7 @@ pub mod allow;
 pub mod auth;
 pub mod body;
 pub mod connections;
+pub mod edge;
 pub mod health;
 pub mod login_limits;
 pub mod metrics;

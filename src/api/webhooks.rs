@@ -19,6 +19,7 @@ use sea_orm::{ActiveValue::Set, DbErr, SqlErr};
 use super::{allow::allow_only, auth::Admin, body::read_json, state::AppState};
 use crate::{
     db::{self, subscriptions},
+    domain::pattern::first_starting_with_wildcard,
     error::{redact_db_error, AppError, ErrorBody},
 };
 use changes::Changes;
@@ -101,7 +102,7 @@ pub async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, 
         (status = 409, description = "Name taken", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
-        (status = 429, description = "Too many creates this minute", body = ErrorBody),
+        (status = 429, description = "Too many creates and URL changes this minute", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -110,12 +111,7 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     // Every attempt counts, so the limit also bounds the DNS lookups of the URL guard.
-    if !state.create_limiter.try_acquire(&user.uuid) {
-        return Err(AppError::TooManyRequests(format!(
-            "At most {} webhook creations per minute",
-            state.settings.webhook.create_per_minute
-        )));
-    }
+    url_guard_allowance(&state, &user.uuid)?;
     let body: WebhookCreate = read_json(payload).await?;
     let name = validate::name(body.name)?;
     let secret = match body.secret {
@@ -154,6 +150,7 @@ pub async fn create(
         .await
         .map_err(|e| conflict_or_internal(e, &name))?;
     tracing::info!(uuid = %row.uuid, name = %row.name, by = %user.username, "webhook created");
+    warn_wildcard(&row.uuid, &patterns);
     signal_changed(&state).await;
     Ok(HttpResponse::Created().json(secret::created(&state, &row, secret)))
 }
@@ -198,6 +195,7 @@ pub async fn get(
         (status = 409, description = "Name taken", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
+        (status = 429, description = "A new `url`, over the creates and URL changes allowed this minute", body = ErrorBody),
     )
 )]
 pub async fn update(
@@ -207,6 +205,10 @@ pub async fn update(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body: WebhookUpdate = read_json(payload).await?;
+    // A new URL costs the guard a DNS lookup, as a create does, and shares its limit.
+    if body.url.is_some() {
+        url_guard_allowance(&state, &user.uuid)?;
+    }
     let name = body.name.map(validate::name).transpose()?;
     let secret = body.secret.map(validate::secret).transpose()?;
     let patterns = match (body.simple_events, body.topic_patterns) {
@@ -238,6 +240,9 @@ pub async fn update(
         None => None,
     };
     let secret = secret::patched_secret(&state, &row, secret);
+    if let Some(patterns) = &patterns {
+        warn_wildcard(&row.uuid, patterns);
+    }
     let changes = Changes {
         name,
         url: url.map(|u| u.as_str().to_owned()),
@@ -312,6 +317,25 @@ pub async fn delete(
     Ok(HttpResponse::Ok().json(WebhookDeleted {
         message: "Webhook deleted".into(),
     }))
+}
+
+/// One more create or URL change for `user` this minute, or 429
+/// (`DECNET_WEBHOOK_CREATE_PER_MINUTE`).
+fn url_guard_allowance(state: &AppState, user: &str) -> Result<(), AppError> {
+    if state.create_limiter.try_acquire(user) {
+        return Ok(());
+    }
+    Err(AppError::TooManyRequests(format!(
+        "At most {} webhook creations and URL changes per minute",
+        state.settings.webhook.create_per_minute
+    )))
+}
+
+/// Accepted, but the operator hears of it: `>` reaches NATS's own request replies.
+fn warn_wildcard(uuid: &str, patterns: &[String]) {
+    if let Some(pattern) = first_starting_with_wildcard(patterns) {
+        tracing::warn!(%uuid, pattern, "a pattern starting with a wildcard also matches NATS's internal subjects (_INBOX)");
+    }
 }
 
 fn name_taken(name: &str) -> AppError {

@@ -3,6 +3,7 @@
 pub mod event;
 pub mod pattern;
 pub mod simple_event;
+pub mod text;
 pub mod webhook_url;
 
 pub use event::Event;

@@ -46,6 +46,20 @@ impl SubjectPattern {
         &self.0
     }
 
+    /// The NATS-internal namespace this pattern names, if any: `$`-prefixed subjects
+    /// (`$SYS` server events, `$JS` JetStream's API and acks) and `_INBOX` (request
+    /// replies, the bus's own among them). A subscription must not receive those.
+    pub fn internal_namespace(&self) -> Option<&str> {
+        let first = self.0.split('.').next().unwrap_or_default();
+        (first.starts_with('$') || first == "_INBOX").then_some(first)
+    }
+
+    /// Whether it starts with a wildcard (`>`, `*.>`): it then also matches NATS's
+    /// internal subjects, whatever the bus carries.
+    pub fn starts_with_wildcard(&self) -> bool {
+        matches!(self.0.split('.').next(), Some(">" | "*"))
+    }
+
     /// Whether `subject` (a literal subject) matches this pattern.
     pub fn matches(&self, subject: &str) -> bool {
         let mut subject_tokens = subject.split('.');
@@ -60,6 +74,14 @@ impl SubjectPattern {
         }
         subject_tokens.next().is_none()
     }
+}
+
+/// The first of `patterns` that starts with a wildcard, for the warning it earns.
+pub fn first_starting_with_wildcard(patterns: &[String]) -> Option<&str> {
+    patterns
+        .iter()
+        .find(|p| SubjectPattern::parse(p).is_ok_and(|p| p.starts_with_wildcard()))
+        .map(String::as_str)
 }
 
 impl fmt::Display for SubjectPattern {
@@ -102,6 +124,36 @@ mod tests {
             &"x".repeat(257),
         ] {
             assert!(SubjectPattern::parse(p).is_err(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn knows_the_internal_namespaces() {
+        for (p, ns) in [
+            ("$SYS.>", "$SYS"),
+            ("$SYS.ACCOUNT.*.CONNECT", "$SYS"),
+            ("$JS.API.>", "$JS"),
+            ("_INBOX.>", "_INBOX"),
+            ("_INBOX.abc.*", "_INBOX"),
+        ] {
+            let p = SubjectPattern::parse(p).unwrap();
+            assert_eq!(p.internal_namespace(), Some(ns), "{p}");
+        }
+        for p in [
+            "attacker.>",
+            ">",
+            "*.>",
+            "SYS.>",
+            "INBOX.>",
+            "a.$SYS",
+            "a._INBOX",
+        ] {
+            let p = SubjectPattern::parse(p).unwrap();
+            assert_eq!(p.internal_namespace(), None, "{p}");
+        }
+        for (p, wild) in [(">", true), ("*.>", true), ("*.x", true), ("a.>", false)] {
+            let p = SubjectPattern::parse(p).unwrap();
+            assert_eq!(p.starts_with_wildcard(), wild, "{p}");
         }
     }
 

@@ -118,6 +118,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast: forwards into IPv6
         || (a == 198 && (b == 18 || b == 19)); // benchmarking
     !blocked
 }
@@ -138,7 +139,19 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         let [c, d] = seg[7].to_be_bytes();
         return is_public_v4(Ipv4Addr::new(a, b, c, d));
     }
+    // 6to4 (2002::/16) carries its IPv4 gateway in bits 16–47.
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
     let blocked = ip.is_unspecified()
+        // Translators whose target a local operator chooses: local-use NAT64
+        // (64:ff9b:1::/48), Teredo (2001::/32, the client address obfuscated) and
+        // IPv4-translated addresses (::ffff:0:a.b.c.d).
+        || seg[..3] == [0x64, 0xff9b, 1]
+        || seg[..2] == [0x2001, 0]
+        || seg[..6] == [0, 0, 0, 0, 0xffff, 0]
         || ip.is_loopback()
         || ip.is_multicast()
         || (seg[0] & 0xfe00) == 0xfc00 // unique local
@@ -201,6 +214,16 @@ mod tests {
             "64:ff9b::a00:1",
             "::127.0.0.1",
             "2001:db8::1",
+            "192.88.99.1",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::808:808",
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "2002:c0a8:101:1::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::ffff:0:7f00:1",
+            "::ffff:0:808:808",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must be blocked");
         }
@@ -209,6 +232,9 @@ mod tests {
             "8.8.8.8",
             "2606:4700:4700::1111",
             "::ffff:1.1.1.1",
+            "2002:808:808::1",
+            "2001:4860:4860::8888",
+            "192.88.98.1",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} must pass");
         }

@@ -127,9 +127,11 @@ fn init_renders_units_that_systemd_accepts() {
     assert!(api.contains(&format!("\nExecStart={BIN} api\n")));
     let target = read(&files[2]);
     assert!(target.contains("\nWants=decnet-api.service decnet-webhook.service\n"));
-    // Descriptors for connections and deliveries, past systemd's default of 1024.
+    // Descriptors for connections and deliveries, past systemd's default of 1024; and
+    // what the services create (the SQLite file among it) is private to their user.
     for service in [&api, &webhook] {
         assert!(service.contains("\nLimitNOFILE=65536\n"), "{service}");
+        assert!(service.contains("\nUMask=0077\n"), "{service}");
     }
 
     systemd_analyze_verify(&files);

@@ -4,6 +4,7 @@ mod helpers;
 
 mod api;
 mod bench;
+mod files;
 mod init;
 mod layers;
 mod metrics;

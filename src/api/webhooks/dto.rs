@@ -10,11 +10,14 @@ use utoipa::ToSchema;
 use super::options::{present, ShapeName};
 use crate::{
     db::dead_letters,
-    domain::{event::iso, SimpleEvent},
+    domain::{event::iso, pattern::first_starting_with_wildcard, SimpleEvent},
 };
 
 pub const INSECURE_URL_WARNING: &str =
     "insecure_url: URL uses http://. Deliveries are not encrypted in transit.";
+/// On every subscription with a pattern such as `>` or `*.>`.
+pub const WILDCARD_PATTERN_WARNING: &str = "wildcard_pattern: a pattern starting with a wildcard \
+     also matches NATS's internal subjects, such as request replies (_INBOX).";
 /// On create and rotate answers when `DECNET_SECRET_KEY` is not set.
 pub const PLAINTEXT_SECRET_WARNING: &str =
     "plaintext_secret: DECNET_SECRET_KEY is not set; the secret is stored in plaintext.";
@@ -156,7 +159,8 @@ pub struct Webhook {
     /// rotation; null when no previous secret signs any more.
     #[serde(serialize_with = "iso_opt")]
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    /// `insecure_url: …` for `http://` URLs; on create and rotate answers also
+    /// `insecure_url: …` for `http://` URLs, `wildcard_pattern: …` for a pattern
+    /// starting with a wildcard; on create and rotate answers also
     /// `plaintext_secret: …` when secrets are stored unencrypted.
     pub warnings: Vec<String>,
 }
@@ -186,7 +190,7 @@ impl From<&Model> for Webhook {
             previous_secret_expires_at: row
                 .previous_secret_expires_at
                 .filter(|expires| *expires > Utc::now()),
-            warnings: warnings(&row.url),
+            warnings: warnings(row),
         }
     }
 }
@@ -355,13 +359,17 @@ fn status_code(stored: Option<i32>) -> Option<u16> {
     stored.and_then(|s| u16::try_from(s).ok())
 }
 
-pub fn warnings(url: &str) -> Vec<String> {
-    let scheme = url.split_once("://").map(|(s, _)| s);
+/// What the subscription as stored deserves a warning for.
+pub fn warnings(row: &Model) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let scheme = row.url.split_once("://").map(|(s, _)| s);
     if scheme.is_some_and(|s| s.eq_ignore_ascii_case("http")) {
-        vec![INSECURE_URL_WARNING.to_owned()]
-    } else {
-        Vec::new()
+        warnings.push(INSECURE_URL_WARNING.to_owned());
     }
+    if first_starting_with_wildcard(&row.patterns()).is_some() {
+        warnings.push(WILDCARD_PATTERN_WARNING.to_owned());
+    }
+    warnings
 }
 
 fn iso_one<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -5,7 +5,7 @@ use rand::RngCore;
 
 use crate::{
     domain::{
-        pattern::MAX_PATTERNS, simple_event::merge_patterns, SimpleEvent, SubjectPattern,
+        pattern::MAX_PATTERNS, simple_event::merge_patterns, text, SimpleEvent, SubjectPattern,
         WebhookUrl,
     },
     error::AppError,
@@ -25,7 +25,7 @@ fn invalid(field: &str, problem: impl std::fmt::Display) -> AppError {
     AppError::Unprocessable(format!("{field}: {problem}"))
 }
 
-/// 1–64 characters, not blank, no control characters.
+/// 1–64 characters, not blank, no control or invisible formatting characters.
 pub fn name(name: String) -> Result<String, AppError> {
     let chars = name.chars().count();
     if name.trim().is_empty() {
@@ -39,6 +39,15 @@ pub fn name(name: String) -> Result<String, AppError> {
     }
     if name.chars().any(char::is_control) {
         return Err(invalid("name", "must not contain control characters"));
+    }
+    if let Some(c) = text::format_char(&name) {
+        return Err(invalid(
+            "name",
+            format!(
+                "must not contain invisible formatting characters ({})",
+                text::code_point(c)
+            ),
+        ));
     }
     Ok(name)
 }
@@ -66,8 +75,8 @@ pub fn generate_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Simple expansions then raw patterns, each raw one checked against the NATS grammar;
-/// an empty result is a 400 with `when_empty`.
+/// Simple expansions then raw patterns, each raw one checked against the NATS grammar
+/// and kept out of NATS's internal namespaces; an empty result is a 400 with `when_empty`.
 pub fn patterns(
     simple: &[SimpleEvent],
     raw: &[String],
@@ -77,7 +86,14 @@ pub fn patterns(
         return Err(too_many());
     }
     for (i, pattern) in raw.iter().enumerate() {
-        SubjectPattern::parse(pattern).map_err(|e| invalid(&format!("topic_patterns[{i}]"), e))?;
+        let field = format!("topic_patterns[{i}]");
+        let parsed = SubjectPattern::parse(pattern).map_err(|e| invalid(&field, e))?;
+        if let Some(namespace) = parsed.internal_namespace() {
+            return Err(invalid(
+                &field,
+                format!("{namespace} subjects are NATS internals, not DECNET events"),
+            ));
+        }
     }
     let merged = merge_patterns(simple, raw);
     if merged.is_empty() {
@@ -128,6 +144,10 @@ mod tests {
         assert!(name("é".repeat(65)).is_err());
         assert!(name("  ".into()).is_err());
         assert!(name("a\nb".into()).is_err());
+        assert!(
+            name("admin\u{202E}gnp.exe".into()).is_err_and(|e| e.to_string().contains("U+202E"))
+        );
+        assert!(name("siem\u{200B}".into()).is_err());
         assert!(secret("x".repeat(15)).is_err());
         assert!(secret(format!("enc:v1:{}", "x".repeat(20))).is_err());
         assert!(secret(format!("x-enc:{}", "x".repeat(20))).is_ok());
@@ -147,6 +167,11 @@ mod tests {
             patterns(&[], &["a..b".into()], "empty"),
             Err(AppError::Unprocessable(m)) if m.starts_with("topic_patterns[0]: ")
         ));
+        assert!(matches!(
+            patterns(&[], &["a.>".into(), "$SYS.>".into()], "empty"),
+            Err(AppError::Unprocessable(m)) if m.starts_with("topic_patterns[1]: $SYS ")
+        ));
+        assert!(patterns(&[], &[">".into()], "empty").is_ok());
         let many: Vec<String> = (0..33).map(|i| format!("p.{i}")).collect();
         assert!(matches!(
             patterns(&[], &many, "empty"),

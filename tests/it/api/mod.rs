@@ -5,6 +5,8 @@ mod bus_signal;
 mod crud;
 mod dead_letters;
 mod deliveries;
+mod edge;
+mod input;
 mod limits;
 mod login_limits;
 mod openapi;
