@@ -230,6 +230,23 @@ fn failure(error: &str) -> DeliveryOutcome {
     }
 }
 
+/// An in-memory database holding one enabled subscription; its uuid.
+async fn database_with_subscription(
+    name: &str,
+    url: &str,
+    pattern: &str,
+) -> (sea_orm::DatabaseConnection, String) {
+    let db = crate::db::connect_and_migrate("sqlite::memory:")
+        .await
+        .unwrap();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut row =
+        crate::db::subscriptions::new_row(name, url, &"s".repeat(32), &[pattern.to_owned()], true);
+    row.uuid = sea_orm::Set(uuid.clone());
+    crate::db::subscriptions::insert(&db, row).await.unwrap();
+    (db, uuid)
+}
+
 #[actix::test]
 async fn circuit_trips_on_its_own_count_while_the_database_is_down() {
     let db = crate::db::connect_and_migrate("sqlite::memory:")
@@ -269,23 +286,7 @@ async fn circuit_trips_on_its_own_count_while_the_database_is_down() {
 
 #[actix::test]
 async fn circuit_coalesces_successes_and_writes_failures_in_order() {
-    let db = crate::db::connect_and_migrate("sqlite::memory:")
-        .await
-        .unwrap();
-    let uuid = uuid::Uuid::new_v4().to_string();
-    crate::db::subscriptions::insert(&db, {
-        let mut row = crate::db::subscriptions::new_row(
-            "c",
-            "https://1.1.1.1/",
-            &"s".repeat(32),
-            &["a.>".to_owned()],
-            true,
-        );
-        row.uuid = sea_orm::Set(uuid.clone());
-        row
-    })
-    .await
-    .unwrap();
+    let (db, uuid) = database_with_subscription("c", "https://1.1.1.1/", "a.>").await;
     let circuit =
         super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 5).start();
     let key: Arc<str> = uuid.as_str().into();
@@ -319,23 +320,7 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
 
 #[actix::test]
 async fn circuit_neither_counts_nor_resets_on_local_failures() {
-    let db = crate::db::connect_and_migrate("sqlite::memory:")
-        .await
-        .unwrap();
-    let uuid = uuid::Uuid::new_v4().to_string();
-    crate::db::subscriptions::insert(&db, {
-        let mut row = crate::db::subscriptions::new_row(
-            "l",
-            "https://1.1.1.1/",
-            &"s".repeat(32),
-            &["a.>".to_owned()],
-            true,
-        );
-        row.uuid = sea_orm::Set(uuid.clone());
-        row
-    })
-    .await
-    .unwrap();
+    let (db, uuid) = database_with_subscription("l", "https://1.1.1.1/", "a.>").await;
     let circuit =
         super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 2).start();
     let key: Arc<str> = uuid.as_str().into();
@@ -430,23 +415,8 @@ async fn a_subscription_that_panics_is_dead_lettered_noted_and_restarted() {
         supervisor::{FailSubscription, GetStatus, SupervisorActor, SupervisorParts},
     };
     crate::telemetry::install_panic_hook();
-    let db = crate::db::connect_and_migrate("sqlite::memory:")
-        .await
-        .unwrap();
-    let uuid = uuid::Uuid::new_v4().to_string();
-    crate::db::subscriptions::insert(&db, {
-        let mut row = crate::db::subscriptions::new_row(
-            "crashes",
-            "https://1.1.1.1/hook",
-            &"s".repeat(32),
-            &["attacker.>".to_owned()],
-            true,
-        );
-        row.uuid = sea_orm::Set(uuid.clone());
-        row
-    })
-    .await
-    .unwrap();
+    let (db, uuid) =
+        database_with_subscription("crashes", "https://1.1.1.1/hook", "attacker.>").await;
     let held = Arc::new(Mutex::new(Vec::new()));
     let (_release, released) = watch::channel(false);
     let pool_arrived = Arc::new(Notify::new());

@@ -8,6 +8,7 @@ use chrono::Utc;
 use decnet_webhook::{
     actors::supervisor::{GetStatus, Status, SupervisorActor},
     config::Settings,
+    db,
     startup::{Application, Components},
 };
 use entity::webhook_subscription::ActiveModel;
@@ -187,6 +188,20 @@ impl WorkerApp {
     /// Insert, signal, and wait until it runs.
     pub async fn subscribe(&self, name: &str, url: &str, patterns: &[&str]) -> String {
         let uuid = self.insert(name, url, patterns).await;
+        self.run_inserted(uuid).await
+    }
+
+    /// Insert a prepared row whole (so no reload can start it half-written), signal,
+    /// and wait until it runs.
+    pub async fn subscribe_row(&self, row: ActiveModel) -> String {
+        let uuid = db::subscriptions::insert(&self.db, row)
+            .await
+            .expect("insert subscription")
+            .uuid;
+        self.run_inserted(uuid).await
+    }
+
+    async fn run_inserted(&self, uuid: String) -> String {
         self.signal_changed().await;
         eventually(Duration::from_secs(10), "the new subscription", || async {
             self.status()

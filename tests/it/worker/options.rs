@@ -1,8 +1,6 @@
 //! Per-subscription delivery options in the worker: ordered delivery, batches, the
 //! rate limit and shaped bodies. Real nats-server, real receivers, real database.
 
-use std::time::Duration;
-
 use decnet_webhook::{
     db::{dead_letters, subscriptions},
     domain::Event,
@@ -28,18 +26,7 @@ async fn subscribe_with(
 ) -> String {
     let mut row = subscriptions::new_row(name, url, SECRET, &["attacker.>".to_owned()], true);
     options(&mut row);
-    let uuid = subscriptions::insert(&app.db, row)
-        .await
-        .expect("insert subscription")
-        .uuid;
-    app.signal_changed().await;
-    eventually(
-        Duration::from_secs(10),
-        "the subscription running",
-        || async { app.status().await.running.contains_key(&uuid).then_some(()) },
-    )
-    .await;
-    uuid
+    app.subscribe_row(row).await
 }
 
 async fn publish_numbered(app: &WorkerApp, ids: impl IntoIterator<Item = String>) {

@@ -1,8 +1,6 @@
 //! A rate limit stored before its bounds were checked neither panics nor silences
 //! the subscription: it runs at the slowest rate.
 
-use std::time::Duration;
-
 use decnet_webhook::db::subscriptions;
 use sea_orm::Set;
 
@@ -28,14 +26,7 @@ async fn a_stored_rate_of_1e_minus_30_runs_slowly_and_never_stops_the_subscripti
     let mut row =
         subscriptions::new_row("slow", &rx.url(), SECRET, &["attacker.>".to_owned()], true);
     row.rate_limit_per_sec = Set(Some(1e-30));
-    let uuid = subscriptions::insert(&app.db, row).await.unwrap().uuid;
-    app.signal_changed().await;
-    eventually(
-        Duration::from_secs(10),
-        "the subscription running",
-        || async { app.status().await.running.contains_key(&uuid).then_some(()) },
-    )
-    .await;
+    let uuid = app.subscribe_row(row).await;
 
     // The first token is there at once; the second event waits for the next one
     // (the slowest rate: one per 1,000 s) instead of panicking the actor.
