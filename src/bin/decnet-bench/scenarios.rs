@@ -303,18 +303,15 @@ async fn isolation(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         .await?;
     let w = worker(&rig, healthy).await?;
     let run_phase = |seqs: std::ops::Range<usize>| {
-        let url = rig.nats.url();
-        let ledger = receiver.ledger.clone();
-        let (rate, stall) = (d.isolation_rate, d.stall);
-        async move {
-            let plan = Plan {
-                subject: "bench.isolation".into(),
-                seqs: seqs.clone(),
-                rate: Some(rate),
-            };
-            publisher::publish(url, plan).await?;
-            Ok::<_, BenchError>(settle(&ledger, 0..healthy, seqs, stall).await)
-        }
+        paced_phase(
+            &rig,
+            &receiver,
+            "bench.isolation",
+            seqs,
+            d.isolation_rate,
+            healthy,
+            d.stall,
+        )
     };
     run_phase(warm).await?;
     let without = run_phase(alone).await?;
@@ -626,18 +623,15 @@ async fn templates(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     set_template(&rig, &uuids, TEMPLATE).await?;
     let w = worker(&rig, healthy).await?;
     let run_phase = |seqs: std::ops::Range<usize>| {
-        let url = rig.nats.url();
-        let ledger = receiver.ledger.clone();
-        let (rate, stall) = (d.template_rate, d.stall);
-        async move {
-            let plan = Plan {
-                subject: "bench.templates".into(),
-                seqs: seqs.clone(),
-                rate: Some(rate),
-            };
-            publisher::publish(url, plan).await?;
-            Ok::<_, BenchError>(settle(&ledger, 0..healthy, seqs, stall).await)
-        }
+        paced_phase(
+            &rig,
+            &receiver,
+            "bench.templates",
+            seqs,
+            d.template_rate,
+            healthy,
+            d.stall,
+        )
     };
     run_phase(warm).await?;
     let without = run_phase(alone).await?;
@@ -807,4 +801,24 @@ fn stray(receiver: &Receiver) -> u64 {
         .ledger
         .stray
         .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Publish `seqs` on `subject` at `rate` per second and wait until the first
+/// `healthy` routes of `receiver` have them all (or delivery stalls for `stall`).
+async fn paced_phase(
+    rig: &Rig,
+    receiver: &Receiver,
+    subject: &str,
+    seqs: std::ops::Range<usize>,
+    rate: f64,
+    healthy: usize,
+    stall: Duration,
+) -> Result<Tally, BenchError> {
+    let plan = Plan {
+        subject: subject.into(),
+        seqs: seqs.clone(),
+        rate: Some(rate),
+    };
+    publisher::publish(rig.nats.url(), plan).await?;
+    Ok(settle(&receiver.ledger, 0..healthy, seqs, stall).await)
 }

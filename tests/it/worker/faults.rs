@@ -36,6 +36,27 @@ fn ids(rx: &TestReceiver) -> Vec<String> {
         .collect()
 }
 
+/// Publish probes until one reaches `rx` (the worker is consuming); how many it sent.
+async fn probe_until_consuming(
+    client: &async_nats::Client,
+    rx: &TestReceiver,
+    what: &str,
+) -> usize {
+    let mut probe = 0;
+    eventually(WAIT, what, || {
+        probe += 1;
+        let body = event(&format!("probe-{probe}"));
+        let client = client.clone();
+        async move {
+            client.publish("attacker.probe", body.into()).await.unwrap();
+            client.flush().await.unwrap();
+            (rx.count() >= 1).then_some(())
+        }
+    })
+    .await;
+    probe
+}
+
 /// Messages in the stream right now.
 async fn stream_messages(client: &async_nats::Client) -> u64 {
     let js = jetstream::new(client.clone());
@@ -70,19 +91,7 @@ async fn durable_mode_loses_nothing_when_the_worker_is_killed_mid_stream() {
     let client = nats.client().await;
 
     // Consuming: a probe gets through.
-    let mut probe = 0;
-    eventually(WAIT, "the first worker consuming", || {
-        probe += 1;
-        let body = event(&format!("probe-{probe}"));
-        let client = client.clone();
-        let rx = &rx;
-        async move {
-            client.publish("attacker.probe", body.into()).await.unwrap();
-            client.flush().await.unwrap();
-            (rx.count() >= 1).then_some(())
-        }
-    })
-    .await;
+    probe_until_consuming(&client, &rx, "the first worker consuming").await;
     first.assert_running();
 
     let before = stream_messages(&client).await;
@@ -632,19 +641,7 @@ async fn a_worker_out_of_descriptors_retries_then_dead_letters_and_trips_nothing
     let mut worker = Decnet::spawn(&["webhook"], &env, dir.path());
     worker.wait_log("subscriptions loaded").await;
     let client = nats.client().await;
-    let mut probe = 0;
-    eventually(WAIT, "the worker consuming", || {
-        probe += 1;
-        let body = event(&format!("probe-{probe}"));
-        let client = client.clone();
-        let rx = &rx;
-        async move {
-            client.publish("attacker.probe", body.into()).await.unwrap();
-            client.flush().await.unwrap();
-            (rx.count() >= 1).then_some(())
-        }
-    })
-    .await;
+    let probe = probe_until_consuming(&client, &rx, "the worker consuming").await;
     // No probe still on its way when descriptors run out.
     eventually(WAIT, "every probe delivered", || async {
         let got = ids(&rx);
