@@ -70,6 +70,8 @@ pub struct WebhookSettings {
     /// The JetStream stream capturing DECNET's subjects (durable mode).
     pub stream: String,
     pub stream_subjects: Vec<String>,
+    /// Copies of the stream a JetStream cluster keeps (3 survives a node's loss).
+    pub stream_replicas: usize,
     /// How long a rotated-out secret keeps signing beside the new one.
     pub rotation_window: chrono::Duration,
     /// Wall-clock limit of one template render request (one event or one batch).
@@ -255,6 +257,7 @@ impl Settings {
             durable: src.boolean("webhook_durable", false)?,
             stream: parse_stream_name(src.string("webhook_stream")?)?,
             stream_subjects: parse_stream_subjects(src.string("webhook_stream_subjects")?)?,
+            stream_replicas: src.number("webhook_stream_replicas", 1, 1, 5)? as usize,
             rotation_window: chrono::Duration::hours(src.number(
                 "webhook_rotation_hours",
                 24,

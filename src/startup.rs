@@ -263,7 +263,11 @@ impl Application {
                 templates,
             } = shared;
             let parts = (secrets, delivery, templates);
-            Some(Worker::start(&settings, db.clone(), bus.clone(), parts).await)
+            Some(
+                Worker::start(&settings, db.clone(), bus.clone(), parts)
+                    .await
+                    .map_err(|e| StartupError::Usage(e.to_string()))?,
+            )
         } else {
             None
         };

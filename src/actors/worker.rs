@@ -36,23 +36,38 @@ pub struct Worker {
 impl Worker {
     /// Start the actors on the bus (durable or core, as configured); the first reload
     /// runs at once. `secrets` opens the stored secrets; `delivery` is shared with the
-    /// API's test ping and replay, `templates` with its template check.
+    /// API's test ping and replay, `templates` with its template check. A stream the
+    /// JetStream server refuses (durable mode) stops the start.
     pub async fn start(
         settings: &Settings,
         db: DatabaseConnection,
         bus: Bus,
         parts: (SecretStore, DeliverySettings, Sandbox),
-    ) -> Self {
+    ) -> Result<Self, durable::StreamRefused> {
         let source = match (settings.webhook.durable, bus.client()) {
             (true, Some(client)) => {
                 let spec = durable::StreamSpec::from_settings(settings);
-                durable::prepare(client, &spec).await;
+                durable::prepare(client, &spec).await?;
+                if remember_mode(&db, "durable").await.as_deref() == Some("core") {
+                    // What the stream kept while core mode ran was delivered (or
+                    // lost) then: fresh consumers start at new messages.
+                    let reset = durable::reset_consumers(client, &spec.name).await;
+                    tracing::info!(
+                        consumers_reset = reset,
+                        "durable mode re-enabled after core mode: consumers start at new \
+                         messages, so events core mode handled are not replayed"
+                    );
+                }
                 durable::pattern_source(client.clone(), spec)
+            }
+            (false, Some(_)) => {
+                remember_mode(&db, "core").await;
+                PatternSource::core(&bus)
             }
             _ => PatternSource::core(&bus),
         };
         let signals = bus_signals(&bus).await;
-        Self::start_with(settings, db, bus, parts, source, signals)
+        Ok(Self::start_with(settings, db, bus, parts, source, signals))
     }
 
     /// Start on any pattern source and signal stream.
@@ -128,4 +143,23 @@ impl Worker {
         let _ = self.stop_deliveries.send(true);
         let _ = self.supervisor.send(Shutdown).await;
     }
+}
+
+/// Record this start's mode; the previous start's mode when it differed. A database
+/// that cannot say is logged and counts as no change.
+async fn remember_mode(db: &DatabaseConnection, mode: &str) -> Option<String> {
+    let previous = match crate::db::bus_mode::previous(db).await {
+        Ok(previous) => previous,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the previous delivery mode");
+            return None;
+        }
+    };
+    if previous.as_deref() == Some(mode) {
+        return None;
+    }
+    if let Err(e) = crate::db::bus_mode::record(db, mode).await {
+        tracing::warn!(error = %e, "cannot record the delivery mode");
+    }
+    previous
 }

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use async_nats::{Client, ConnectOptions};
 use serde_json::Value;
 
-use crate::config::Settings;
+use crate::{config::Settings, domain::SubjectPattern};
 
 /// How long a publish may wait for room in the client's buffer before it is given up.
 const PUBLISH_WAIT: Duration = Duration::from_secs(2);
@@ -57,15 +57,38 @@ impl FellBehind {
 #[derive(Clone, Default)]
 pub struct Bus {
     client: Option<Client>,
+    /// Durable mode: the subjects the stream captures, published with JetStream
+    /// acknowledgements.
+    captured: Option<Arc<[SubjectPattern]>>,
+}
+
+/// How long a publish to a captured subject keeps retrying for the stream's
+/// acknowledgement (a leader election takes a few seconds).
+const JETSTREAM_PUBLISH_WAIT: Duration = Duration::from_secs(10);
+
+/// The wait before the `attempt`-th connection attempt (1-based, counted per server
+/// tried) with `servers` listed: every server is tried at once, then `every` passes
+/// before the next round.
+pub fn reconnect_delay(attempt: usize, servers: usize, every: Duration) -> Duration {
+    let servers = servers.max(1);
+    if attempt > servers && (attempt - 1) % servers == 0 {
+        every
+    } else {
+        Duration::ZERO
+    }
 }
 
 impl Bus {
     pub fn disabled() -> Self {
-        Self { client: None }
+        Self {
+            client: None,
+            captured: None,
+        }
     }
 
-    /// Connect in the background: this returns at once even when no server is up, and
-    /// the client retries every `DECNET_WEBHOOK_BUS_RECONNECT_SECS` for ever,
+    /// Connect in the background: this returns at once even when no server is up. The
+    /// client tries every listed server in turn, then waits
+    /// `DECNET_WEBHOOK_BUS_RECONNECT_SECS` before the next round, for ever,
     /// re-subscribing what was subscribed once it is back.
     pub async fn connect(settings: &Settings) -> Self {
         if !settings.bus_enabled {
@@ -78,20 +101,16 @@ impl Bus {
         let warned_cb = warned.clone();
         let behind = Arc::new(FellBehind::default());
         let servers_cb = servers.clone();
+        let listed = settings.nats_urls.len();
         let options = ConnectOptions::new()
             .name("decnet-webhook")
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(5))
             .subscription_capacity(subscription_buffer(settings))
-            // First try at once, then every `every`.
-            .reconnect_delay_callback(move |attempt| {
-                if attempt <= 1 {
-                    Duration::ZERO
-                } else {
-                    every
-                }
-            })
+            // The listed servers only: a round over them is what the wait counts.
+            .ignore_discovered_servers()
+            .reconnect_delay_callback(move |attempt| reconnect_delay(attempt, listed, every))
             .event_callback(move |event| {
                 let warned = warned_cb.clone();
                 let servers = servers_cb.clone();
@@ -135,8 +154,17 @@ impl Bus {
                         tracing::warn!(%servers, retry_secs = every.as_secs_f64(), "bus unreachable; running idle and retrying");
                     }
                 });
+                let captured = settings.webhook.durable.then(|| {
+                    settings
+                        .webhook
+                        .stream_subjects
+                        .iter()
+                        .filter_map(|s| SubjectPattern::parse(s).ok())
+                        .collect()
+                });
                 Self {
                     client: Some(client),
+                    captured,
                 }
             }
             Err(e) => {
@@ -170,6 +198,13 @@ impl Bus {
             );
         }
         let body = crate::domain::event::to_sorted_json(value);
+        if self.is_captured(subject) {
+            // The caller waits as long as for a plain publish; retries through a
+            // longer election go on in the background.
+            let stored = tokio::spawn(publish_acked(client.clone(), subject.to_owned(), body.into()));
+            let _ = tokio::time::timeout(PUBLISH_WAIT, stored).await;
+            return;
+        }
         let sent = tokio::time::timeout(
             PUBLISH_WAIT,
             client.publish(subject.to_owned(), body.into()),
@@ -182,12 +217,53 @@ impl Bus {
         }
     }
 
+    /// Whether the durable stream captures `subject`.
+    fn is_captured(&self, subject: &str) -> bool {
+        self.captured
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|p| p.matches(subject)))
+    }
+
     /// Push buffered publishes out (used before exit); bounded.
     pub async fn flush(&self) {
         if let Some(client) = &self.client {
             if self.is_connected() {
                 let _ = tokio::time::timeout(PUBLISH_WAIT, client.flush()).await;
             }
+        }
+    }
+}
+
+/// Publish to a subject the stream captures and wait for the stream to store it,
+/// retrying (with one message id, so a retry is not stored twice) through a leader
+/// election; a failure is logged, never returned.
+async fn publish_acked(client: Client, subject: String, body: bytes::Bytes) {
+    let subject = subject.as_str();
+    use async_nats::jetstream::{self, message::PublishMessage};
+    let js = jetstream::new(client);
+    let id = uuid::Uuid::new_v4().to_string();
+    let deadline = tokio::time::Instant::now() + JETSTREAM_PUBLISH_WAIT;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let publish = PublishMessage::build().payload(body.clone()).message_id(&id);
+        let attempt = tokio::time::timeout_at(deadline, async {
+            match js.send_publish(subject.to_owned(), publish).await {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        match attempt {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) if tokio::time::Instant::now() + wait < deadline => {
+                tracing::debug!(subject, error = %e, "JetStream publish not acknowledged; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+            Ok(Err(e)) => {
+                return tracing::warn!(subject, error = %e, "bus publish not stored by the stream")
+            }
+            Err(_) => return tracing::warn!(subject, "bus publish not acknowledged by the stream in time"),
         }
     }
 }

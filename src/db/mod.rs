@@ -1,5 +1,6 @@
 //! Query and mutation functions over a `DatabaseConnection`.
 
+pub mod bus_mode;
 pub mod dead_letters;
 pub mod delivery_log;
 pub mod subscriptions;
