@@ -201,7 +201,11 @@ impl Bus {
         if self.is_captured(subject) {
             // The caller waits as long as for a plain publish; retries through a
             // longer election go on in the background.
-            let stored = tokio::spawn(publish_acked(client.clone(), subject.to_owned(), body.into()));
+            let stored = tokio::spawn(publish_acked(
+                client.clone(),
+                subject.to_owned(),
+                body.into(),
+            ));
             let _ = tokio::time::timeout(PUBLISH_WAIT, stored).await;
             return;
         }
@@ -245,7 +249,9 @@ async fn publish_acked(client: Client, subject: String, body: bytes::Bytes) {
     let deadline = tokio::time::Instant::now() + JETSTREAM_PUBLISH_WAIT;
     let mut wait = Duration::from_millis(100);
     loop {
-        let publish = PublishMessage::build().payload(body.clone()).message_id(&id);
+        let publish = PublishMessage::build()
+            .payload(body.clone())
+            .message_id(&id);
         let attempt = tokio::time::timeout_at(deadline, async {
             match js.send_publish(subject.to_owned(), publish).await {
                 Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
@@ -263,7 +269,12 @@ async fn publish_acked(client: Client, subject: String, body: bytes::Bytes) {
             Ok(Err(e)) => {
                 return tracing::warn!(subject, error = %e, "bus publish not stored by the stream")
             }
-            Err(_) => return tracing::warn!(subject, "bus publish not acknowledged by the stream in time"),
+            Err(_) => {
+                return tracing::warn!(
+                    subject,
+                    "bus publish not acknowledged by the stream in time"
+                )
+            }
         }
     }
 }

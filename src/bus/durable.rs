@@ -116,7 +116,10 @@ fn differences(have: &stream::Config, want: &stream::Config) -> Vec<String> {
         ));
     }
     if have.subjects != want.subjects {
-        changes.push(format!("subjects {:?} → {:?}", have.subjects, want.subjects));
+        changes.push(format!(
+            "subjects {:?} → {:?}",
+            have.subjects, want.subjects
+        ));
     }
     if have.retention != want.retention {
         changes.push(format!(
@@ -183,9 +186,7 @@ async fn reconcile_stream(
         Err(e) => {
             let message = format!("JetStream stream {}: {e}", spec.name);
             return match e.kind() {
-                K::JetStream(err)
-                    if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
-                {
+                K::JetStream(err) if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND => {
                     js.create_stream(want).await.map_err(|e| {
                         classify_write(e, format!("cannot create JetStream stream {}", spec.name))
                     })?;
@@ -335,12 +336,14 @@ impl Puller {
         let stream = ensure_stream(&self.js, &self.spec).await?;
         let want = self.spec.consumer_config(&self.name, &self.pattern);
         let failed = |e: &dyn std::fmt::Display| format!("JetStream consumer {}: {e}", self.name);
-        let consumer: jetstream::consumer::PullConsumer = match stream.get_consumer(&self.name).await {
+        let mut consumer: jetstream::consumer::PullConsumer = match stream
+            .get_consumer(&self.name)
+            .await
+        {
             Ok(mut c) => {
                 let have = c.info().await.map_err(|e| failed(&e))?.config.clone();
                 // Made by an earlier version (a longer wait) or other settings.
-                if have.ack_wait != want.ack_wait || have.max_ack_pending != want.max_ack_pending
-                {
+                if have.ack_wait != want.ack_wait || have.max_ack_pending != want.max_ack_pending {
                     stream
                         .update_consumer(pull::Config {
                             deliver_policy: have.deliver_policy,
@@ -357,6 +360,20 @@ impl Puller {
                 .await
                 .map_err(|e| failed(&e))?,
         };
+        // A consumer just made on a replicated stream has no leader for a moment, and
+        // a pull sent meanwhile is lost: wait for one (bounded).
+        for _ in 0..50 {
+            let led = consumer
+                .cached_info()
+                .cluster
+                .as_ref()
+                .is_none_or(|c| c.leader.is_some());
+            if led {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = consumer.info().await;
+        }
         consumer
             .stream()
             .expires(PULL_EXPIRES)
@@ -419,7 +436,6 @@ impl Puller {
             tracing::info!(consumer = %self.name, after_secs = since.elapsed().as_secs_f64(), "JetStream pull resumed");
         }
     }
-
 }
 
 fn from_jetstream(m: jetstream::Message) -> BusMessage {

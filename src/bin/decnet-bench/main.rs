@@ -12,6 +12,9 @@ mod clock;
 #[allow(dead_code)]
 #[path = "../../../tests/it/helpers/nats.rs"]
 mod nats;
+#[allow(dead_code)]
+#[path = "../../../tests/it/helpers/cluster.rs"]
+mod nats_cluster;
 #[path = "../../../tests/it/helpers/probe.rs"]
 mod probe;
 mod publisher;
@@ -30,7 +33,7 @@ use report::{BenchError, Report, Scenario, Size};
 #[derive(Parser)]
 #[command(about = "Benchmark the webhook worker: NATS in, signed HTTP out")]
 struct Args {
-    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, templates, or all
+    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, templates, cluster, or all
     scenario: String,
     /// small runs every scenario tiny (a smoke test)
     #[arg(long, default_value = "full")]

@@ -27,6 +27,10 @@ pub enum Via {
     Core,
     /// JetStream publish: counted once the stream acknowledged it stored the event.
     JetStream,
+    /// JetStream publish as a publisher that must lose nothing does it: each event
+    /// with a message id, published again until the stream acknowledges it (through
+    /// a leader election).
+    JetStreamRetrying,
 }
 
 /// JetStream publishes awaiting their acknowledgement at once: pipelined, so the
@@ -58,6 +62,7 @@ pub async fn publish_via(url: String, plan: Plan, via: Via) -> Result<Published,
                 .and_then(|rt| match via {
                     Via::Core => rt.block_on(run(&url, plan)),
                     Via::JetStream => rt.block_on(run_jetstream(&url, plan)),
+                    Via::JetStreamRetrying => rt.block_on(run_retrying(&url, plan)),
                 });
             let _ = tx.send(result);
         })
@@ -124,6 +129,89 @@ async fn run_jetstream(url: &str, plan: Plan) -> Result<Published, BenchError> {
     }
     while let Some(r) = pending.next().await {
         count += acked(r)?;
+    }
+    Ok(Published {
+        count,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// How long one event may take to be stored, retries included.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+type Acked = futures::future::BoxFuture<'static, (usize, Bytes, bool)>;
+
+/// Publish `body` as event `seq` (its message id), retrying the send itself until
+/// `RETRY_FOR` passes; the returned future tells whether the stream stored it.
+async fn send_once(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    seq: usize,
+    body: Bytes,
+) -> Result<Acked, BenchError> {
+    use async_nats::jetstream::message::PublishMessage;
+    use futures::FutureExt as _;
+    use std::future::IntoFuture as _;
+    let deadline = Instant::now() + RETRY_FOR;
+    loop {
+        let publish = PublishMessage::build()
+            .payload(body.clone())
+            .message_id(seq.to_string());
+        match js.send_publish(subject.to_owned(), publish).await {
+            Ok(ack) => {
+                return Ok(ack
+                    .into_future()
+                    .map(move |r| (seq, body, r.is_ok()))
+                    .boxed())
+            }
+            Err(e) if Instant::now() > deadline => {
+                return Err(BenchError::setup("JetStream publish", e))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn run_retrying(url: &str, plan: Plan) -> Result<Published, BenchError> {
+    use futures::{stream::FuturesUnordered, StreamExt as _};
+    // Every server of a comma-separated list.
+    let servers: Vec<async_nats::ServerAddr> = url
+        .split(',')
+        .filter_map(|u| u.trim().parse().ok())
+        .collect();
+    let client = async_nats::connect(servers)
+        .await
+        .map_err(|e| BenchError::setup("publisher cannot connect", e))?;
+    let js = async_nats::jetstream::new(client);
+    let started = Instant::now();
+    let tokio_start = tokio::time::Instant::now();
+    let mut pending: FuturesUnordered<Acked> = FuturesUnordered::new();
+    let mut count = 0;
+    let mut seqs = plan.seqs.clone().enumerate();
+    loop {
+        // Keep the window full while there is something to publish.
+        if pending.len() < ACK_WINDOW {
+            if let Some((i, seq)) = seqs.next() {
+                if let Some(rate) = plan.rate {
+                    let due = tokio_start + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due).await;
+                }
+                pending.push(send_once(&js, &plan.subject, seq, event(seq)).await?);
+                continue;
+            }
+        }
+        let Some((seq, body, stored)) = pending.next().await else {
+            break;
+        };
+        if stored {
+            count += 1;
+        } else {
+            // Not stored (or not known to be): again, under the same message id.
+            pending.push(send_once(&js, &plan.subject, seq, body).await?);
+        }
+        if started.elapsed() > RETRY_FOR * 10 {
+            return Err(BenchError("the stream never stored every event".into()));
+        }
     }
     Ok(Published {
         count,

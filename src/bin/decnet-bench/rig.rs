@@ -38,7 +38,10 @@ pub struct Sub {
 }
 
 pub struct Rig {
-    pub nats: NatsServer,
+    /// The bus the rig started (none when it runs on servers started elsewhere).
+    _nats: Option<NatsServer>,
+    /// Every bus server, comma-separated.
+    url: String,
     pub db: DatabaseConnection,
     pub settings: Settings,
     _dir: tempfile::TempDir,
@@ -47,7 +50,8 @@ pub struct Rig {
 impl Rig {
     /// nats-server and a migrated database; `extra` settings override the defaults.
     pub async fn new(extra: &[(&str, &str)]) -> Result<Self, BenchError> {
-        Self::on(NatsServer::try_start(false).map_err(BenchError)?, extra).await
+        let nats = NatsServer::try_start(false).map_err(BenchError)?;
+        Self::on(nats.url(), Some(nats), extra).await
     }
 
     /// The same with the worker in durable mode, on a nats-server with JetStream
@@ -58,10 +62,26 @@ impl Rig {
             ("webhook_stream_subjects", subjects),
         ];
         pairs.extend_from_slice(extra);
-        Self::on(NatsServer::try_start(true).map_err(BenchError)?, &pairs).await
+        let nats = NatsServer::try_start(true).map_err(BenchError)?;
+        Self::on(nats.url(), Some(nats), &pairs).await
     }
 
-    async fn on(nats: NatsServer, extra: &[(&str, &str)]) -> Result<Self, BenchError> {
+    /// A database and settings for workers on the bus servers `url` (comma-separated),
+    /// started by the caller.
+    pub async fn on_servers(url: String, extra: &[(&str, &str)]) -> Result<Self, BenchError> {
+        Self::on(url, None, extra).await
+    }
+
+    /// Every bus server, comma-separated.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn on(
+        url: String,
+        nats: Option<NatsServer>,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, BenchError> {
         let dir = tempfile::tempdir().map_err(|e| BenchError::setup("temporary dir", e))?;
         let db_url = format!(
             "sqlite://{}?mode=rwc",
@@ -69,7 +89,7 @@ impl Rig {
         );
         let mut pairs = vec![
             ("database_url".to_owned(), db_url.clone()),
-            ("nats_url".to_owned(), nats.url()),
+            ("nats_url".to_owned(), url.clone()),
             // The receivers are on loopback, which the SSRF guard refuses otherwise.
             ("webhook_allow_private".to_owned(), "true".to_owned()),
         ];
@@ -80,7 +100,8 @@ impl Rig {
             .await
             .map_err(|e| BenchError::setup("bench database", e))?;
         Ok(Self {
-            nats,
+            _nats: nats,
+            url,
             db,
             settings,
             _dir: dir,

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
+    nats_cluster::NatsCluster,
     probe::ReloadProbe,
     publisher::{self, Plan, Published, Via},
     raw,
@@ -39,6 +40,9 @@ struct Dims {
     template_healthy: usize,
     template_rate: f64,
     template_secs: f64,
+    /// Events of `cluster`, and their publish rate.
+    cluster_events: usize,
+    cluster_rate: f64,
     /// How long without a new arrival before the missing ones count as lost.
     stall: Duration,
 }
@@ -64,6 +68,8 @@ impl Dims {
                 template_healthy: 4,
                 template_rate: 100.0,
                 template_secs: 10.0,
+                cluster_events: 40_000,
+                cluster_rate: 2_000.0,
                 stall: Duration::from_secs(15),
             },
             Size::Small => Self {
@@ -84,6 +90,8 @@ impl Dims {
                 template_healthy: 4,
                 template_rate: 100.0,
                 template_secs: 1.0,
+                cluster_events: 1_000,
+                cluster_rate: 500.0,
                 stall: Duration::from_secs(10),
             },
         }
@@ -106,6 +114,7 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
         Scenario::Durable => durable(&dims, &mut report).await?,
         Scenario::Ratelimit => ratelimit(&dims, &mut report).await?,
         Scenario::Templates => templates(&dims, &mut report).await?,
+        Scenario::Cluster => cluster(&dims, &mut report).await?,
     }
     Ok(report)
 }
@@ -260,7 +269,7 @@ async fn latency(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     rig.insert(&subs(&receiver, 1, "bench.latency")).await?;
     let w = worker(&rig, 1).await?;
     let published = publisher::publish(
-        rig.nats.url(),
+        rig.url(),
         Plan {
             subject: "bench.latency".into(),
             seqs: 0..events,
@@ -403,7 +412,7 @@ async fn drive(
 ) -> Result<FlatOut, BenchError> {
     let seqs = plan.seqs.clone();
     let cpu = CpuMeter::now();
-    let published = publisher::publish_via(rig.nats.url(), plan, via).await?;
+    let published = publisher::publish_via(rig.url(), plan, via).await?;
     let tally = settle(&receiver.ledger, routes, seqs, stall).await;
     let (overflow, failed) = (w.overflow(), w.failed());
     w.stop(STOP_WAIT).await;
@@ -502,7 +511,7 @@ async fn ratelimit(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         seqs: 0..events,
         rate: None,
     };
-    let published = publisher::publish(rig.nats.url(), plan).await?;
+    let published = publisher::publish(rig.url(), plan).await?;
     // Draining takes about `window + 1` seconds; the stall bound applies between arrivals.
     let tally = settle(&receiver.ledger, 0..1, 0..events, d.stall).await;
     let (overflow, failed) = (w.overflow(), w.failed());
@@ -738,7 +747,7 @@ async fn scale(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
             seqs: 0..1,
             rate: None,
         };
-        publisher::publish(rig.nats.url(), plan).await?;
+        publisher::publish(rig.url(), plan).await?;
         let _ = settle(&receiver.ledger, route..route + 1, 0..1, d.stall).await;
     }
     let streamed = receiver.ledger.tally(0..2, 0..1);
@@ -819,6 +828,86 @@ async fn paced_phase(
         seqs: seqs.clone(),
         rate: Some(rate),
     };
-    publisher::publish(rig.nats.url(), plan).await?;
+    publisher::publish(rig.url(), plan).await?;
     Ok(settle(&receiver.ledger, 0..healthy, seqs, stall).await)
+}
+
+/// Durable mode on a 3-node NATS cluster, the stream on three replicas: three
+/// workers share one subscription while events are published at a steady rate, each
+/// with a message id and retried until the stream acknowledges it (what a publisher
+/// that must lose nothing does); a third of the way in, the node leading the stream
+/// is killed. Reports what arrived (`lost`, `duplicated`), the longest gap between
+/// arrivals (`pause_ms`, the failover), each worker's share, and the consumers' ack
+/// wait (how long a crashed worker's events wait to come back).
+async fn cluster(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    const STREAM: &str = "DECNET_EVENTS";
+    let (n, rate) = (d.cluster_events, d.cluster_rate);
+    let mut nodes = NatsCluster::try_start(3).await.map_err(BenchError)?;
+    let queue = n.to_string();
+    let rig = Rig::on_servers(
+        nodes.urls(),
+        &[
+            ("webhook_durable", "true"),
+            ("webhook_stream_subjects", "bench.>"),
+            ("webhook_stream_replicas", "3"),
+            ("webhook_queue_per_sub", &queue),
+            ("webhook_bus_reconnect_secs", "2"),
+        ],
+    )
+    .await?;
+    let receiver = Receiver::start(Ledger::new(1, n))?;
+    rig.insert(&subs(&receiver, 1, "bench.cluster")).await?;
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(worker(&rig, 1).await?);
+    }
+    let client = nodes.client().await.map_err(BenchError)?;
+    let leader = nodes
+        .stream_leader(&client, STREAM)
+        .await
+        .ok_or_else(|| BenchError("the stream has no leader".into()))?;
+    let plan = Plan {
+        subject: "bench.cluster".into(),
+        seqs: 0..n,
+        rate: Some(rate),
+    };
+    let publish = publisher::publish_via(rig.url(), plan, Via::JetStreamRetrying);
+    let kill_after = Duration::from_secs_f64(n as f64 / rate / 3.0);
+    let kill = async {
+        actix_rt::time::sleep(kill_after).await;
+        nodes.kill(leader);
+    };
+    let (published, ()) = futures::join!(publish, kill);
+    let published = published?;
+    let tally = settle(&receiver.ledger, 0..1, 0..n, d.stall).await;
+    let arrivals = receiver.ledger.arrivals_us(0..1, 0..n);
+    let pause_us = arrivals.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let shares: Vec<u64> = workers
+        .iter()
+        .map(|w| w.stats.delivered.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    for w in workers {
+        w.stop(STOP_WAIT).await;
+    }
+    report.set("nodes", 3);
+    report.set("workers", 3);
+    report.set("replicas", 3);
+    report.set("events", n);
+    report.set("rate_per_s", rate);
+    report.set("killed", "stream leader");
+    report.set("killed_after_s", round(kill_after.as_secs_f64(), 1));
+    report.set("delivered", tally.delivered);
+    report.set("lost", tally.lost);
+    report.set("duplicated", tally.duplicated);
+    report.set("pause_ms", round(pause_us as f64 / 1000.0, 1));
+    report.set("p99_ms", tally.percentile_ms(99.0));
+    report.set("worker_shares", shares);
+    report.set(
+        "ack_wait_s",
+        decnet_webhook::bus::durable::ACK_WAIT.as_secs_f64(),
+    );
+    report.check("cluster published", n as u64, published.count as u64);
+    report.check("cluster delivered", n as u64, tally.delivered);
+    report.check("cluster stray requests", 0, stray(&receiver));
+    Ok(())
 }

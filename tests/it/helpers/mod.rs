@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod cluster;
 pub mod db;
 pub mod nats;
 pub mod probe;

@@ -131,3 +131,81 @@ async fn deleting_a_subscription_deletes_its_consumers() {
     .await;
     worker.stop_worker().await;
 }
+
+#[actix_rt::test]
+async fn switching_core_then_durable_again_does_not_replay_what_core_mode_delivered() {
+    use crate::helpers::worker::{settings, WorkerHandle};
+    let mut app = WorkerApp::start_on(
+        NatsServer::start_jetstream(),
+        &[("webhook_durable", "true")],
+    )
+    .await;
+    let rx = TestReceiver::start();
+    let uuid = app.subscribe("switch", &rx.url(), &["attacker.>"]).await;
+    app.publish_events("durable-1", 5).await;
+    rx.wait_for(5, WAIT).await;
+    app.stop_worker().await;
+
+    // Core mode: delivered live, while the stream still captures the subject.
+    let core = WorkerHandle::spawn(settings(
+        &app.nats,
+        &app.test_db,
+        &[("webhook_durable", "false")],
+    ))
+    .await;
+    crate::helpers::eventually(WAIT, "the core worker running", || async {
+        core.status()
+            .await
+            .running
+            .contains_key(&uuid)
+            .then_some(())
+    })
+    .await;
+    app.publish_events("core", 5).await;
+    rx.wait_for(10, WAIT).await;
+    core.stop().await.expect("core worker stops cleanly");
+
+    // Durable again: starts at new messages, so the core events are not sent twice.
+    app.start_worker().await;
+    app.wait_running(&[&uuid]).await;
+    app.publish_events("durable-2", 5).await;
+    rx.wait_for(15, WAIT).await;
+    let ids = ids(&rx);
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 15, "{ids:?}");
+    assert_eq!(ids.len(), 15, "nothing replayed: {ids:?}");
+    app.stop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn more_replicas_than_servers_stops_the_start_naming_the_setting() {
+    use crate::helpers::{worker::settings, TestDb};
+    use decnet_webhook::startup::{Application, Components};
+    let nats = NatsServer::start_jetstream();
+    let db = TestDb::new().await;
+    let result = Application::build(
+        settings(
+            &nats,
+            &db,
+            &[
+                ("webhook_durable", "true"),
+                ("webhook_stream_replicas", "3"),
+            ],
+        ),
+        Components {
+            api: false,
+            worker: true,
+        },
+        None,
+        None,
+    )
+    .await;
+    let Err(e) = result else {
+        panic!("a start with three replicas on one server succeeded");
+    };
+    let message = e.to_string();
+    assert!(
+        message.contains("DECNET_WEBHOOK_STREAM_REPLICAS"),
+        "{message}"
+    );
+}
