@@ -22,6 +22,10 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// every `HEARTBEAT` while a pull waits, and two missed ones end the pull.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a JetStream API request of the pulls (consumer info, create) may take.
+const API_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait between attempts to reopen a failed pull.
+const REOPEN_AT_MOST: Duration = Duration::from_secs(1);
 /// An interrupted pull that runs this long without an error has resumed.
 const QUIET_AFTER_FAILOVER: Duration = Duration::from_secs(6);
 
@@ -282,7 +286,9 @@ pub async fn reset_consumers(client: &async_nats::Client, stream_name: &str) -> 
 /// Pattern streams from durable consumers. The queue-group argument names the
 /// subscription (`decnet-webhook.<uuid>`).
 pub fn pattern_source(client: async_nats::Client, spec: StreamSpec) -> PatternSource {
-    let js = jetstream::new(client.clone());
+    let mut js = jetstream::new(client.clone());
+    // A request lost in a leader election is given up soon and made again.
+    js.set_timeout(API_TIMEOUT);
     let flusher = client;
     PatternSource::with_flush(
         move |pattern, group| {
@@ -426,7 +432,7 @@ impl Puller {
             }
             Some((_, wait)) => {
                 tracing::debug!(consumer = %self.name, %error, "JetStream pull still failing");
-                *wait = (*wait * 2).min(PULL_EXPIRES);
+                *wait = (*wait * 2).min(REOPEN_AT_MOST);
             }
         }
     }

@@ -81,3 +81,10 @@ fn templates_deliver_every_event_once_beside_an_endless_template() {
     assert!(line["ratio_to_raw_shape"].is_number(), "{line}");
     assert!(line["endless_dead_lettered"].is_number(), "{line}");
 }
+
+#[test]
+fn cluster_counts_every_event_through_a_node_kill_and_a_worker_kill() {
+    let line = smoke("cluster");
+    assert_eq!(line["lost"], 0, "{line}");
+    assert_eq!(line["crash_lost"], 0, "{line}");
+}

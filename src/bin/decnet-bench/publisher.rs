@@ -182,7 +182,10 @@ async fn run_retrying(url: &str, plan: Plan) -> Result<Published, BenchError> {
     let client = async_nats::connect(servers)
         .await
         .map_err(|e| BenchError::setup("publisher cannot connect", e))?;
-    let js = async_nats::jetstream::new(client);
+    let mut js = async_nats::jetstream::new(client);
+    // An acknowledgement lost in a leader election is given up soon and the event
+    // published again (its message id keeps it stored once).
+    js.set_timeout(Duration::from_secs(1));
     let started = Instant::now();
     let tokio_start = tokio::time::Instant::now();
     let mut pending: FuturesUnordered<Acked> = FuturesUnordered::new();

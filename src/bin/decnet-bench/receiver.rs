@@ -132,6 +132,14 @@ impl Ledger {
         t
     }
 
+    /// Publish and first-arrival times (µs on [`clock`]) of each delivered slot.
+    pub fn sent_and_arrived(&self, routes: Range<usize>, seqs: Range<usize>) -> Vec<(u64, u64)> {
+        self.slots_in(routes, seqs)
+            .filter(|s| s.hits.load(Relaxed) > 0)
+            .map(|s| (s.sent_us.load(Relaxed), s.at_us.load(Relaxed)))
+            .collect()
+    }
+
     /// When each delivered slot first arrived (µs on [`clock`]), sorted.
     pub fn arrivals_us(&self, routes: Range<usize>, seqs: Range<usize>) -> Vec<u64> {
         let mut at: Vec<u64> = self

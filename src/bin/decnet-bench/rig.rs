@@ -38,6 +38,8 @@ pub struct Sub {
 }
 
 pub struct Rig {
+    /// The settings as given, to start a worker in another process.
+    pairs: Vec<(String, String)>,
     /// The bus the rig started (none when it runs on servers started elsewhere).
     _nats: Option<NatsServer>,
     /// Every bus server, comma-separated.
@@ -94,12 +96,13 @@ impl Rig {
             ("webhook_allow_private".to_owned(), "true".to_owned()),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let settings =
-            Settings::from_pairs(pairs).map_err(|e| BenchError::setup("bench settings", e))?;
+        let settings = Settings::from_pairs(pairs.clone())
+            .map_err(|e| BenchError::setup("bench settings", e))?;
         let db = decnet_webhook::db::connect_and_migrate(&db_url)
             .await
             .map_err(|e| BenchError::setup("bench database", e))?;
         Ok(Self {
+            pairs,
             _nats: nats,
             url,
             db,
@@ -168,6 +171,76 @@ impl Rig {
             done,
         })
     }
+}
+
+/// The argument that makes `decnet-bench` a worker process of its own.
+pub const WORKER_CHILD: &str = "worker-child";
+
+impl Rig {
+    /// The worker in a process of its own (this executable as [`worker_child`]), to
+    /// be killed with SIGKILL.
+    pub fn spawn_child_worker(&self) -> Result<ChildWorker, BenchError> {
+        let exe = std::env::current_exe().map_err(|e| BenchError::setup("own executable", e))?;
+        let child = std::process::Command::new(exe)
+            .arg(WORKER_CHILD)
+            .args(self.pairs.iter().map(|(k, v)| format!("{k}={v}")))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| BenchError::setup("worker process", e))?;
+        Ok(ChildWorker(child))
+    }
+}
+
+/// A worker process; killed (SIGKILL) when dropped.
+pub struct ChildWorker(std::process::Child);
+
+impl ChildWorker {
+    pub fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildWorker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `decnet-bench worker-child key=value…`: run the worker on these settings until
+/// killed.
+pub fn worker_child(args: impl Iterator<Item = String>) -> std::process::ExitCode {
+    let pairs: Vec<(String, String)> = args
+        .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+    let settings = match Settings::from_pairs(pairs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{WORKER_CHILD}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let components = Components {
+            api: false,
+            worker: true,
+        };
+        match Application::build(settings, components, None, None).await {
+            Ok(app) => {
+                let _ = app.run_until(std::future::pending::<()>()).await;
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{WORKER_CHILD}: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 pub struct RunningWorker {

@@ -832,16 +832,21 @@ async fn paced_phase(
     Ok(settle(&receiver.ledger, 0..healthy, seqs, stall).await)
 }
 
-/// Durable mode on a 3-node NATS cluster, the stream on three replicas: three
-/// workers share one subscription while events are published at a steady rate, each
-/// with a message id and retried until the stream acknowledges it (what a publisher
-/// that must lose nothing does); a third of the way in, the node leading the stream
-/// is killed. Reports what arrived (`lost`, `duplicated`), the longest gap between
-/// arrivals (`pause_ms`, the failover), each worker's share, and the consumers' ack
-/// wait (how long a crashed worker's events wait to come back).
+/// Durable mode on a 3-node NATS cluster, the stream on three replicas, three
+/// workers sharing one subscription; events are published at a steady rate, each with
+/// a message id and retried until the stream acknowledges it (what a publisher that
+/// must lose nothing does). Phase one: a third of the way in, the node leading the
+/// stream is killed; reports what arrived (`lost`, `duplicated`), the longest gap
+/// between arrivals (`pause_ms`, the failover) and each worker's share. Phase two
+/// (the node back): a fourth worker, a process of its own, is killed with SIGKILL
+/// halfway through; the events it held come back to the others after the consumers'
+/// ack wait (`crash_redelivered`, `crash_redelivery_s`: from the kill to the last of
+/// them).
 async fn cluster(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     const STREAM: &str = "DECNET_EVENTS";
+    const SUBJECT: &str = "bench.cluster";
     let (n, rate) = (d.cluster_events, d.cluster_rate);
+    let n2 = n / 4;
     let mut nodes = NatsCluster::try_start(3).await.map_err(BenchError)?;
     let queue = n.to_string();
     let rig = Rig::on_servers(
@@ -855,8 +860,8 @@ async fn cluster(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         ],
     )
     .await?;
-    let receiver = Receiver::start(Ledger::new(1, n))?;
-    rig.insert(&subs(&receiver, 1, "bench.cluster")).await?;
+    let receiver = Receiver::start(Ledger::new(1, n + n2))?;
+    let uuid = rig.insert(&subs(&receiver, 1, SUBJECT)).await?.remove(0);
     let mut workers = Vec::new();
     for _ in 0..3 {
         workers.push(worker(&rig, 1).await?);
@@ -866,8 +871,10 @@ async fn cluster(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         .stream_leader(&client, STREAM)
         .await
         .ok_or_else(|| BenchError("the stream has no leader".into()))?;
+
+    // Phase one: the stream's leader killed a third of the way in.
     let plan = Plan {
-        subject: "bench.cluster".into(),
+        subject: SUBJECT.into(),
         seqs: 0..n,
         rate: Some(rate),
     };
@@ -886,9 +893,42 @@ async fn cluster(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         .iter()
         .map(|w| w.stats.delivered.load(std::sync::atomic::Ordering::Relaxed))
         .collect();
+
+    // Phase two: the node back, a fourth worker in its own process killed halfway.
+    nodes.restart(leader);
+    nodes.wait_stream_current(&client, STREAM).await;
+    let mut child = rig.spawn_child_worker()?;
+    let consumer = decnet_webhook::bus::durable::consumer_name(&uuid, SUBJECT);
+    wait_pulling(&client, STREAM, &consumer, 4).await?;
+    let plan = Plan {
+        subject: SUBJECT.into(),
+        seqs: n..n + n2,
+        rate: Some(rate),
+    };
+    let publish = publisher::publish_via(rig.url(), plan, Via::JetStreamRetrying);
+    let crash = async {
+        actix_rt::time::sleep(Duration::from_secs_f64(n2 as f64 / rate / 2.0)).await;
+        child.kill9();
+        super::clock::now_us()
+    };
+    let (published2, killed_us) = futures::join!(publish, crash);
+    let published2 = published2?;
+    let crash_tally = settle(&receiver.ledger, 0..1, n..n + n2, d.stall).await;
+    let held: Vec<u64> = receiver
+        .ledger
+        .sent_and_arrived(0..1, n..n + n2)
+        .into_iter()
+        .filter(|&(sent, at)| sent < killed_us && at > killed_us + 1_000_000)
+        .map(|(_, at)| at)
+        .collect();
+    let redelivery_s = held
+        .iter()
+        .max()
+        .map_or(0.0, |at| (at - killed_us) as f64 / 1e6);
     for w in workers {
         w.stop(STOP_WAIT).await;
     }
+
     report.set("nodes", 3);
     report.set("workers", 3);
     report.set("replicas", 3);
@@ -906,8 +946,41 @@ async fn cluster(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         "ack_wait_s",
         decnet_webhook::bus::durable::ACK_WAIT.as_secs_f64(),
     );
+    report.set("crash_events", n2);
+    report.set("crash_lost", crash_tally.lost);
+    report.set("crash_duplicated", crash_tally.duplicated);
+    report.set("crash_redelivered", held.len());
+    report.set("crash_redelivery_s", round(redelivery_s, 2));
     report.check("cluster published", n as u64, published.count as u64);
     report.check("cluster delivered", n as u64, tally.delivered);
+    report.check("crash published", n2 as u64, published2.count as u64);
+    report.check("crash delivered", n2 as u64, crash_tally.delivered);
     report.check("cluster stray requests", 0, stray(&receiver));
     Ok(())
+}
+
+/// Wait until `at_least` pull requests wait on the consumer (every worker pulls).
+async fn wait_pulling(
+    client: &async_nats::Client,
+    stream: &str,
+    consumer: &str,
+    at_least: usize,
+) -> Result<(), BenchError> {
+    let js = async_nats::jetstream::new(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = js.get_stream(stream).await {
+            if let Ok(info) = s.consumer_info(consumer).await {
+                if info.num_waiting >= at_least {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError(format!(
+                "fewer than {at_least} workers pull from {consumer}"
+            )));
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }
