@@ -128,6 +128,11 @@ mod tests {
             rate_limit_per_sec: None,
             shape: "raw".into(),
             template: None,
+            headers: None,
+            auth: None,
+            tls_ca_pem: None,
+            tls_client_cert_pem: None,
+            tls_client_key_pem: None,
         }
     }
 
