@@ -627,6 +627,13 @@ impl DeliveryClient {
             }
             SendRequestError::Connect(e) => format!("connect: {e}"),
             SendRequestError::Send(e) => format!("send: {}", io_error(e)),
+            // A TLS alert after the handshake (a client certificate the receiver
+            // wanted and did not get, in TLS 1.3) surfaces on reading the answer.
+            SendRequestError::Response(actix_web::error::ParseError::Io(e))
+                if e.kind() == io::ErrorKind::InvalidData =>
+            {
+                io_error(e)
+            }
             SendRequestError::Response(e) => format!("bad response: {e}"),
             SendRequestError::Timeout => format!("timeout after {}", human(self.settings.timeout)),
             other => other.to_string(),

@@ -364,7 +364,8 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), AppE
     if value.chars().any(char::is_control) {
         return Err(invalid(field, "must not contain control characters"));
     }
-    Ok(())
+    // Stored beside sealed values, where this prefix marks one.
+    not_sealed_looking(field, value)
 }
 
 /// A secret part: given, or kept from the stored authorization when `kept` has it.
