@@ -17,7 +17,7 @@ impl MigrationTrait for Migration {
                 .alter_table(
                     Table::alter()
                         .table(Subs::Table)
-                        .add_column(&mut text_null(column))
+                        .add_column(text_null(column))
                         .to_owned(),
                 )
                 .await?;
