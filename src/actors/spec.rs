@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     config::Secret,
-    delivery::Target,
+    delivery::{ReceiverAccess, Target},
     domain::{UrlError, WebhookUrl},
     secrets::{SecretError, SecretStore},
 };
@@ -22,6 +22,8 @@ pub struct SubscriptionSpec {
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub patterns: Vec<String>,
     pub options: DeliveryOptions,
+    /// Static headers, authorization and TLS of the receiver, secrets opened.
+    pub access: ReceiverAccess,
 }
 
 /// The per-subscription delivery options, as stored; a change restarts
@@ -99,6 +101,7 @@ impl SubscriptionSpec {
             previous_secret: previous.map(|(secret, _)| secret),
             patterns: row.patterns(),
             options: DeliveryOptions::from_row(row),
+            access: secrets.receiver_access(row)?,
         })
     }
 
@@ -112,10 +115,7 @@ impl SubscriptionSpec {
                 secrets.push(previous.clone());
             }
         }
-        Ok(Target {
-            url: WebhookUrl::parse(&self.url)?,
-            secrets,
-        })
+        Ok(Target::new(WebhookUrl::parse(&self.url)?, secrets).with_access(&self.access))
     }
 
     /// The NATS queue group: every worker's copy of this subscription shares it, so

@@ -6,6 +6,7 @@ use sea_orm::ActiveValue::{Set, Unchanged};
 use serde_json::json;
 
 use super::options::Options;
+use crate::secrets::SealedAccess;
 
 /// The validated fields of a PATCH, each `None` when not given.
 pub struct Changes {
@@ -16,6 +17,8 @@ pub struct Changes {
     pub enabled: Option<bool>,
     /// The delivery options after the PATCH, when it gave any.
     pub options: Option<Options>,
+    /// The receiver access columns, when what they hold changes.
+    pub access: Option<SealedAccess>,
 }
 
 impl Changes {
@@ -61,11 +64,24 @@ impl Changes {
         if let Some(options) = self.options {
             changed |= set_options(&mut active, row, options);
         }
+        if let Some(access) = self.access {
+            set_access(&mut active, access);
+            changed = true;
+        }
         changed.then(|| {
             active.updated_at = Set(Utc::now().trunc_subsecs(6));
             active
         })
     }
+}
+
+/// Set every receiver access column (a new row's, or a PATCH's that changes them).
+pub fn set_access(active: &mut ActiveModel, access: SealedAccess) {
+    active.headers = Set(access.headers);
+    active.auth = Set(access.auth);
+    active.tls_ca_pem = Set(access.tls_ca_pem);
+    active.tls_client_cert_pem = Set(access.tls_client_cert_pem);
+    active.tls_client_key_pem = Set(access.tls_client_key_pem);
 }
 
 /// Set each option column that differs from `row`; whether any did.
@@ -128,6 +144,11 @@ mod tests {
             rate_limit_per_sec: None,
             shape: "raw".into(),
             template: None,
+            headers: None,
+            auth: None,
+            tls_ca_pem: None,
+            tls_client_cert_pem: None,
+            tls_client_key_pem: None,
         }
     }
 
@@ -139,6 +160,7 @@ mod tests {
             patterns: None,
             enabled: None,
             options: None,
+            access: None,
         }
     }
 
@@ -152,6 +174,7 @@ mod tests {
             patterns: Some(vec!["a.>".into()]),
             enabled: Some(true),
             options: Some(Options::of(&row)),
+            access: None,
         };
         assert!(same.against(&row).is_none());
         assert!(none().against(&row).is_none());

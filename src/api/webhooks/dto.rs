@@ -7,7 +7,10 @@ use entity::{delivery_attempt, webhook_subscription::Model};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
-use super::options::{present, ShapeName};
+use super::{
+    access::{AuthInput, AuthView, HeaderList, TlsInput, TlsView},
+    options::{present, ShapeName},
+};
 use crate::{
     db::dead_letters,
     domain::{event::iso, pattern::first_starting_with_wildcard, SimpleEvent},
@@ -73,6 +76,18 @@ pub struct WebhookCreate {
     #[serde(default)]
     #[schema(max_length = 16384)]
     pub template: Option<String>,
+    /// Static request headers, name → value, at most 20 (README "Authenticating to
+    /// receivers"). Values are write-only: answers list the names only.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>, example = json!({"X-Tenant": "blue"}))]
+    pub headers: Option<HeaderList>,
+    /// How requests authenticate; its secret parts are write-only.
+    #[serde(default)]
+    pub auth: Option<AuthInput>,
+    /// A private CA bundle and a client certificate for this receiver; the key is
+    /// write-only.
+    #[serde(default)]
+    pub tls: Option<TlsInput>,
 }
 
 fn enabled_by_default() -> bool {
@@ -121,6 +136,21 @@ pub struct WebhookUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 16384)]
     pub template: Option<Option<String>>,
+    /// Replaces every static header; a header given as `null` keeps its stored
+    /// value; `null` removes them all.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<std::collections::HashMap<String, Option<String>>>)]
+    pub headers: Option<Option<HeaderList>>,
+    /// Replaces the authorization; a secret part left out keeps the stored one of
+    /// the same type; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AuthInput>)]
+    pub auth: Option<Option<AuthInput>>,
+    /// Replaces the TLS settings; `client_key_pem` left out keeps the stored key
+    /// while a client certificate is given; `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<TlsInput>)]
+    pub tls: Option<Option<TlsInput>>,
 }
 
 /// A subscription as the API shows it: every column except the HMAC key.
@@ -148,6 +178,12 @@ pub struct Webhook {
     #[schema(value_type = ShapeName)]
     pub shape: String,
     pub template: Option<String>,
+    /// Names of the static headers; their values are never shown.
+    pub headers: Vec<String>,
+    /// The authorization scheme and its non-secret fields.
+    pub auth: Option<AuthView>,
+    /// The TLS settings, without the key.
+    pub tls: Option<TlsView>,
     #[serde(serialize_with = "iso_one")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_one")]
@@ -184,6 +220,9 @@ impl From<&Model> for Webhook {
             rate_limit_per_sec: row.rate_limit_per_sec,
             shape: row.shape.clone(),
             template: row.template.clone(),
+            headers: super::access::header_names(row),
+            auth: AuthView::of(row),
+            tls: TlsView::of(row),
             created_at: row.created_at,
             updated_at: row.updated_at,
             secret_rotated_at: row.secret_rotated_at,

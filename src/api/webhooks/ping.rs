@@ -8,12 +8,14 @@ use serde_json::json;
 use super::{dto::TestResult, lookup::find};
 use crate::{
     api::{auth::Admin, state::AppState},
-    delivery::{DeliveryClient, Target},
-    domain::{event::iso, Event, WebhookUrl},
+    delivery::DeliveryClient,
+    domain::{event::iso, Event},
     error::{AppError, ErrorBody},
 };
 
-/// Send one `test.ping` event to the subscription's receiver (one attempt, no retries).
+/// Send one `test.ping` event to the subscription's receiver (one attempt, no retries,
+/// except that an OAuth2 token the receiver refuses is renewed once), with its headers,
+/// authorization and TLS settings.
 /// The answer is 200 whatever the receiver does; the row is left untouched.
 #[utoipa::path(
     post,
@@ -35,9 +37,8 @@ pub async fn test_ping(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let row = find(&state, &path).await?;
-    let secrets = super::secret::signing_secrets(&state, &row)?;
-    let result = match WebhookUrl::parse(&row.url) {
-        Ok(url) => {
+    let result = match super::secret::target(&state, &row)? {
+        Ok(target) => {
             let event = Event::new(
                 uuid::Uuid::new_v4().simple().to_string(),
                 "test.ping".into(),
@@ -48,7 +49,6 @@ pub async fn test_ping(
                     "triggered_by": user.username,
                 }),
             );
-            let target = Target::new(url, secrets);
             let outcome = client.attempt_once(&target, &event).await;
             TestResult {
                 delivered: outcome.ok(),

@@ -21,8 +21,8 @@ use super::{
 use crate::{
     api::{auth::Admin, query::Query, state::AppState},
     db::{dead_letters, delivery_log},
-    delivery::{Attempt, DeliveryClient, Target},
-    domain::{Event, WebhookUrl},
+    delivery::{Attempt, DeliveryClient},
+    domain::Event,
     error::{redact_db_error, AppError, ErrorBody},
 };
 
@@ -33,7 +33,8 @@ pub const MAX_ENTRIES: u64 = 1000;
 const TIME_BUDGET: Duration = Duration::from_secs(60);
 
 /// Re-deliver the subscription's dead letters oldest first, signed as the worker signs
-/// now (both secrets during a rotation), each with the exact body stored; each one delivered is removed. Stops at
+/// now (both secrets during a rotation) and with its headers, authorization and TLS
+/// settings, each with the exact body stored; each one delivered is removed. Stops at
 /// the first failure. Publishes nothing and leaves the subscription row untouched.
 #[utoipa::path(
     post,
@@ -68,13 +69,10 @@ pub async fn replay(
             "A replay of this webhook is already running".into(),
         ));
     };
-    let secrets = super::secret::signing_secrets(&state, &row)?;
+    let target = super::secret::target(&state, &row)?.map_err(|e| e.to_string());
     let entries = dead_letters::replayable(&state.db, &row.uuid, since, MAX_ENTRIES).await?;
     // A row written before today's URL rules cannot be sent to: the first entry
     // reports it, as the test ping does.
-    let target = WebhookUrl::parse(&row.url)
-        .map(|url| Target::new(url, secrets))
-        .map_err(|e| e.to_string());
 
     let deadline = Instant::now() + TIME_BUDGET;
     let mut attempts = Vec::new();
