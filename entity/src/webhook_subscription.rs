@@ -39,6 +39,8 @@ pub struct Model {
     pub shape: String,
     /// The minijinja template of `shape = "template"`.
     pub template: Option<String>,
+    /// An expression over the envelope; only events it holds for are delivered.
+    pub filter: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

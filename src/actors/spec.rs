@@ -22,6 +22,8 @@ pub struct SubscriptionSpec {
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub patterns: Vec<String>,
     pub options: DeliveryOptions,
+    /// Only events this expression holds for are queued.
+    pub filter: Option<String>,
 }
 
 /// The per-subscription delivery options, as stored; a change restarts
@@ -99,6 +101,7 @@ impl SubscriptionSpec {
             previous_secret: previous.map(|(secret, _)| secret),
             patterns: row.patterns(),
             options: DeliveryOptions::from_row(row),
+            filter: row.filter.clone(),
         })
     }
 

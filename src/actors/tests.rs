@@ -179,6 +179,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
         previous_secret_expires_at: None,
         patterns: vec!["attacker.>".into()],
         options: Default::default(),
+        filter: None,
     };
     let stats = Arc::new(WorkerStats::default());
     SubscriptionActor::new(

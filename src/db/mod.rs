@@ -2,6 +2,7 @@
 
 pub mod dead_letters;
 pub mod delivery_log;
+pub mod ledger;
 pub mod subscriptions;
 pub mod users;
 

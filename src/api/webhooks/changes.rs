@@ -128,6 +128,7 @@ mod tests {
             rate_limit_per_sec: None,
             shape: "raw".into(),
             template: None,
+            filter: None,
         }
     }
 
