@@ -4,6 +4,8 @@ mod changes;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod dto;
+pub mod filter_check;
+pub mod ledger;
 mod lookup;
 mod notify;
 pub mod options;
@@ -36,6 +38,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create))
             .default_service(allow_only("GET, POST")),
     )
+    // Before `{uuid}`, which would otherwise take the path.
+    .service(
+        web::resource("/api/v1/webhooks/filter-check")
+            .route(web::post().to(filter_check::filter_check))
+            .default_service(allow_only("POST")),
+    )
     .service(
         web::resource("/api/v1/webhooks/{uuid}")
             .route(web::get().to(get))
@@ -66,6 +74,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/webhooks/{uuid}/deliveries")
             .route(web::get().to(deliveries::list_deliveries))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/ledger")
+            .route(web::get().to(ledger::ledger))
             .default_service(allow_only("GET")),
     );
 }
@@ -132,6 +145,7 @@ pub async fn create(
         template: Some(body.template),
     })?;
     options.check_template(&state.templates).await?;
+    let filter = validate::filter(body.filter)?;
     let url = validate::url(&body.url, state.settings.webhook.allow_private).await?;
     if subscriptions::find_by_name(&state.db, &name)
         .await?
@@ -146,6 +160,7 @@ pub async fn create(
         subscriptions::new_row(&name, url.as_str(), &stored_secret, &patterns, body.enabled);
     row.uuid = sea_orm::Set(uuid);
     options.set_on(&mut row);
+    row.filter = Set(filter);
     let row = subscriptions::insert(&state.db, row)
         .await
         .map_err(|e| conflict_or_internal(e, &name))?;
@@ -211,6 +226,7 @@ pub async fn update(
     }
     let name = body.name.map(validate::name).transpose()?;
     let secret = body.secret.map(validate::secret).transpose()?;
+    let filter = body.filter.map(validate::filter).transpose()?;
     let patterns = match (body.simple_events, body.topic_patterns) {
         (None, None) => None,
         (simple, raw) => Some(validate::patterns(
@@ -250,6 +266,7 @@ pub async fn update(
         patterns,
         enabled: body.enabled,
         options,
+        filter,
     };
     let Some(mut active) = changes.against(&row) else {
         return Ok(HttpResponse::Ok().json(Webhook::from(&row)));
@@ -358,5 +375,8 @@ async fn forget_history(state: &AppState, uuid: &str) {
     }
     if let Err(e) = db::delivery_log::delete_for_subscription(&state.db, uuid).await {
         tracing::warn!(%uuid, error = %redact_db_error(&e), "could not delete the delivery log of a deleted webhook");
+    }
+    if let Err(e) = db::ledger::delete_for_subscription(&state.db, uuid).await {
+        tracing::warn!(%uuid, error = %redact_db_error(&e), "could not delete the ledger of a deleted webhook");
     }
 }

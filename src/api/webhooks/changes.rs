@@ -16,6 +16,8 @@ pub struct Changes {
     pub enabled: Option<bool>,
     /// The delivery options after the PATCH, when it gave any.
     pub options: Option<Options>,
+    /// The filter after the PATCH (`Some(None)`: removed), when it gave one.
+    pub filter: Option<Option<String>>,
 }
 
 impl Changes {
@@ -57,6 +59,10 @@ impl Changes {
                 changed = true;
             }
             _ => {}
+        }
+        if let Some(filter) = self.filter.filter(|f| *f != row.filter) {
+            active.filter = Set(filter);
+            changed = true;
         }
         if let Some(options) = self.options {
             changed |= set_options(&mut active, row, options);
@@ -140,6 +146,7 @@ mod tests {
             patterns: None,
             enabled: None,
             options: None,
+            filter: None,
         }
     }
 
@@ -153,6 +160,7 @@ mod tests {
             patterns: Some(vec!["a.>".into()]),
             enabled: Some(true),
             options: Some(Options::of(&row)),
+            filter: Some(None),
         };
         assert!(same.against(&row).is_none());
         assert!(none().against(&row).is_none());

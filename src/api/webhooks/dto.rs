@@ -73,6 +73,14 @@ pub struct WebhookCreate {
     #[serde(default)]
     #[schema(max_length = 16384)]
     pub template: Option<String>,
+    /// Only events this expression holds for are delivered (docs/filters.md), e.g.
+    /// `payload.score >= 80`; absent or blank: every event.
+    #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        example = "payload.score >= 80 and payload.service in [\"ssh\", \"rdp\"]"
+    )]
+    pub filter: Option<String>,
 }
 
 fn enabled_by_default() -> bool {
@@ -121,6 +129,10 @@ pub struct WebhookUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 16384)]
     pub template: Option<Option<String>>,
+    /// `null` or blank removes the filter.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 2048)]
+    pub filter: Option<Option<String>>,
 }
 
 /// A subscription as the API shows it: every column except the HMAC key.
@@ -148,6 +160,8 @@ pub struct Webhook {
     #[schema(value_type = ShapeName)]
     pub shape: String,
     pub template: Option<String>,
+    /// Only events this expression holds for are delivered; null: every event.
+    pub filter: Option<String>,
     #[serde(serialize_with = "iso_one")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_one")]
@@ -184,6 +198,7 @@ impl From<&Model> for Webhook {
             rate_limit_per_sec: row.rate_limit_per_sec,
             shape: row.shape.clone(),
             template: row.template.clone(),
+            filter: row.filter.clone(),
             created_at: row.created_at,
             updated_at: row.updated_at,
             secret_rotated_at: row.secret_rotated_at,
