@@ -8,6 +8,7 @@ pub mod db;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod filter;
 pub mod memory;
 pub mod metrics;
 pub mod secrets;

@@ -33,6 +33,16 @@ const DURATION_BUCKETS: [f64; 13] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// The `outcome` labels of `decnet_webhook_events_total`.
+const LEDGER_OUTCOMES: [&str; 6] = [
+    "received",
+    "filtered",
+    "filter_error",
+    "delivered",
+    "dead_lettered",
+    "released",
+];
+
 /// Every metric of the process, in one registry.
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +57,8 @@ pub struct Metrics {
     bus_connected: IntGauge,
     bus_fell_behind: IntCounter,
     dead_letters: IntCounterVec,
+    events: IntCounterVec,
+    events_dead_lettered: IntCounterVec,
     local_failures: IntCounter,
     running: IntGauge,
     live: Mutex<HashMap<Arc<str>, Live>>,
@@ -148,6 +160,21 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let events = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_events_total",
+                "The ledger: events a subscription received, and what became of them \
+                 (filtered, filter_error, delivered, dead_lettered, released).",
+            ),
+            &["subscription", "outcome"],
+        )?;
+        let events_dead_lettered = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_events_dead_lettered_total",
+                "The ledger: events a subscription dead-lettered, by reason.",
+            ),
+            &["subscription", "reason"],
+        )?;
         let local_failures = IntCounter::new(
             "decnet_webhook_local_failures_total",
             "Delivery attempts that failed for lack of a local resource (descriptors, buffers, \
@@ -168,6 +195,8 @@ impl Metrics {
         registry.register(Box::new(bus_connected.clone()))?;
         registry.register(Box::new(bus_fell_behind.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(events_dead_lettered.clone()))?;
         registry.register(Box::new(local_failures.clone()))?;
         registry.register(Box::new(running.clone()))?;
         Ok(Self {
@@ -183,6 +212,8 @@ impl Metrics {
             bus_connected,
             bus_fell_behind,
             dead_letters,
+            events,
+            events_dead_lettered,
             local_failures,
             running,
             live: Mutex::default(),
@@ -262,6 +293,28 @@ impl Metrics {
         self.dead_letters.with_label_values(&[reason]).inc_by(count);
     }
 
+    /// The ledger moved `n` events of `uuid`: received (when `arrived`), and into a
+    /// final outcome (label, dead-letter reason) when there is one.
+    pub fn events_moved(
+        &self,
+        uuid: &str,
+        arrived: bool,
+        outcome: Option<(&str, Option<&str>)>,
+        n: u64,
+    ) {
+        if arrived {
+            self.events.with_label_values(&[uuid, "received"]).inc_by(n);
+        }
+        if let Some((outcome, reason)) = outcome {
+            self.events.with_label_values(&[uuid, outcome]).inc_by(n);
+            if let Some(reason) = reason {
+                self.events_dead_lettered
+                    .with_label_values(&[uuid, reason])
+                    .inc_by(n);
+            }
+        }
+    }
+
     /// Everything, in the Prometheus text format (`TEXT_FORMAT`).
     pub fn render(&self) -> Result<String, prometheus::Error> {
         self.prune(&mut self.live());
@@ -291,6 +344,14 @@ impl Metrics {
                 let _ = self.inflight.remove_label_values(&[id]);
                 let _ = self.trips.remove_label_values(&[id]);
                 let _ = self.restarts.remove_label_values(&[id]);
+                for outcome in LEDGER_OUTCOMES {
+                    let _ = self.events.remove_label_values(&[id, outcome]);
+                }
+                for reason in crate::db::dead_letters::Reason::ALL {
+                    let _ = self
+                        .events_dead_lettered
+                        .remove_label_values(&[id, reason.as_str()]);
+                }
             }
             !expired
         });

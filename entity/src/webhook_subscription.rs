@@ -51,6 +51,8 @@ pub struct Model {
     pub tls_client_cert_pem: Option<String>,
     /// The client certificate's private key (PEM), stored as the secret is.
     pub tls_client_key_pem: Option<String>,
+    /// An expression over the envelope; only events it holds for are delivered.
+    pub filter: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

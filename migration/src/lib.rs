@@ -7,6 +7,7 @@ mod m20261128_000002_dead_letters_and_log;
 mod m20261128_000003_rotation_and_options;
 mod m20261128_000004_user_token_version;
 mod m20261130_000001_receiver_auth;
+mod m20261130_000002_filters_and_ledger;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_rotation_and_options::Migration),
             Box::new(m20261128_000004_user_token_version::Migration),
             Box::new(m20261130_000001_receiver_auth::Migration),
+            Box::new(m20261130_000002_filters_and_ledger::Migration),
         ]
     }
 }

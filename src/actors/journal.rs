@@ -3,6 +3,9 @@
 //! Records are buffered and written every `FLUSH_EVERY` or at `BATCH` rows, one
 //! statement per batch. While the database is away the buffer keeps growing up to
 //! `MAX_BUFFERED` (dead letters are never dropped before the attempt log is).
+//!
+//! It also writes the worker's ledger: every `LEDGER_EVERY`, the counts of each
+//! subscription that moved, one row per (worker, subscription), replaced in place.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,9 +16,10 @@ use chrono::Utc;
 use sea_orm::{DatabaseConnection, Set};
 use tokio::sync::oneshot;
 
+use super::stats::WorkerStats;
 use crate::{
     bus::Acker,
-    db::{dead_letters, dead_letters::Reason, delivery_log},
+    db::{dead_letters, dead_letters::Reason, delivery_log, ledger},
     delivery::Attempt,
 };
 
@@ -23,6 +27,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
 const MAX_BUFFERED: usize = 200_000;
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// How often the ledger is written (only subscriptions whose counts moved).
+const LEDGER_EVERY: Duration = Duration::from_secs(2);
 
 /// A delivery that failed for good.
 #[derive(Message, Clone, Debug)]
@@ -75,6 +81,12 @@ pub struct JournalActor {
     writing: bool,
     dropped_attempts: u64,
     waiters: Vec<oneshot::Sender<()>>,
+    /// Whose ledger to write (the worker's counters).
+    stats: Option<Arc<WorkerStats>>,
+    reporting: bool,
+    /// Told when the ledger write under way is done (the last report waits, so an
+    /// older snapshot never lands after it).
+    reported: Vec<oneshot::Sender<()>>,
 }
 
 impl JournalActor {
@@ -87,7 +99,49 @@ impl JournalActor {
             writing: false,
             dropped_attempts: 0,
             waiters: Vec::new(),
+            stats: None,
+            reporting: false,
+            reported: Vec::new(),
         }
+    }
+
+    /// Write the ledger of `stats` too.
+    pub fn with_ledger(mut self, stats: Arc<WorkerStats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// Write the counts that moved since the last report; a failed write marks
+    /// them moved again, so the next report carries them.
+    fn report_ledger(&mut self, ctx: &mut Context<Self>) {
+        if self.reporting {
+            return;
+        }
+        let Some(stats) = self.stats.clone() else {
+            return;
+        };
+        let rows = stats.ledger.take_moved();
+        if rows.is_empty() {
+            return;
+        }
+        self.reporting = true;
+        let db = self.db.clone();
+        let fut = async move {
+            let worker = stats.ledger.worker_id().clone();
+            if let Err(e) = ledger::report(&db, &worker, &rows, Utc::now()).await {
+                tracing::warn!(error = %crate::error::redact_db_error(&e), subscriptions = rows.len(), "ledger not written yet; retrying");
+                let uuids: Vec<String> = rows.into_iter().map(|(u, _)| u).collect();
+                stats.ledger.mark_moved(&uuids);
+            }
+        }
+        .into_actor(self)
+        .map(|(), act, _ctx| {
+            act.reporting = false;
+            for w in act.reported.drain(..) {
+                let _ = w.send(());
+            }
+        });
+        ctx.spawn(fut);
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -200,6 +254,7 @@ impl Actor for JournalActor {
         ctx.run_interval(FLUSH_EVERY, |act, ctx| act.flush(ctx));
         self.sweep(ctx);
         ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep(ctx));
+        ctx.run_interval(LEDGER_EVERY, |act, ctx| act.report_ledger(ctx));
     }
 }
 
@@ -263,7 +318,35 @@ impl Handler<CloseJournal> for JournalActor {
 
     fn handle(&mut self, _: CloseJournal, ctx: &mut Self::Context) -> Self::Result {
         let flushed = Handler::<FlushJournal>::handle(self, FlushJournal, ctx);
-        Box::pin(flushed.map(|_, _act, ctx| actix::ActorContext::stop(ctx)))
+        // The last counts, after the dead letters they count are written.
+        let stats = self.stats.clone();
+        let db = self.db.clone();
+        let under_way = self.reporting.then(|| {
+            let (tx, rx) = oneshot::channel();
+            self.reported.push(tx);
+            rx
+        });
+        Box::pin(
+            flushed
+                .then(move |(), act, _ctx| {
+                    async move {
+                        if let Some(rx) = under_way {
+                            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+                        }
+                        let Some(stats) = stats else { return };
+                        let rows = stats.ledger.take_moved();
+                        let worker = stats.ledger.worker_id().clone();
+                        let write = ledger::report(&db, &worker, &rows, Utc::now());
+                        match tokio::time::timeout(Duration::from_secs(5), write).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::warn!(error = %crate::error::redact_db_error(&e), "last ledger counts not written"),
+                            Err(_) => tracing::warn!("last ledger counts not written in time"),
+                        }
+                    }
+                    .into_actor(act)
+                })
+                .map(|(), _act, ctx| actix::ActorContext::stop(ctx)),
+        )
     }
 }
 

@@ -6,6 +6,7 @@ pub mod circuit;
 pub mod decoded;
 pub mod delivery;
 pub mod journal;
+pub mod ledger;
 pub mod pattern;
 pub mod rate;
 pub mod schedule;

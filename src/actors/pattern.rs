@@ -8,7 +8,11 @@ use actix::{
 };
 use futures::stream::BoxStream;
 
-use super::{journal::RecordDeadLetter, stats::WorkerStats};
+use super::{
+    journal::RecordDeadLetter,
+    ledger::{Account, Place},
+    stats::WorkerStats,
+};
 use crate::{
     bus::{Acker, BusMessage},
     domain::Event,
@@ -40,6 +44,8 @@ pub struct PatternActor {
     last_warning: Option<Instant>,
     /// Where undecodable input is kept: (subscription uuid, journal).
     dead_letters: Option<(Arc<str>, Recipient<RecordDeadLetter>)>,
+    /// The subscription's ledger account: undecodable input counts there.
+    account: Option<Account>,
 }
 
 impl PatternActor {
@@ -58,7 +64,14 @@ impl PatternActor {
             stats,
             last_warning: None,
             dead_letters: None,
+            account: None,
         }
+    }
+
+    /// Count undecodable input in the subscription's ledger `account`.
+    pub fn with_account(mut self, account: Account) -> Self {
+        self.account = Some(account);
+        self
     }
 
     /// Keep what cannot be decoded in the dead-letter store of `subscription`.
@@ -99,6 +112,10 @@ impl StreamHandler<BusMessage> for PatternActor {
             }),
             Err(e) => {
                 let total = self.stats.record_undecodable();
+                if let Some(account) = &self.account {
+                    let reason = crate::db::dead_letters::Reason::Undecodable;
+                    account.received(Place::DeadLettered(reason), 1);
+                }
                 if let Some((subscription, journal)) = &self.dead_letters {
                     journal.do_send(RecordDeadLetter {
                         subscription: subscription.clone(),

@@ -24,6 +24,8 @@ pub struct SubscriptionSpec {
     pub options: DeliveryOptions,
     /// Static headers, authorization and TLS of the receiver, secrets opened.
     pub access: ReceiverAccess,
+    /// Only events this expression holds for are queued.
+    pub filter: Option<String>,
 }
 
 /// The per-subscription delivery options, as stored; a change restarts
@@ -102,6 +104,7 @@ impl SubscriptionSpec {
             patterns: row.patterns(),
             options: DeliveryOptions::from_row(row),
             access: secrets.receiver_access(row)?,
+            filter: row.filter.clone(),
         })
     }
 

@@ -9,6 +9,8 @@ pub struct WorkerStats {
     pub overflow: AtomicU64,
     pub delivered: AtomicU64,
     pub failed: AtomicU64,
+    /// What became of each subscription's events here.
+    pub ledger: super::ledger::Ledger,
 }
 
 impl WorkerStats {

@@ -23,6 +23,7 @@ use super::{
     circuit::Report,
     delivery::{Deliver, DeliveryPool},
     journal::{JournalActor, RecordAttempts, RecordDeadLetter},
+    ledger::{Account, Place},
     pattern::{Incoming, PatternActor, StopPattern},
     schedule::{Next, Schedule},
     spec::{DeliveryOptions, SubscriptionSpec},
@@ -33,6 +34,7 @@ use crate::{
     db::dead_letters::Reason,
     delivery::{DeliveryOutcome, FailureKind, Target},
     domain::Event,
+    filter::{Filter, FilterError},
     shape::{sandbox::Sandbox, Shape, ShapeError},
 };
 
@@ -135,6 +137,13 @@ pub struct SubscriptionActor {
     last_local_warning: Option<std::time::Instant>,
     last_render_warning: Option<(Instant, u64)>,
     metrics: crate::metrics::SubscriptionMetrics,
+    /// What became of each event it took (shared with this worker's other actors
+    /// of the same subscription).
+    account: Account,
+    /// The spec's filter, compiled (or why it does not compile: then every event
+    /// counts as a filter error).
+    filter: Option<Result<Filter, FilterError>>,
+    last_filter_warning: Option<(Instant, u64)>,
 }
 
 impl SubscriptionActor {
@@ -151,6 +160,9 @@ impl SubscriptionActor {
             shape: build_shape(&spec.options),
             schedule: Schedule::new(&spec.options, budget.queue, Instant::now()),
             metrics: crate::metrics::global().subscription(&spec.uuid),
+            account: stats.ledger.account(&spec.uuid),
+            filter: build_filter(&spec),
+            last_filter_warning: None,
             spec,
             target: Arc::new(target),
             budget,
@@ -206,13 +218,16 @@ impl SubscriptionActor {
         self
     }
 
+    /// Dead-letter `event`, which was `from` (queued, in flight) or just arrived.
     fn dead_letter(
         &self,
+        from: Option<Place>,
         event: &Event,
         ack: Option<Acker>,
         reason: Reason,
         outcome: Option<&DeliveryOutcome>,
     ) {
+        self.account.step(from, Place::DeadLettered(reason));
         if let Some(journal) = &self.journal {
             journal.do_send(RecordDeadLetter {
                 subscription: self.spec.uuid.clone(),
@@ -230,23 +245,35 @@ impl SubscriptionActor {
 
     /// Settle an event this worker will not handle at shutdown: durable ones go back
     /// to the stream for the next worker, the rest to the dead-letter store.
-    fn hand_back(&self, event: &Event, ack: Option<Acker>, outcome: Option<&DeliveryOutcome>) {
+    fn hand_back(
+        &self,
+        from: Option<Place>,
+        event: &Event,
+        ack: Option<Acker>,
+        outcome: Option<&DeliveryOutcome>,
+    ) {
         match ack {
-            Some(ack) => ack.nak(),
-            None => self.dead_letter(event, None, Reason::Shutdown, outcome),
+            Some(ack) => {
+                self.account.step(from, Place::Released);
+                ack.nak()
+            }
+            None => self.dead_letter(from, event, None, Reason::Shutdown, outcome),
         }
     }
 
     /// Settle an event held when the actor stopped unexpectedly: durable ones go
     /// back to the stream (the restarted actor gets them again), the rest to the
     /// dead-letter store.
-    fn settle_crashed(&self, event: &Event, ack: Option<Acker>, error: &str) {
+    fn settle_crashed(&self, from: Place, event: &Event, ack: Option<Acker>, error: &str) {
         match ack {
-            Some(ack) => ack.nak(),
+            Some(ack) => {
+                self.account.moved(from, Place::Released, 1);
+                ack.nak()
+            }
             None => {
                 let outcome =
                     DeliveryOutcome::not_attempted(FailureKind::NonRetryable, error.to_owned());
-                self.dead_letter(event, None, Reason::Crashed, Some(&outcome));
+                self.dead_letter(Some(from), event, None, Reason::Crashed, Some(&outcome));
             }
         }
     }
@@ -269,6 +296,8 @@ impl SubscriptionActor {
     /// Shape each event and deliver: templates through the sandbox (awaited off
     /// this thread), the other shapes here.
     fn dispatch(&mut self, items: Vec<Incoming>, ctx: &mut Context<Self>) {
+        self.account
+            .moved(Place::Queued, Place::InFlight, items.len() as u64);
         match &self.shape {
             Ok(Shape::Template(source)) => {
                 let source = source.clone();
@@ -378,7 +407,13 @@ impl SubscriptionActor {
             }
         }
         let outcome = DeliveryOutcome::not_attempted(FailureKind::NonRetryable, error);
-        self.dead_letter(event, ack, Reason::RenderFailed, Some(&outcome));
+        self.dead_letter(
+            Some(Place::InFlight),
+            event,
+            ack,
+            Reason::RenderFailed,
+            Some(&outcome),
+        );
     }
 
     /// Keep `items` as one job in flight; its id.
@@ -420,6 +455,8 @@ impl SubscriptionActor {
                 }
                 let ok = outcome.ok();
                 if ok {
+                    act.account
+                        .moved(Place::InFlight, Place::Delivered, items.len() as u64);
                     for item in &items {
                         if let Some(ack) = &item.ack {
                             ack.ack();
@@ -431,7 +468,8 @@ impl SubscriptionActor {
                 {
                     // Cut short by shutdown: as the rest of the queue, handed back.
                     for item in items {
-                        act.hand_back(&item.sent, item.ack, Some(&outcome));
+                        let from = Some(Place::InFlight);
+                        act.hand_back(from, &item.sent, item.ack, Some(&outcome));
                     }
                 } else {
                     if outcome.failure == Some(FailureKind::Local) {
@@ -441,7 +479,8 @@ impl SubscriptionActor {
                     // have been sent as, so a replay posts them one by one.
                     let reason = dead_letter_reason(outcome.failure);
                     for item in items {
-                        act.dead_letter(&item.sent, item.ack, reason, Some(&outcome));
+                        let from = Some(Place::InFlight);
+                        act.dead_letter(from, &item.sent, item.ack, reason, Some(&outcome));
                     }
                 }
                 let report = Report {
@@ -543,7 +582,8 @@ impl Actor for SubscriptionActor {
             .into_actor(self)
             .map(move |res, act, _ctx| match res {
                 Ok((pattern, stream)) if act.draining.is_none() => {
-                    let mut actor = PatternActor::new(pattern, stream, me, stats);
+                    let mut actor = PatternActor::new(pattern, stream, me, stats)
+                        .with_account(act.account.clone());
                     if let Some(journal) = &act.journal {
                         actor = actor.with_dead_letters(uuid.clone(), journal.clone());
                     }
@@ -577,6 +617,12 @@ impl Actor for SubscriptionActor {
         self.stop_patterns();
         if !self.stop_expected {
             self.stopped_unexpectedly();
+        } else {
+            // A drain that timed out leaves deliveries whose outcome never comes
+            // back here: released (durable ones stay unacknowledged, redelivered).
+            let held: usize = self.held.drain().map(|(_, items)| items.len()).sum();
+            self.account
+                .moved(Place::InFlight, Place::Released, held as u64);
         }
         tracing::debug!(subscription = %self.spec.uuid, "subscription stopped");
     }
@@ -597,14 +643,14 @@ impl SubscriptionActor {
         let waiting =
             format!("the subscription stopped unexpectedly ({cause}) with this event queued");
         for item in queued {
-            self.settle_crashed(&item.event, item.ack, &waiting);
+            self.settle_crashed(Place::Queued, &item.event, item.ack, &waiting);
         }
         let in_flight = format!(
             "the subscription stopped unexpectedly ({cause}) while this event was being \
              shaped or delivered; it may have reached the receiver"
         );
         for item in held {
-            self.settle_crashed(&item.sent, item.ack, &in_flight);
+            self.settle_crashed(Place::InFlight, &item.sent, item.ack, &in_flight);
         }
         self.metrics.set_load(0, 0);
         if let Some((to, generation)) = self.on_exit.take() {
@@ -642,15 +688,27 @@ impl Handler<Incoming> for SubscriptionActor {
         // Events already in the mailbox when a drain began follow the drain's rule.
         match self.draining {
             // Durable ones stay unacknowledged: redelivered if it comes back.
-            Some(DrainReason::Removed) => return,
+            Some(DrainReason::Removed) => return self.account.received(Place::Released, 1),
             Some(DrainReason::Tripped) => {
-                return self.dead_letter(&item.event, item.ack, Reason::CircuitTripped, None);
+                let reason = Reason::CircuitTripped;
+                return self.dead_letter(None, &item.event, item.ack, reason, None);
             }
-            Some(DrainReason::Shutdown) => return self.hand_back(&item.event, item.ack, None),
+            Some(DrainReason::Shutdown) => {
+                return self.hand_back(None, &item.event, item.ack, None)
+            }
             Some(DrainReason::Restarted) | None => {}
         }
+        if !self.passes_filter(&item) {
+            if let Some(ack) = &item.ack {
+                ack.ack();
+            }
+            return;
+        }
         match self.schedule.push(item, Instant::now()) {
-            Ok(()) => self.pump(ctx),
+            Ok(()) => {
+                self.account.received(Place::Queued, 1);
+                self.pump(ctx)
+            }
             Err(item) => self.overflow(item),
         }
     }
@@ -661,7 +719,7 @@ impl SubscriptionActor {
     fn overflow(&mut self, item: Incoming) {
         let total = self.stats.record_overflow();
         let event_id = item.event.id.clone();
-        self.dead_letter(&item.event, item.ack, Reason::QueueOverflow, None);
+        self.dead_letter(None, &item.event, item.ack, Reason::QueueOverflow, None);
         if self
             .last_overflow_warning
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
@@ -675,6 +733,38 @@ impl SubscriptionActor {
                 overflow_total = total,
                 "subscription queue full; event dead-lettered"
             );
+        }
+    }
+
+    /// Whether the filter (if any) passes `item`; an event it does not pass, or
+    /// fails on, is counted as filtered here.
+    fn passes_filter(&mut self, item: &Incoming) -> bool {
+        let verdict = match &self.filter {
+            None => return true,
+            Some(Ok(filter)) => filter.matches(&item.event),
+            Some(Err(e)) => Err(e.clone()),
+        };
+        match verdict {
+            Ok(true) => return true,
+            Ok(false) => self.account.received(Place::Filtered, 1),
+            Err(error) => {
+                self.account.received(Place::FilterError, 1);
+                self.warn_filter_error(&item.event.id, &error);
+            }
+        }
+        false
+    }
+
+    /// Said at most every 10 s per subscription, with how many failed meanwhile.
+    fn warn_filter_error(&mut self, event_id: &str, error: &FilterError) {
+        let now = Instant::now();
+        match &mut self.last_filter_warning {
+            Some((at, quiet)) if now.duration_since(*at) < Duration::from_secs(10) => *quiet += 1,
+            _ => {
+                let quiet = self.last_filter_warning.map_or(0, |(_, n)| n);
+                self.last_filter_warning = Some((now, 0));
+                tracing::warn!(subscription = %self.spec.uuid, name = %self.spec.name, %event_id, %error, also_failed = quiet, "the subscription's filter failed on an event; counted as filtered, not delivered");
+            }
         }
     }
 
@@ -732,6 +822,9 @@ impl Handler<UpdateTarget> for SubscriptionActor {
                     self.shape = build_shape(&spec.options);
                     self.schedule.update(&spec.options, Instant::now());
                 }
+                if spec.filter != self.spec.filter {
+                    self.filter = build_filter(&spec);
+                }
                 self.spec = spec;
                 self.schedule_secret_expiry(ctx);
                 self.pump(ctx);
@@ -772,16 +865,19 @@ impl Handler<Drain> for SubscriptionActor {
             DrainReason::Tripped if !queued.is_empty() => {
                 tracing::warn!(subscription = %self.spec.uuid, count = queued.len(), "circuit tripped; queued events dead-lettered");
                 for item in queued {
-                    self.dead_letter(&item.event, item.ack, Reason::CircuitTripped, None);
+                    let (from, reason) = (Some(Place::Queued), Reason::CircuitTripped);
+                    self.dead_letter(from, &item.event, item.ack, reason, None);
                 }
             }
             DrainReason::Shutdown if !queued.is_empty() => {
                 tracing::warn!(subscription = %self.spec.uuid, count = queued.len(), "stopping; queued events handed back");
                 for item in queued {
-                    self.hand_back(&item.event, item.ack, None);
+                    self.hand_back(Some(Place::Queued), &item.event, item.ack, None);
                 }
             }
             DrainReason::Removed if !queued.is_empty() => {
+                self.account
+                    .moved(Place::Queued, Place::Released, queued.len() as u64);
                 tracing::info!(subscription = %self.spec.uuid, dropped = queued.len(), "subscription removed with events queued");
             }
             _ => {}
@@ -815,6 +911,10 @@ struct Rendered {
 /// An event as its shape rendered it: same id and topic, the new body.
 fn shaped(event: &Event, body: Bytes) -> Arc<Event> {
     Arc::new(Event::outgoing(event.id.clone(), event.topic.clone(), body))
+}
+
+fn build_filter(spec: &SubscriptionSpec) -> Option<Result<Filter, FilterError>> {
+    spec.filter.as_deref().map(Filter::compile)
 }
 
 fn build_shape(options: &DeliveryOptions) -> Result<Shape, String> {

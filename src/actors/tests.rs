@@ -180,6 +180,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
         patterns: vec!["attacker.>".into()],
         options: Default::default(),
         access: Default::default(),
+        filter: None,
     };
     let stats = Arc::new(WorkerStats::default());
     SubscriptionActor::new(

@@ -102,6 +102,7 @@ impl Worker {
                 attempts: chrono::Duration::days(i64::from(w.log_days)),
             },
         )
+        .with_ledger(stats.clone())
         .start();
         let pool2 = pool.clone();
         let stats2 = stats.clone();

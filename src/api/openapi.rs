@@ -35,6 +35,8 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         webhooks::dead_letters::list_dead_letters,
         webhooks::replay::replay,
         webhooks::deliveries::list_deliveries,
+        webhooks::filter_check::filter_check,
+        webhooks::ledger::ledger,
     ),
     // Schemas named only by tuple-style parameters are not collected on their own.
     components(schemas(ErrorBody, webhooks::deliveries::Outcome)),

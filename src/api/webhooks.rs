@@ -5,6 +5,8 @@ mod changes;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod dto;
+pub mod filter_check;
+pub mod ledger;
 mod lookup;
 mod notify;
 pub mod options;
@@ -38,6 +40,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create))
             .default_service(allow_only("GET, POST")),
     )
+    // Before `{uuid}`, which would otherwise take the path.
+    .service(
+        web::resource("/api/v1/webhooks/filter-check")
+            .route(web::post().to(filter_check::filter_check))
+            .default_service(allow_only("POST")),
+    )
     .service(
         web::resource("/api/v1/webhooks/{uuid}")
             .route(web::get().to(get))
@@ -68,6 +76,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/webhooks/{uuid}/deliveries")
             .route(web::get().to(deliveries::list_deliveries))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/ledger")
+            .route(web::get().to(ledger::ledger))
             .default_service(allow_only("GET")),
     );
 }
@@ -143,6 +156,7 @@ pub async fn create(
     }
     .resolve(&Default::default(), allow_private)
     .await?;
+    let filter = validate::filter(body.filter)?;
     if subscriptions::find_by_name(&state.db, &name)
         .await?
         .is_some()
@@ -158,6 +172,7 @@ pub async fn create(
     row.uuid = sea_orm::Set(uuid);
     options.set_on(&mut row);
     changes::set_access(&mut row, sealed);
+    row.filter = Set(filter);
     let row = subscriptions::insert(&state.db, row)
         .await
         .map_err(|e| conflict_or_internal(e, &name))?;
@@ -229,6 +244,7 @@ pub async fn update(
     }
     let name = body.name.map(validate::name).transpose()?;
     let secret = body.secret.map(validate::secret).transpose()?;
+    let filter = body.filter.map(validate::filter).transpose()?;
     let patterns = match (body.simple_events, body.topic_patterns) {
         (None, None) => None,
         (simple, raw) => Some(validate::patterns(
@@ -270,6 +286,7 @@ pub async fn update(
         enabled: body.enabled,
         options,
         access,
+        filter,
     };
     let Some(mut active) = changes.against(&row) else {
         return Ok(HttpResponse::Ok().json(Webhook::from(&row)));
@@ -399,5 +416,8 @@ async fn forget_history(state: &AppState, uuid: &str) {
     }
     if let Err(e) = db::delivery_log::delete_for_subscription(&state.db, uuid).await {
         tracing::warn!(%uuid, error = %redact_db_error(&e), "could not delete the delivery log of a deleted webhook");
+    }
+    if let Err(e) = db::ledger::delete_for_subscription(&state.db, uuid).await {
+        tracing::warn!(%uuid, error = %redact_db_error(&e), "could not delete the ledger of a deleted webhook");
     }
 }

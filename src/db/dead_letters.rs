@@ -28,6 +28,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Self::RetriesExhausted,
+        Self::NonRetryable,
+        Self::QueueOverflow,
+        Self::CircuitTripped,
+        Self::Undecodable,
+        Self::Shutdown,
+        Self::RenderFailed,
+        Self::LocalFailure,
+        Self::Crashed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RetriesExhausted => "retries_exhausted",

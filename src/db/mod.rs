@@ -3,6 +3,7 @@
 pub mod bus_mode;
 pub mod dead_letters;
 pub mod delivery_log;
+pub mod ledger;
 pub mod subscriptions;
 pub mod users;
 

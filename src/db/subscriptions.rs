@@ -77,6 +77,7 @@ pub fn new_row(
         rate_limit_per_sec: Set(None),
         shape: Set("raw".to_owned()),
         template: Set(None),
+        filter: Set(None),
     }
 }
 

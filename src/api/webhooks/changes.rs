@@ -19,6 +19,8 @@ pub struct Changes {
     pub options: Option<Options>,
     /// The receiver access columns, when what they hold changes.
     pub access: Option<SealedAccess>,
+    /// The filter after the PATCH (`Some(None)`: removed), when it gave one.
+    pub filter: Option<Option<String>>,
 }
 
 impl Changes {
@@ -60,6 +62,10 @@ impl Changes {
                 changed = true;
             }
             _ => {}
+        }
+        if let Some(filter) = self.filter.filter(|f| *f != row.filter) {
+            active.filter = Set(filter);
+            changed = true;
         }
         if let Some(options) = self.options {
             changed |= set_options(&mut active, row, options);
@@ -149,6 +155,7 @@ mod tests {
             tls_ca_pem: None,
             tls_client_cert_pem: None,
             tls_client_key_pem: None,
+            filter: None,
         }
     }
 
@@ -161,6 +168,7 @@ mod tests {
             enabled: None,
             options: None,
             access: None,
+            filter: None,
         }
     }
 
@@ -175,6 +183,7 @@ mod tests {
             enabled: Some(true),
             options: Some(Options::of(&row)),
             access: None,
+            filter: Some(None),
         };
         assert!(same.against(&row).is_none());
         assert!(none().against(&row).is_none());

@@ -88,6 +88,14 @@ pub struct WebhookCreate {
     /// write-only.
     #[serde(default)]
     pub tls: Option<TlsInput>,
+    /// Only events this expression holds for are delivered (docs/filters.md), e.g.
+    /// `payload.score >= 80`; absent or blank: every event.
+    #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        example = "payload.score >= 80 and payload.service in [\"ssh\", \"rdp\"]"
+    )]
+    pub filter: Option<String>,
 }
 
 fn enabled_by_default() -> bool {
@@ -151,6 +159,10 @@ pub struct WebhookUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<TlsInput>)]
     pub tls: Option<Option<TlsInput>>,
+    /// `null` or blank removes the filter.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 2048)]
+    pub filter: Option<Option<String>>,
 }
 
 /// A subscription as the API shows it: every column except the HMAC key.
@@ -184,6 +196,8 @@ pub struct Webhook {
     pub auth: Option<AuthView>,
     /// The TLS settings, without the key.
     pub tls: Option<TlsView>,
+    /// Only events this expression holds for are delivered; null: every event.
+    pub filter: Option<String>,
     #[serde(serialize_with = "iso_one")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_one")]
@@ -223,6 +237,7 @@ impl From<&Model> for Webhook {
             headers: super::access::header_names(row),
             auth: AuthView::of(row),
             tls: TlsView::of(row),
+            filter: row.filter.clone(),
             created_at: row.created_at,
             updated_at: row.updated_at,
             secret_rotated_at: row.secret_rotated_at,

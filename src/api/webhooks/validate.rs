@@ -112,6 +112,15 @@ fn too_many() -> AppError {
     )
 }
 
+/// A filter that compiles (blank: none); a 422 names where it does not.
+pub fn filter(source: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(source) = source.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    crate::filter::Filter::compile(&source).map_err(|e| invalid("filter", e))?;
+    Ok(Some(source))
+}
+
 /// Parse and pass the SSRF guard: the host must resolve, and to public addresses
 /// only unless private destinations are allowed.
 pub async fn url(url: &str, allow_private: bool) -> Result<WebhookUrl, AppError> {

@@ -489,6 +489,7 @@ function presetBoxes() {
 // Delivery options: what a subscription has when none is given.
 const OPTION_DEFAULTS = {
   ordered: false, batch_max: null, batch_linger_ms: null, rate_limit_per_sec: null, shape: 'raw', template: null,
+  filter: null,
 };
 const OPTION_NUMBERS = [
   ['editor-batch-max', 'Batch size'], ['editor-batch-linger', 'Batch linger'], ['editor-rate-limit', 'Rate limit'],
@@ -506,6 +507,8 @@ function fillOptions(w) {
   $('editor-rate-limit').value = o.rate_limit_per_sec ?? '';
   $('editor-shape').value = o.shape || 'raw';
   $('editor-template').value = o.template ?? '';
+  $('editor-filter').value = o.filter ?? '';
+  $('editor-filter-result').textContent = '';
   syncTemplateField();
 }
 
@@ -524,6 +527,7 @@ function readOptions() {
     rate_limit_per_sec: numberValue('editor-rate-limit'),
     shape,
     template: shape === 'template' ? $('editor-template').value : null,
+    filter: $('editor-filter').value.trim() || null,
   };
 }
 
@@ -617,6 +621,27 @@ function readAccess(w) {
     body.tls = tls;
   }
   return body;
+}
+
+// Try the filter on the sample event (POST /webhooks/filter-check) before saving.
+async function testFilter() {
+  const out = $('editor-filter-result');
+  let event;
+  try {
+    event = JSON.parse($('editor-filter-event').value || '{}');
+  } catch (_) {
+    out.textContent = 'The sample event is not JSON.';
+    return;
+  }
+  try {
+    const v = await api('POST', '/webhooks/filter-check', { filter: $('editor-filter').value, event });
+    const where = v.position ? ` (line ${v.position.line}, column ${v.position.column})` : '';
+    out.textContent = v.result === 'match' ? 'Match: this event would be delivered.'
+      : v.result === 'no_match' ? 'No match: this event would be filtered out.'
+      : `${v.stage === 'compile' ? 'Invalid filter' : 'Error on this event (counted as filtered)'}: ${v.error}${where}`;
+  } catch (err) {
+    if (err.status !== 401) out.textContent = err.detail;
+  }
 }
 
 function openEditor(w) {
@@ -859,6 +884,7 @@ function init() {
   $('editor-cancel').addEventListener('click', () => closeDialog($('editor')));
   $('editor-shape').addEventListener('change', syncTemplateField);
   $('editor-auth-type').addEventListener('change', syncAuthFields);
+  $('editor-filter-test').addEventListener('click', testFilter);
   $('secret-copy').addEventListener('click', copySecret);
   $('editor-rotate').addEventListener('click', () => {
     $('editor-rotate-confirm').hidden = false;

@@ -6,6 +6,7 @@ mod crud;
 mod dead_letters;
 mod deliveries;
 mod edge;
+mod filters;
 mod input;
 mod limits;
 mod login_limits;

@@ -76,6 +76,8 @@ async fn every_webhook_route_requires_an_admin_token() {
         format!("GET /api/v1/webhooks/{uuid}/dead-letters"),
         format!("POST /api/v1/webhooks/{uuid}/replay"),
         format!("GET /api/v1/webhooks/{uuid}/deliveries"),
+        format!("GET /api/v1/webhooks/{uuid}/ledger"),
+        "POST /api/v1/webhooks/filter-check".to_owned(),
     ] {
         assert!(
             documented.contains(&expected),

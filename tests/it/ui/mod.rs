@@ -447,6 +447,28 @@ async fn webhooks_page_in_a_real_browser() {
         .await
         .expect("template value");
     assert_eq!(shown.as_deref(), Some(template));
+    // "Test filter" answers for the sample event before anything is saved.
+    b.fill("[data-testid=editor-filter]", "payload.score >= 80")
+        .await;
+    b.fill(
+        "[data-testid=editor-filter-event]",
+        r#"{"topic": "attacker.scored", "payload": {"score": 91}}"#,
+    )
+    .await;
+    b.click("[data-testid=editor-filter-test]").await;
+    b.text_where("[data-testid=editor-filter-result]", "a match", |t| {
+        t.starts_with("Match")
+    })
+    .await;
+    b.fill("[data-testid=editor-filter]", "payload.score >=")
+        .await;
+    b.click("[data-testid=editor-filter-test]").await;
+    b.text_where(
+        "[data-testid=editor-filter-result]",
+        "the filter error",
+        |t| t.starts_with("Invalid filter") && t.contains("line 1"),
+    )
+    .await;
     b.click("[data-testid=editor-cancel]").await;
     b.gone("[data-testid=editor-dialog]").await;
 

@@ -6,6 +6,7 @@ mod delivery;
 mod durable;
 mod end_to_end;
 mod faults;
+mod filters;
 mod options;
 mod rate_limit;
 mod shapes;
