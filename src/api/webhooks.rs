@@ -4,13 +4,15 @@ mod changes;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod dto;
-mod lookup;
+pub(crate) mod lookup;
 mod notify;
 pub mod options;
 pub mod ping;
+pub mod presets;
 pub mod replay;
 pub mod replays;
 pub mod secret;
+pub mod stats;
 pub mod validate;
 
 use actix_web::{web, HttpResponse};
@@ -35,6 +37,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .route(web::post().to(create))
             .default_service(allow_only("GET, POST")),
+    )
+    // Before `{uuid}`, which would take these names for a subscription's.
+    .service(
+        web::resource("/api/v1/webhooks/presets")
+            .route(web::get().to(presets::list_presets))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/stats")
+            .route(web::get().to(stats::all_stats))
+            .default_service(allow_only("GET")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}")
@@ -66,6 +79,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/webhooks/{uuid}/deliveries")
             .route(web::get().to(deliveries::list_deliveries))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/stats")
+            .route(web::get().to(stats::subscription_stats))
             .default_service(allow_only("GET")),
     );
 }
