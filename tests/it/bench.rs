@@ -81,3 +81,18 @@ fn templates_deliver_every_event_once_beside_an_endless_template() {
     assert!(line["ratio_to_raw_shape"].is_number(), "{line}");
     assert!(line["endless_dead_lettered"].is_number(), "{line}");
 }
+
+#[test]
+fn stats_aggregates_a_filled_delivery_log() {
+    let line = smoke("stats");
+    assert_eq!(line["rows"], 20_000, "{line}");
+    for query in ["hour_by_minute", "day_by_30_minutes", "all_last_5_minutes"] {
+        assert!(line["sqlite"][query]["median_ms"].is_number(), "{line}");
+    }
+    // The busy subscription holds half the rows, spread over the day; the window (whole
+    // 30-minute steps ending with the current one) covers all but up to 30 minutes of it.
+    let day = line["sqlite"]["day_by_30_minutes"]["attempts_counted"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!((9_750..=10_000).contains(&day), "{line}");
+}

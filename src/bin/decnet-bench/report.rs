@@ -17,10 +17,11 @@ pub enum Scenario {
     Durable,
     Ratelimit,
     Templates,
+    Stats,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Raw,
         Scenario::Throughput,
         Scenario::Fanout,
@@ -30,6 +31,7 @@ impl Scenario {
         Scenario::Durable,
         Scenario::Ratelimit,
         Scenario::Templates,
+        Scenario::Stats,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Scenario {
             Scenario::Durable => "durable",
             Scenario::Ratelimit => "ratelimit",
             Scenario::Templates => "templates",
+            Scenario::Stats => "stats",
         }
     }
 }

@@ -41,6 +41,8 @@ struct Dims {
     template_secs: f64,
     /// How long without a new arrival before the missing ones count as lost.
     stall: Duration,
+    /// Delivery-log rows of `stats`.
+    stats_rows: usize,
 }
 
 impl Dims {
@@ -65,6 +67,7 @@ impl Dims {
                 template_rate: 100.0,
                 template_secs: 10.0,
                 stall: Duration::from_secs(15),
+                stats_rows: 1_000_000,
             },
             Size::Small => Self {
                 raw_posts: 500,
@@ -85,6 +88,7 @@ impl Dims {
                 template_rate: 100.0,
                 template_secs: 1.0,
                 stall: Duration::from_secs(10),
+                stats_rows: 20_000,
             },
         }
     }
@@ -106,6 +110,7 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
         Scenario::Durable => durable(&dims, &mut report).await?,
         Scenario::Ratelimit => ratelimit(&dims, &mut report).await?,
         Scenario::Templates => templates(&dims, &mut report).await?,
+        Scenario::Stats => super::console_stats::run(dims.stats_rows, &mut report).await?,
     }
     Ok(report)
 }

@@ -335,6 +335,12 @@ async fn subscription_page_in_a_real_browser() {
     // --- For the pictures: a day of history before these deliveries, as a busy
     // subscription has; the page picks it up on its next refresh.
     seed_history(&db, &uuid).await;
+    // The day's chart is read once a minute: a reload reads it now.
+    b.goto(&format!("{base}/#/webhooks/{uuid}")).await;
+    b.client.refresh().await.expect("reload");
+    b.click("tr[data-event-id=\"bad-0\"] [data-testid=dead-body-toggle]")
+        .await;
+    b.visible("[data-testid=dead-body-text]").await;
     b.text_where(
         "[data-testid=chart-day-totals]",
         "the day chart with the history",
