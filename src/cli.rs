@@ -129,7 +129,8 @@ pub fn run() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(StartupError::from(e)),
     };
-    telemetry::init(settings.log_format);
+    let one_shot = matches!(cli.command, Command::User(_) | Command::Secrets(_));
+    telemetry::init(settings.log_format, one_shot);
     match dispatch(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
@@ -282,7 +283,7 @@ async fn encrypt_secrets(settings: &Settings) -> Result<(), StartupError> {
                 .into(),
         ));
     }
-    let db = connect(settings).await?;
+    let db = connect_one_shot(settings).await?;
     check_secret_key(&db, &store).await?;
     let converted = crate::secrets::seal_rows_in_current_format(&db, &store)
         .await
@@ -296,8 +297,20 @@ async fn encrypt_secrets(settings: &Settings) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// Connect for a command that prints one answer: the migrations it applied are one
+/// line on stderr, so stdout holds the answer alone.
+async fn connect_one_shot(
+    settings: &Settings,
+) -> Result<sea_orm::DatabaseConnection, StartupError> {
+    let (db, applied) = crate::startup::connect_counting_migrations(settings).await?;
+    if applied > 0 {
+        eprintln!("decnet: applied {applied} database migration(s)");
+    }
+    Ok(db)
+}
+
 async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), StartupError> {
-    let db = connect(settings).await?;
+    let db = connect_one_shot(settings).await?;
     match cmd {
         UserCommand::Add {
             name,

@@ -43,7 +43,15 @@ impl From<ConfigError> for StartupError {
 
 /// Connect and migrate, or one clear line (the URL's password never printed).
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
-    crate::db::connect_and_migrate(settings.database_url.expose())
+    Ok(connect_counting_migrations(settings).await?.0)
+}
+
+/// As [`connect`], also telling how many migrations were applied (the one-shot
+/// commands say so in one line, and nothing else of the migrator).
+pub async fn connect_counting_migrations(
+    settings: &Settings,
+) -> Result<(DatabaseConnection, usize), StartupError> {
+    crate::db::connect_and_count_migrations(settings.database_url.expose())
         .await
         .map_err(|e| {
             StartupError::Runtime(format!(
@@ -178,6 +186,30 @@ pub struct Application {
     worker: Option<Worker>,
 }
 
+/// While no user exists, say in one line how to make the first admin and where the
+/// page is: a first run otherwise meets a login form nobody can pass.
+async fn first_run_hint(db: &DatabaseConnection, bind: std::net::SocketAddr, port: u16) {
+    if !matches!(crate::db::users::any_exists(db).await, Ok(false)) {
+        return;
+    }
+    tracing::warn!(
+        "no user exists yet: create the first admin with `decnet user add admin --role admin`, \
+         then sign in at {}",
+        page_url(bind, port)
+    );
+}
+
+/// Where a browser on this machine opens the page: a wildcard bind is reached on loopback.
+pub fn page_url(bind: std::net::SocketAddr, port: u16) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let host = match bind.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", std::net::SocketAddr::new(host, port))
+}
+
 impl Application {
     /// Connect the database and the bus, bind the API, start the worker.
     /// `api_listener` overrides `DECNET_API_BIND` (tests bind port 0).
@@ -229,6 +261,7 @@ impl Application {
                 max_connections = server.max_connections,
                 "API listening"
             );
+            first_run_hint(&db, settings.api_bind, server.port).await;
             Some(server)
         } else {
             None
@@ -398,5 +431,19 @@ impl Application {
             Some(e) => Err(StartupError::Runtime(e)),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_url;
+
+    #[test]
+    fn the_page_url_is_one_a_browser_here_can_open() {
+        let at = |bind: &str, port| page_url(bind.parse().unwrap(), port);
+        assert_eq!(at("127.0.0.1:8000", 8000), "http://127.0.0.1:8000/");
+        assert_eq!(at("0.0.0.0:8000", 8000), "http://127.0.0.1:8000/");
+        assert_eq!(at("[::]:0", 41234), "http://[::1]:41234/");
+        assert_eq!(at("10.1.2.3:80", 80), "http://10.1.2.3:80/");
     }
 }

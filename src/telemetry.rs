@@ -4,8 +4,15 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `one_shot`: a command that prints an answer and exits, whose output is that answer
+/// alone: the migrator's progress lines are left out.
+pub fn init(format: LogFormat, one_shot: bool) {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if one_shot {
+        if let Ok(quiet) = "sea_orm_migration=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match format {

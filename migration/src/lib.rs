@@ -8,6 +8,7 @@ mod m20261128_000003_rotation_and_options;
 mod m20261128_000004_user_token_version;
 mod m20261130_000001_receiver_auth;
 mod m20261130_000002_filters_and_ledger;
+mod m20261130_000003_console_indexes;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_user_token_version::Migration),
             Box::new(m20261130_000001_receiver_auth::Migration),
             Box::new(m20261130_000002_filters_and_ledger::Migration),
+            Box::new(m20261130_000003_console_indexes::Migration),
         ]
     }
 }

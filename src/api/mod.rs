@@ -4,7 +4,9 @@ pub mod allow;
 pub mod auth;
 pub mod body;
 pub mod connections;
+pub mod console;
 pub mod edge;
+pub mod first_run;
 pub mod health;
 pub mod login_limits;
 pub mod metrics;
@@ -24,7 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
         .configure(openapi::configure)
         .configure(auth::configure)
+        .configure(first_run::configure)
         .configure(webhooks::configure)
+        .configure(console::configure)
         .default_service(web::to(not_found));
 }
 

@@ -9,7 +9,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{allow::allow_only, auth, health, webhooks};
+use super::{allow::allow_only, auth, console, first_run, health, webhooks};
 use crate::error::ErrorBody;
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -25,6 +25,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         openapi_json,
         auth::login,
         auth::logout,
+        first_run::first_run,
         webhooks::list,
         webhooks::create,
         webhooks::get,
@@ -37,6 +38,15 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         webhooks::deliveries::list_deliveries,
         webhooks::filter_check::filter_check,
         webhooks::ledger::ledger,
+        webhooks::stats::subscription_stats,
+        webhooks::stats::all_stats,
+        webhooks::presets::list_presets,
+        console::list,
+        console::one,
+        console::subscription_stats,
+        console::all_stats,
+        console::delivery_log,
+        console::dead_letter_list,
     ),
     // Schemas named only by tuple-style parameters are not collected on their own.
     components(schemas(ErrorBody, webhooks::deliveries::Outcome)),
@@ -44,6 +54,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
     tags(
         (name = "auth", description = "Access tokens"),
         (name = "webhooks", description = "Subscriptions (admins only)"),
+        (name = "console", description = "What the web page shows, read-only, for every signed-in user"),
         (name = "health", description = "Liveness and the API description"),
     )
 )]

@@ -1,6 +1,6 @@
 //! What every API handler shares.
 
-use std::sync::Arc;
+use std::sync::{atomic::AtomicBool, Arc};
 
 use sea_orm::DatabaseConnection;
 
@@ -24,6 +24,8 @@ pub struct AppState {
     pub secrets: crate::secrets::SecretStore,
     /// Compiles and trial-renders templates before they are stored.
     pub templates: crate::shape::sandbox::Sandbox,
+    /// Set once a user has been seen: the first-run hint is over for good.
+    pub users_exist: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             replays: Arc::default(),
             secrets,
             templates,
+            users_exist: Arc::default(),
         }
     }
 }

@@ -7,13 +7,15 @@ pub mod deliveries;
 pub mod dto;
 pub mod filter_check;
 pub mod ledger;
-mod lookup;
+pub(crate) mod lookup;
 mod notify;
 pub mod options;
 pub mod ping;
+pub mod presets;
 pub mod replay;
 pub mod replays;
 pub mod secret;
+pub mod stats;
 pub mod validate;
 
 use actix_web::{web, HttpResponse};
@@ -45,6 +47,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/webhooks/filter-check")
             .route(web::post().to(filter_check::filter_check))
             .default_service(allow_only("POST")),
+    )
+    // Before `{uuid}`, which would take these names for a subscription's.
+    .service(
+        web::resource("/api/v1/webhooks/presets")
+            .route(web::get().to(presets::list_presets))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/stats")
+            .route(web::get().to(stats::all_stats))
+            .default_service(allow_only("GET")),
     )
     .service(
         web::resource("/api/v1/webhooks/{uuid}")
@@ -81,6 +94,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/webhooks/{uuid}/ledger")
             .route(web::get().to(ledger::ledger))
+            .default_service(allow_only("GET")),
+    )
+    .service(
+        web::resource("/api/v1/webhooks/{uuid}/stats")
+            .route(web::get().to(stats::subscription_stats))
             .default_service(allow_only("GET")),
     );
 }

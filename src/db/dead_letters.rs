@@ -162,6 +162,19 @@ pub async fn replayable(
         .await
 }
 
+/// The subscription's entry `uuid`, unless it is undecodable input.
+pub async fn replayable_one(
+    db: &DatabaseConnection,
+    subscription: &str,
+    uuid: &str,
+) -> Result<Option<Model>, DbErr> {
+    in_range(subscription, None)
+        .filter(Column::Uuid.eq(uuid))
+        .filter(Column::Reason.ne(Reason::Undecodable.as_str()))
+        .one(db)
+        .await
+}
+
 /// Entries in range: (replayable, undecodable).
 pub async fn count_replayable(
     db: &DatabaseConnection,

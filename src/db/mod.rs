@@ -4,6 +4,7 @@ pub mod bus_mode;
 pub mod dead_letters;
 pub mod delivery_log;
 pub mod ledger;
+pub mod stats;
 pub mod subscriptions;
 pub mod users;
 
@@ -14,6 +15,11 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// Connect (creating the SQLite file if asked) and apply pending migrations.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
+    Ok(connect_and_count_migrations(url).await?.0)
+}
+
+/// As [`connect_and_migrate`], also telling how many migrations it applied.
+pub async fn connect_and_count_migrations(url: &str) -> Result<(DatabaseConnection, usize), DbErr> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
@@ -25,8 +31,9 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
         opts.max_connections(16);
     }
     let db = Database::connect(opts).await?;
+    let pending = Migrator::get_pending_migrations(&db).await?.len();
     Migrator::up(&db, None).await?;
-    Ok(db)
+    Ok((db, pending))
 }
 
 /// Truncate to at most `max` characters (not bytes), on a char boundary.

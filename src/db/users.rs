@@ -130,3 +130,8 @@ async fn update_revoking(
 fn next_version() -> Expr {
     Expr::col(Column::TokenVersion).add(1)
 }
+
+/// Whether any user exists: the page and `serve` tell a first run how to make one.
+pub async fn any_exists(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    Ok(Entity::find().count(db).await? > 0)
+}

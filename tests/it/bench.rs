@@ -88,3 +88,18 @@ fn cluster_counts_every_event_through_a_node_kill_and_a_worker_kill() {
     assert_eq!(line["lost"], 0, "{line}");
     assert_eq!(line["crash_lost"], 0, "{line}");
 }
+
+#[test]
+fn stats_aggregates_a_filled_delivery_log() {
+    let line = smoke("stats");
+    assert_eq!(line["rows"], 20_000, "{line}");
+    for query in ["hour_by_minute", "day_by_30_minutes", "all_last_5_minutes"] {
+        assert!(line["sqlite"][query]["median_ms"].is_number(), "{line}");
+    }
+    // The busy subscription holds half the rows, spread over the day; the window (whole
+    // 30-minute steps ending with the current one) covers all but up to 30 minutes of it.
+    let day = line["sqlite"]["day_by_30_minutes"]["attempts_counted"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!((9_750..=10_000).contains(&day), "{line}");
+}

@@ -8,6 +8,7 @@ mod files;
 mod init;
 mod layers;
 mod metrics;
+mod monitoring;
 mod process;
 mod receiver_auth;
 mod repository;

@@ -141,3 +141,108 @@ async fn serve_starts_with_no_configuration_and_idles_without_a_bus() {
     assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
     assert!(!serve.log().contains("panicked"), "{}", serve.log());
 }
+
+/// `decnet serve` with no user: one line says how to make the first admin and where to
+/// sign in, and the login page's endpoint says no user exists; the one-shot commands
+/// print their answer alone; once a user exists the hint is gone.
+#[actix_rt::test]
+async fn a_first_run_says_how_to_create_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let no_bus = NatsServer::not_started();
+    let env = [
+        ("DECNET_API_BIND", format!("127.0.0.1:{port}")),
+        ("DECNET_NATS_URL", no_bus.url()),
+    ];
+    const HINT: &str = "no user exists yet: create the first admin with \
+                        `decnet user add admin --role admin`, then sign in at";
+
+    // A one-shot command on a new database: its answer on stdout, and one line on
+    // stderr for the migrations it applied; nothing of the migrator's own.
+    let fresh = Decnet::run(&["user", "list"], &env, dir.path(), "");
+    assert!(fresh.status.success());
+    assert_eq!(String::from_utf8_lossy(&fresh.stdout), "");
+    let stderr = String::from_utf8_lossy(&fresh.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("decnet: applied ") && lines[0].ends_with(" database migration(s)"),
+        "{stderr}"
+    );
+
+    let mut serve = Decnet::spawn(&["serve"], &env, dir.path());
+    serve
+        .wait_log(&format!("{HINT} http://127.0.0.1:{port}/"))
+        .await;
+    let http = reqwest::Client::new();
+    let first_run = format!("http://127.0.0.1:{port}/api/v1/auth/first-run");
+    let body: serde_json::Value = http
+        .get(&first_run)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, serde_json::json!({"no_users": true}));
+
+    // The command the hint gives, as typed: its answer alone (the database is migrated).
+    let added = Decnet::run(
+        &[
+            "user",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &env,
+        dir.path(),
+        "first-admin-password\n",
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&added.stdout),
+        "user admin created with role admin\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&added.stderr), "");
+    let body: serde_json::Value = http
+        .get(&first_run)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, serde_json::json!({"no_users": false}));
+    serve.signal(Signal::SIGTERM);
+    assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
+
+    // The next start has a user: no hint.
+    let mut again = Decnet::spawn(&["serve"], &env, dir.path());
+    again.wait_log("API listening").await;
+    let ready = format!("http://127.0.0.1:{port}/healthz");
+    eventually(WAIT, "the API", || async {
+        http.get(&ready)
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+    again.signal(Signal::SIGTERM);
+    assert_eq!(again.exit_code().await, Some(0), "{}", again.log());
+    assert!(
+        !again.log().contains("no user exists yet"),
+        "{}",
+        again.log()
+    );
+}

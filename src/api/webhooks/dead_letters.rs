@@ -37,8 +37,17 @@ pub async fn list_dead_letters(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
+    answer(&state, &path, &req).await
+}
+
+/// The answer of a dead-letter route, whoever may ask for it.
+pub(crate) async fn answer(
+    state: &AppState,
+    path: &str,
+    req: &HttpRequest,
+) -> Result<HttpResponse, AppError> {
     let page = Page::from_query(&Query::parse(req.query_string(), &Page::PARAMS)?)?;
-    let row = find(&state, &path).await?;
+    let row = find(state, path).await?;
     let (rows, total) = dead_letters::list(&state.db, &row.uuid, page.limit, page.offset).await?;
     Ok(HttpResponse::Ok().json(DeadLetterPage {
         items: rows.into_iter().map(DeadLetter::from).collect(),

@@ -62,10 +62,19 @@ pub async fn list_deliveries(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
+    answer(&state, &path, &req).await
+}
+
+/// The answer of a delivery-log route, whoever may ask for it.
+pub(crate) async fn answer(
+    state: &AppState,
+    path: &str,
+    req: &HttpRequest,
+) -> Result<HttpResponse, AppError> {
     let query = Query::parse(req.query_string(), &["limit", "offset", "outcome"])?;
     let page = Page::from_query(&query)?;
     let outcome = query.get("outcome").map(Outcome::parse).transpose()?;
-    let row = find(&state, &path).await?;
+    let row = find(state, path).await?;
     let ok = outcome.map(|o| o == Outcome::Ok);
     let (rows, total) =
         delivery_log::list(&state.db, &row.uuid, ok, page.limit, page.offset).await?;

@@ -45,12 +45,16 @@ const TIME_BUDGET: Duration = Duration::from_secs(60);
         ("uuid" = String, Path, description = "Subscription UUID"),
         ("since" = Option<DateTime<Utc>>, Query, nullable = false,
             description = "Only entries dead-lettered at or after this ISO-8601 time; all when absent"),
+        ("id" = Option<String>, Query, nullable = false,
+            description = "Only the dead letter with this uuid (404 when the subscription has no such entry)"),
+        ("limit" = Option<u64>, Query, nullable = false, minimum = 1, maximum = 1000,
+            description = "Re-deliver at most this many entries (default 1000); `remaining` tells what is left"),
     ),
     responses(
         (status = 200, description = "What was re-delivered and what is left", body = ReplayResult),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 404, description = "No such subscription", body = ErrorBody),
+        (status = 404, description = "No such subscription, or no such dead letter of it", body = ErrorBody),
         (status = 409, description = "A replay of this subscription is running", body = ErrorBody),
         (status = 422, description = "Invalid query parameter", body = ErrorBody),
     )
@@ -62,7 +66,10 @@ pub async fn replay(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    let since = Query::parse(req.query_string(), &["since"])?.timestamp("since")?;
+    let query = Query::parse(req.query_string(), &["since", "id", "limit"])?;
+    let since = query.timestamp("since")?;
+    let limit = query.number("limit", 1..=MAX_ENTRIES, MAX_ENTRIES)?;
+    let only = query.get("id").map(str::to_owned);
     let row = find(&state, &path).await?;
     let Some(_guard) = state.replays.claim(&row.uuid) else {
         return Err(AppError::Conflict(
@@ -70,7 +77,13 @@ pub async fn replay(
         ));
     };
     let target = super::secret::target(&state, &row)?.map_err(|e| e.to_string());
-    let entries = dead_letters::replayable(&state.db, &row.uuid, since, MAX_ENTRIES).await?;
+    let entries = match &only {
+        // One entry: the operator picked it, so order among the others does not apply.
+        Some(id) => vec![dead_letters::replayable_one(&state.db, &row.uuid, id)
+            .await?
+            .ok_or_else(AppError::not_found)?],
+        None => dead_letters::replayable(&state.db, &row.uuid, since, limit).await?,
+    };
     // A row written before today's URL rules cannot be sent to: the first entry
     // reports it, as the test ping does.
 

@@ -7,6 +7,7 @@
 //! plus the counts that prove every event arrived once.
 
 mod clock;
+mod console_stats;
 // The integration tests' nats-server and reload probe, one copy for both; the tests
 // use more of the nats-server (restarts, raw bursts) than the bench does.
 #[allow(dead_code)]
@@ -33,7 +34,7 @@ use report::{BenchError, Report, Scenario, Size};
 #[derive(Parser)]
 #[command(about = "Benchmark the webhook worker: NATS in, signed HTTP out")]
 struct Args {
-    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, templates, cluster, or all
+    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, templates, cluster, stats, or all
     scenario: String,
     /// small runs every scenario tiny (a smoke test)
     #[arg(long, default_value = "full")]

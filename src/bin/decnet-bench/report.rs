@@ -18,6 +18,7 @@ pub enum Scenario {
     Ratelimit,
     Templates,
     Cluster,
+    Stats,
 }
 
 impl Scenario {
@@ -32,6 +33,7 @@ impl Scenario {
         Scenario::Ratelimit,
         Scenario::Templates,
         Scenario::Cluster,
+        Scenario::Stats,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Scenario {
             Scenario::Ratelimit => "ratelimit",
             Scenario::Templates => "templates",
             Scenario::Cluster => "cluster",
+            Scenario::Stats => "stats",
         }
     }
 }

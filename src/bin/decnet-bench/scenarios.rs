@@ -45,6 +45,8 @@ struct Dims {
     cluster_rate: f64,
     /// How long without a new arrival before the missing ones count as lost.
     stall: Duration,
+    /// Delivery-log rows of `stats`.
+    stats_rows: usize,
 }
 
 impl Dims {
@@ -71,6 +73,7 @@ impl Dims {
                 cluster_events: 40_000,
                 cluster_rate: 2_000.0,
                 stall: Duration::from_secs(15),
+                stats_rows: 1_000_000,
             },
             Size::Small => Self {
                 raw_posts: 500,
@@ -93,6 +96,7 @@ impl Dims {
                 cluster_events: 1_000,
                 cluster_rate: 500.0,
                 stall: Duration::from_secs(10),
+                stats_rows: 20_000,
             },
         }
     }
@@ -115,6 +119,7 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
         Scenario::Ratelimit => ratelimit(&dims, &mut report).await?,
         Scenario::Templates => templates(&dims, &mut report).await?,
         Scenario::Cluster => cluster(&dims, &mut report).await?,
+        Scenario::Stats => super::console_stats::run(dims.stats_rows, &mut report).await?,
     }
     Ok(report)
 }

@@ -9,13 +9,9 @@ const API = '/api/v1';
 const SESSION_KEY = 'decnet.session';
 const REFRESH_MS = 5000;
 
-// The API expands these; the page only needs them to show which presets
-// an existing pattern list contains.
-const PRESETS = {
-  AttackerDetail: ['attacker.>'],
-  DeckyStatus: ['decky.*.state', 'decky.*.traffic'],
-  SystemStatus: ['system.>'],
-};
+// Preset name -> its patterns, from GET /webhooks/presets (loadPresets): the API
+// expands them; the page needs them to show which presets a pattern list contains.
+let PRESETS = {};
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,6 +26,9 @@ const state = {
   again: false,
   editing: null, // the webhook being edited, null when creating
   deleting: null,
+  presets: null, // GET /webhooks/presets, once per session (admins)
+  recent: null, // all subscriptions' stats of the last minutes, for the header
+  detail: null, // the subscription page: {uuid, webhook, logOffset, logOutcome, deadOffset, open, hex, replaying}
 };
 
 class ApiError extends Error {
@@ -125,6 +124,9 @@ function endSession(message) {
   state.forbidden = null;
   state.fire.clear();
   state.rows.clear();
+  state.presets = null;
+  state.recent = null;
+  state.detail = null;
   clearTimeout(state.timer);
   for (const id of ['editor', 'secret-dialog', 'confirm-dialog']) closeDialog($(id));
   $('secret-value').value = '';
@@ -166,6 +168,7 @@ function hideBanner() {
 
 function showLogin(message, tone) {
   $('webhooks-view').hidden = true;
+  $('detail-view').hidden = true;
   $('session').hidden = true;
   $('login-view').hidden = false;
   const msg = $('login-message');
@@ -174,12 +177,13 @@ function showLogin(message, tone) {
   msg.hidden = !message;
   $('login-password').value = '';
   $('login-username').focus();
+  checkFirstRun();
 }
 
 function showWebhooks() {
   $('login-view').hidden = true;
-  $('webhooks-view').hidden = false;
   $('session').hidden = false;
+  route();
   $('session-user').textContent = state.session.username || '';
   $('session-role').textContent = state.session.role.toUpperCase();
   $('session-role').className = `role-badge ${state.session.role === 'admin' ? 'admin' : 'viewer'}`;
@@ -217,7 +221,8 @@ async function loadOnce() {
   let list = null;
   let forbidden = null;
   try {
-    list = await api('GET', '/webhooks/');
+    // The console routes answer viewers too (read-only); admins see the same data.
+    list = await api('GET', '/console/webhooks');
   } catch (err) {
     if (err.status === 403) forbidden = err.detail;
     else if (err.status === 0 || err.status === 401) return; // banner or login already shown
@@ -232,6 +237,8 @@ async function loadOnce() {
   state.forbidden = forbidden;
   $('refreshed').textContent = list ? `Updated ${utcTime(new Date())} UTC` : '';
   render();
+  await loadRecent(session);
+  if (state.detail && state.session === session) await loadDetail();
 }
 
 // A hidden tab skips its refreshes and catches up as soon as it is shown again.
@@ -389,7 +396,8 @@ function buildRow(w, admin) {
     : null;
   return el('tr', { 'data-testid': 'webhook-row', 'data-uuid': w.uuid, 'data-name': w.name,
     class: isTripped(w) ? 'tripped' : (w.enabled ? '' : 'disabled') },
-    el('th', { scope: 'row', class: 'name', 'data-testid': 'row-name' }, w.name),
+    el('th', { scope: 'row', class: 'name', 'data-testid': 'row-name' },
+      el('a', { href: detailHref(w.uuid), 'data-testid': 'row-open', title: `Deliveries, dead letters and health of ${w.name}` }, w.name)),
     el('td', { class: 'url', 'data-testid': 'row-url', title: w.url }, w.url),
     el('td', {}, patterns),
     el('td', {}, statusChips(w)),
@@ -421,10 +429,7 @@ function render() {
     return;
   }
   if (list.length === 0) {
-    tbody.replaceChildren(el('tr', { 'data-testid': 'empty' },
-      el('td', { colspan: 6, class: 'empty' },
-        admin ? 'No webhooks yet. Create one to forward DECNET events to a SIEM, SOAR or chat hook.'
-              : 'No webhooks configured.')));
+    tbody.replaceChildren(el('tr', { 'data-testid': 'empty' }, el('td', { colspan: 6, class: 'empty' }, ...emptyState(admin))));
     state.rows.clear();
     return;
   }
@@ -486,11 +491,8 @@ function presetBoxes() {
   return Array.from(document.querySelectorAll('#editor-form input[name="preset"]'));
 }
 
-// Delivery options: what a subscription has when none is given.
-const OPTION_DEFAULTS = {
-  ordered: false, batch_max: null, batch_linger_ms: null, rate_limit_per_sec: null, shape: 'raw', template: null,
-  filter: null,
-};
+// Delivery options: what a subscription has when none is given (from the API, loadPresets).
+let OPTION_DEFAULTS = {};
 const OPTION_NUMBERS = [
   ['editor-batch-max', 'Batch size'], ['editor-batch-linger', 'Batch linger'], ['editor-rate-limit', 'Rate limit'],
 ];
@@ -505,7 +507,7 @@ function fillOptions(w) {
   $('editor-batch-max').value = o.batch_max ?? '';
   $('editor-batch-linger').value = o.batch_linger_ms ?? '';
   $('editor-rate-limit').value = o.rate_limit_per_sec ?? '';
-  $('editor-shape').value = o.shape || 'raw';
+  $('editor-shape').value = o.shape || OPTION_DEFAULTS.shape;
   $('editor-template').value = o.template ?? '';
   $('editor-filter').value = o.filter ?? '';
   $('editor-filter-result').textContent = '';
@@ -644,7 +646,8 @@ async function testFilter() {
   }
 }
 
-function openEditor(w) {
+async function openEditor(w) {
+  if (!(await ensurePresets())) return;
   state.editing = w || null;
   const form = $('editor-form');
   form.reset();
@@ -844,6 +847,490 @@ async function fire(w) {
   render();
 }
 
+// ---------------------------------------------------------------- first run, presets, header
+
+// While no user exists the login form cannot be passed: say how to make the first
+// admin. The API tells only that (GET /auth/first-run needs no token).
+async function checkFirstRun() {
+  let noUsers = false;
+  try {
+    const r = await api('GET', '/auth/first-run');
+    noUsers = Boolean(r && r.no_users);
+  } catch (_) {
+    noUsers = false;
+  }
+  $('first-run').hidden = !noUsers || Boolean(state.session);
+}
+
+// What the empty Webhooks page says: the first steps, or that there is nothing yet.
+function emptyState(admin) {
+  if (!admin) return ['No webhooks configured yet.'];
+  return [
+    el('p', { class: 'empty-title' }, 'No webhooks yet. Forward DECNET events to a SIEM, SOAR or chat hook in two steps:'),
+    el('ol', { class: 'first-steps', 'data-testid': 'first-steps' },
+      el('li', {}, el('strong', {}, '+ New webhook'), ': a name, the receiver URL and the events it wants (a preset or NATS patterns). Store the signing secret it shows once.'),
+      el('li', {}, el('strong', {}, 'FIRE'), ' on its row sends a signed test event, so you see at once whether the receiver accepts it.'),
+      el('li', {}, 'Open it by its name for its delivery log, dead letters, replay and health.')),
+  ];
+}
+
+// The presets and option defaults the create form starts from, once per session.
+async function ensurePresets() {
+  if (state.presets) return true;
+  try {
+    applyPresets(await api('GET', '/webhooks/presets'));
+    return true;
+  } catch (err) {
+    if (err.status !== 401) showBanner(`Could not load the presets: ${err.detail}`);
+    return false;
+  }
+}
+
+function applyPresets(p) {
+  state.presets = p;
+  PRESETS = Object.fromEntries(p.simple_events.map((e) => [e.name, e.patterns]));
+  OPTION_DEFAULTS = { ...p.option_defaults };
+  $('preset-boxes').replaceChildren(...p.simple_events.map((e) =>
+    el('label', { class: 'check' },
+      el('input', { type: 'checkbox', name: 'preset', value: e.name, 'data-testid': `preset-${e.name}` }),
+      el('span', {}, el('strong', {}, e.label), ' ', ...e.patterns.flatMap((pat) => [el('code', {}, pat), ' '])))));
+  $('editor-shape').replaceChildren(...p.shapes.map((shape) => el('option', { value: shape.name }, shape.label)));
+}
+
+// All subscriptions' deliveries of the last five minutes, for the header.
+async function loadRecent(session) {
+  try {
+    const recent = await api('GET', '/console/stats?window=5m&step=1m');
+    if (state.session !== session) return;
+    state.recent = recent;
+  } catch (_) {
+    state.recent = null;
+  }
+  renderRecent();
+}
+
+function renderRecent() {
+  const node = $('delivery-rate');
+  const r = state.recent;
+  if (!r) {
+    node.textContent = '';
+    return;
+  }
+  const seconds = Math.max(1, (Date.now() - new Date(r.from).getTime()) / 1000);
+  const rate = r.totals.delivered / seconds;
+  const failing = (state.webhooks || []).filter((w) => w.consecutive_failures > 0).length;
+  const parts = [`${formatRate(rate)} deliveries/s over the last 5 min`];
+  if (r.totals.failed > 0) parts.push(`${r.totals.failed} failed attempt${r.totals.failed === 1 ? '' : 's'}`);
+  parts.push(`${failing} subscription${failing === 1 ? '' : 's'} failing`);
+  node.textContent = parts.join(' · ');
+  node.className = `rate ${failing > 0 || r.totals.failed > 0 ? 'rate-alarm' : 'muted'}`;
+}
+
+function formatRate(rate) {
+  if (rate === 0) return '0';
+  if (rate < 10) return rate.toFixed(2);
+  return rate.toFixed(0);
+}
+
+// ---------------------------------------------------------------- the subscription page
+
+const DETAIL_PAGE = 20; // log entries and dead letters per page
+const REPLAY_PAGE = 25; // dead letters per replay request, so progress shows
+const HEX_LIMIT = 4096; // bytes of a body shown as hex
+const DAY_REFRESH_MS = 60000;
+
+function detailHref(uuid) {
+  return `#/webhooks/${encodeURIComponent(uuid)}`;
+}
+
+// `#/webhooks/<uuid>` opens a subscription's page; anything else the list.
+function route() {
+  if (!state.session) return;
+  const m = /^#\/webhooks\/([0-9a-fA-F-]{36})$/.exec(location.hash);
+  if (m) {
+    if (!state.detail || state.detail.uuid !== m[1]) {
+      state.detail = {
+        uuid: m[1], webhook: null, missing: false, logOffset: 0, logOutcome: '', deadOffset: 0, day: null, dayAt: 0,
+        open: new Set(), hex: new Set(), replaying: false, sig: {},
+      };
+      $('log-filter').value = '';
+      setReplayStatus('', '');
+      for (const id of ['detail-name', 'detail-url', 'log-total', 'dead-total', 'detail-refreshed']) $(id).textContent = '';
+      for (const id of ['detail-chips', 'log-rows', 'dead-rows', 'chart-hour-body', 'chart-day-body']) $(id).replaceChildren();
+    }
+    $('webhooks-view').hidden = true;
+    $('detail-view').hidden = false;
+    renderLedger(null);
+  } else {
+    state.detail = null;
+    $('detail-view').hidden = true;
+    $('webhooks-view').hidden = false;
+  }
+}
+
+window.addEventListener('hashchange', () => {
+  if (!state.session) return;
+  route();
+  refresh();
+});
+
+async function loadDetail() {
+  const d = state.detail;
+  const base = `/console/webhooks/${encodeURIComponent(d.uuid)}`;
+  const outcome = d.logOutcome ? `&outcome=${d.logOutcome}` : '';
+  // The day's chart moves by one 30-minute bar at a time and costs the database the
+  // most: it is read again at most once a minute.
+  const dayDue = !d.day || Date.now() - d.dayAt > DAY_REFRESH_MS;
+  let answers;
+  try {
+    answers = await Promise.all([
+      api('GET', base),
+      api('GET', `${base}/stats?window=1h&step=1m`),
+      dayDue ? api('GET', `${base}/stats?window=1d&step=30m`) : Promise.resolve(d.day),
+      api('GET', `${base}/deliveries?limit=${DETAIL_PAGE}&offset=${d.logOffset}${outcome}`),
+      api('GET', `${base}/dead-letters?limit=${DETAIL_PAGE}&offset=${d.deadOffset}`),
+    ]);
+  } catch (err) {
+    if (state.detail !== d) return;
+    if (err.status === 404) {
+      d.missing = true;
+      renderDetail();
+    } else if (err.status !== 0 && err.status !== 401) {
+      showBanner(`Could not load the webhook: ${err.detail}`);
+    }
+    return;
+  }
+  if (state.detail !== d) return;
+  const [webhook, hour, day, log, dead] = answers;
+  if (dayDue) d.dayAt = Date.now();
+  Object.assign(d, { webhook, hour, day, log, dead, missing: false });
+  $('detail-refreshed').textContent = `Updated ${utcTime(new Date())} UTC`;
+  renderDetail();
+}
+
+// Rebuild a part only when its data changed, so an open body or a selection survives a refresh.
+function changed(d, part, data) {
+  const sig = JSON.stringify(data);
+  if (d.sig[part] === sig) return false;
+  d.sig[part] = sig;
+  return true;
+}
+
+function renderDetail() {
+  const d = state.detail;
+  $('detail-missing').hidden = !d.missing;
+  for (const id of ['health', 'delivery-log', 'dead-letters']) $(id).hidden = d.missing;
+  if (d.missing || !d.webhook) return;
+  const w = d.webhook;
+  $('detail-name').textContent = w.name;
+  $('detail-url').textContent = w.url;
+  if (changed(d, 'chips', w)) $('detail-chips').replaceChildren(statusChips(w));
+  if (changed(d, 'hour', d.hour.buckets)) drawChart('chart-hour', d.hour, (t) => utcTime(t).slice(0, 5));
+  if (changed(d, 'day', d.day.buckets)) drawChart('chart-day', d.day, (t) => utcTime(t).slice(0, 5));
+  renderLog(d);
+  renderDead(d);
+  $('replay-controls').hidden = !isAdmin();
+}
+
+// The ledger of GET /webhooks/{uuid}/ledger, once the API has it: until then the
+// section stays hidden.
+function renderLedger(ledger) {
+  $('ledger').hidden = !ledger;
+}
+
+// ---------------------------------------------------------------- charts (inline SVG)
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value !== null && value !== undefined) node.setAttribute(key, String(value));
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function formatMs(ms) {
+  if (ms === null || ms === undefined) return '–';
+  return ms >= 1000 ? `${(ms / 1000).toFixed(ms >= 10000 ? 0 : 1)} s` : `${ms} ms`;
+}
+
+// Stacked bars of delivered, failed and dead-lettered per interval, and below them
+// the p50 and p99 latency on a log scale; every bar says its figures in a tooltip.
+function drawChart(id, stats, label) {
+  const W = 600;
+  const H = 110;
+  const LH = 56;
+  const buckets = stats.buckets;
+  const n = buckets.length;
+  const bw = W / n;
+  const peak = Math.max(1, ...buckets.map((b) => b.delivered + b.failed + b.dead_lettered));
+  const y = (v) => (v / peak) * (H - 14);
+  const bars = svg('g', { class: 'bars' });
+  buckets.forEach((b, i) => {
+    const x = i * bw;
+    const g = svg('g', { 'data-testid': 'chart-bar', 'data-delivered': b.delivered, 'data-failed': b.failed, 'data-dead': b.dead_lettered });
+    let top = H;
+    for (const [value, cls] of [[b.delivered, 'bar-delivered'], [b.failed, 'bar-failed'], [b.dead_lettered, 'bar-dead']]) {
+      if (value <= 0) continue;
+      const h = Math.max(1.5, y(value));
+      top -= h;
+      g.append(svg('rect', { class: cls, x: (x + 0.5).toFixed(2), y: top.toFixed(2), width: Math.max(1, bw - 1).toFixed(2), height: h.toFixed(2) }));
+    }
+    // An invisible full-height target, so thin bars still have a tooltip.
+    g.append(svg('rect', { class: 'bar-hit', x: x.toFixed(2), y: 0, width: bw.toFixed(2), height: H }));
+    const t = new Date(b.start);
+    g.append(svg('title', {}, document.createTextNode(
+      `${utcMinute(t.toISOString())} UTC · ${b.delivered} delivered · ${b.failed} failed · ${b.dead_lettered} dead-lettered` +
+      ` · p50 ${formatMs(b.p50_ms)} · p99 ${formatMs(b.p99_ms)}`)));
+    bars.append(g);
+  });
+  const counts = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-counts', role: 'img', preserveAspectRatio: 'none',
+    'aria-label': `Deliveries per interval, ${stats.window}`, 'data-testid': 'chart-counts' },
+    svg('line', { class: 'axis', x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5 }), bars);
+
+  // Latency: log10 scale from 1 ms to the greatest p99 (at least 10 ms).
+  const maxMs = Math.max(10, ...buckets.map((b) => b.p99_ms || 0));
+  const ly = (ms) => LH - 4 - (Math.log10(Math.max(1, ms)) / Math.log10(maxMs)) * (LH - 10);
+  const path = (key) => {
+    let d = '';
+    let pen = false;
+    buckets.forEach((b, i) => {
+      const v = b[key];
+      if (v === null || v === undefined) {
+        pen = false;
+        return;
+      }
+      const x = (i + 0.5) * bw;
+      d += `${pen ? 'L' : 'M'}${x.toFixed(2)},${ly(v).toFixed(2)} `;
+      // A lone point still shows: a short tick.
+      if (!pen) d += `L${(x + 0.01).toFixed(2)},${ly(v).toFixed(2)} `;
+      pen = true;
+    });
+    return d.trim();
+  };
+  const latency = svg('svg', { viewBox: `0 0 ${W} ${LH}`, class: 'chart-latency', role: 'img', preserveAspectRatio: 'none',
+    'aria-label': `p50 and p99 latency per interval, ${stats.window}`, 'data-testid': 'chart-latency' },
+    svg('line', { class: 'axis', x1: 0, y1: LH - 0.5, x2: W, y2: LH - 0.5 }),
+    svg('path', { class: 'line-p99', d: path('p99_ms') || 'M0,0', 'data-testid': 'line-p99' }),
+    svg('path', { class: 'line-p50', d: path('p50_ms') || 'M0,0', 'data-testid': 'line-p50' }));
+
+  const first = new Date(buckets[0].start);
+  const body = $(`${id}-body`);
+  body.replaceChildren(
+    el('div', { class: 'chart-scale' }, el('span', {}, `${peak}`), el('span', {}, '0')),
+    el('div', { class: 'chart-plots' }, counts, latency,
+      el('div', { class: 'chart-times' }, el('span', {}, `${label(first)} UTC`), el('span', {}, 'now'))),
+    el('div', { class: 'chart-scale' }, el('span', {}, formatMs(Math.round(maxMs))), el('span', {}, '1 ms')));
+  const t = stats.totals;
+  $(`${id}-totals`).textContent = `${t.delivered} delivered · ${t.failed} failed · ${t.dead_lettered} dead-lettered` +
+    ` · p50 ${formatMs(t.p50_ms)} · p99 ${formatMs(t.p99_ms)}`;
+}
+
+// ---------------------------------------------------------------- delivery log and dead letters
+
+function pageText(page) {
+  if (page.total === 0) return 'none';
+  const last = Math.min(page.offset + page.items.length, page.total);
+  return `${page.offset + 1}–${last} of ${page.total}`;
+}
+
+function renderLog(d) {
+  const page = d.log;
+  $('log-total').textContent = `(${page.total})`;
+  $('log-page').textContent = pageText(page);
+  $('log-newer').disabled = page.offset === 0;
+  $('log-older').disabled = page.offset + page.items.length >= page.total;
+  if (!changed(d, 'log', page)) return;
+  if (page.items.length === 0) {
+    $('log-rows').replaceChildren(el('tr', {}, el('td', { colspan: 6, class: 'empty' },
+      d.logOutcome ? 'No attempts with this outcome.' : 'No delivery attempts yet.')));
+    return;
+  }
+  $('log-rows').replaceChildren(...page.items.map((a) => el('tr', { 'data-testid': 'log-entry', class: a.ok ? '' : 'failed' },
+    el('td', { class: 'mono' }, `${utcMinute(a.attempted_at)}:${pad(new Date(a.attempted_at).getUTCSeconds())}`),
+    el('td', { class: 'mono ellipsis', title: a.event_id }, a.event_id),
+    el('td', { class: 'mono' }, String(a.attempt)),
+    el('td', { class: `mono ${a.ok ? 'ok-text' : 'fail-text'}`, 'data-testid': 'log-status' },
+      a.status_code === null || a.status_code === undefined ? '—' : String(a.status_code)),
+    el('td', { class: 'mono' }, `${a.latency_ms} ms`),
+    el('td', { class: 'error-text', 'data-testid': 'log-error' }, a.error || ''))));
+}
+
+function renderDead(d) {
+  const page = d.dead;
+  $('dead-total').textContent = `(${page.total})`;
+  $('dead-page').textContent = pageText(page);
+  $('dead-newer').disabled = page.offset === 0;
+  $('dead-older').disabled = page.offset + page.items.length >= page.total;
+  if (!changed(d, 'dead', [page, [...d.open], [...d.hex], d.replaying, isAdmin()])) return;
+  if (page.items.length === 0) {
+    $('dead-rows').replaceChildren(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'No dead letters: nothing is waiting for a replay.')));
+    return;
+  }
+  const rows = [];
+  for (const x of page.items) {
+    const open = d.open.has(x.uuid);
+    const actions = el('div', { class: 'row-actions' },
+      el('button', { type: 'button', class: 'btn small', 'data-testid': 'dead-body-toggle', 'aria-expanded': String(open),
+        on: { click: () => { toggle(d.open, x.uuid); renderDead(d); } } }, open ? 'Hide body' : 'Body'),
+      isAdmin() && x.reason !== 'undecodable'
+        ? el('button', { type: 'button', class: 'btn small', 'data-testid': 'dead-replay', disabled: d.replaying,
+          on: { click: () => replay({ id: x.uuid, label: x.event_id }) } }, 'Replay')
+        : null);
+    rows.push(el('tr', { 'data-testid': 'dead-letter', 'data-event-id': x.event_id },
+      el('td', { class: 'mono' }, `${utcMinute(x.created_at)}:${pad(new Date(x.created_at).getUTCSeconds())}`),
+      el('td', {}, chip(x.reason === 'undecodable' ? 'warn' : 'fail', x.reason, reasonText(x.reason), 'dead-reason')),
+      el('td', { class: 'mono' }, String(x.attempts)),
+      el('td', { class: 'mono' }, x.status_code === null || x.status_code === undefined ? '—' : String(x.status_code)),
+      el('td', { class: 'error-text' }, x.error || ''),
+      el('td', { class: 'mono ellipsis', title: `${x.topic} · ${x.event_id}` }, x.event_id),
+      el('td', { class: 'col-actions' }, actions)));
+    if (open) rows.push(el('tr', { class: 'body-row' }, el('td', { colspan: 7 }, bodyView(d, x))));
+  }
+  $('dead-rows').replaceChildren(...rows);
+}
+
+function toggle(set, key) {
+  if (set.has(key)) set.delete(key);
+  else set.add(key);
+}
+
+function reasonText(reason) {
+  return {
+    retries_exhausted: 'Every attempt of the retry schedule failed',
+    non_retryable: 'The receiver answered a status that is not retried',
+    queue_overflow: "The subscription's queue was full",
+    circuit_tripped: 'Queued when the circuit breaker tripped',
+    undecodable: 'Bus input that is not JSON: kept as received, never replayed',
+    shutdown: 'Queued when the worker stopped',
+    render_failed: "The subscription's shape could not render the event",
+    local_failure: 'The last attempt failed for lack of a local resource',
+    crashed: 'Held by the subscription when it stopped unexpectedly',
+  }[reason] || reason;
+}
+
+// The stored body's bytes: the text as UTF-8, or the base64 the API sends for others.
+function bodyBytes(x) {
+  if (typeof x.body === 'string') return new TextEncoder().encode(x.body);
+  const raw = atob(x.body_base64 || '');
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+function hexDump(bytes) {
+  const lines = [];
+  const shown = bytes.subarray(0, HEX_LIMIT);
+  for (let i = 0; i < shown.length; i += 16) {
+    const row = shown.subarray(i, i + 16);
+    const hex = Array.from(row, (b) => b.toString(16).padStart(2, '0')).join(' ');
+    const ascii = Array.from(row, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
+    lines.push(`${i.toString(16).padStart(8, '0')}  ${hex.padEnd(47)}  ${ascii}`);
+  }
+  if (bytes.length > HEX_LIMIT) lines.push(`… ${bytes.length - HEX_LIMIT} more bytes`);
+  return lines.join('\n');
+}
+
+function bodyView(d, x) {
+  const isText = typeof x.body === 'string';
+  const hex = d.hex.has(x.uuid) || !isText;
+  const bytes = bodyBytes(x);
+  const switcher = el('div', { class: 'body-switch' },
+    el('span', { class: 'muted' }, `${bytes.length} bytes · ${x.topic} · event ${x.event_id}`),
+    isText ? el('button', { type: 'button', class: 'btn small', 'data-testid': 'dead-body-mode',
+      on: { click: () => { toggle(d.hex, x.uuid); renderDead(d); } } }, hex ? 'Show as text' : 'Show as hex') : null);
+  // The exact bytes stored: what was, or would have been, sent.
+  const text = hex ? hexDump(bytes) : x.body;
+  return el('div', { class: 'body-view' }, switcher,
+    el('pre', { class: 'body', 'data-testid': hex ? 'dead-body-hex' : 'dead-body-text' }, text));
+}
+
+// ---------------------------------------------------------------- replay
+
+function setReplayStatus(text, tone) {
+  const node = $('replay-status');
+  node.textContent = text;
+  node.className = `replay-status ${tone || ''}`;
+  node.hidden = !text;
+}
+
+// Replay a page of dead letters at a time (oldest first) until none is left or one
+// fails, saying after each how far it got. `what`: {} all, {since}, or {id, label}.
+async function replay(what) {
+  const d = state.detail;
+  if (!d || d.replaying) return;
+  d.replaying = true;
+  renderDead(d);
+  for (const id of ['replay-all', 'replay-since-button']) $(id).disabled = true;
+  const path = `/webhooks/${encodeURIComponent(d.uuid)}/replay`;
+  let query = `?limit=${REPLAY_PAGE}`;
+  if (what.id) query = `?id=${encodeURIComponent(what.id)}`;
+  else if (what.since) query += `&since=${encodeURIComponent(what.since)}`;
+  const scope = what.id ? `event ${what.label}` : (what.since ? `dead letters since ${what.since}` : 'all dead letters');
+  let replayed = 0;
+  setReplayStatus(`Replaying ${scope}…`, 'muted');
+  try {
+    for (;;) {
+      const r = await api('POST', path + query);
+      replayed += r.replayed;
+      if (state.detail !== d) return;
+      if (r.failed) {
+        const status = r.failed.status_code ? ` (HTTP ${r.failed.status_code})` : '';
+        setReplayStatus(`Replay stopped: ${replayed} delivered; event ${r.failed.event_id} failed${status}: ${r.failed.error}. ` +
+          `${r.remaining} still stored.`, 'fail');
+        break;
+      }
+      if (what.id || r.remaining === 0 || r.replayed === 0) {
+        const skipped = r.skipped ? ` ${r.skipped} undecodable left in place (never replayed).` : '';
+        const left = what.id ? '' : (r.remaining ? ` ${r.remaining} left.` : ' None left.');
+        setReplayStatus(`Replay done: ${replayed} delivered.${left}${skipped}`, 'ok');
+        break;
+      }
+      setReplayStatus(`Replaying ${scope}… ${replayed} delivered, ${r.remaining} to go`, 'muted');
+    }
+  } catch (err) {
+    if (err.status !== 401 && state.detail === d) {
+      setReplayStatus(`Replay failed after ${replayed} delivered: ${err.detail}`, 'fail');
+    }
+  } finally {
+    d.replaying = false;
+    for (const id of ['replay-all', 'replay-since-button']) $(id).disabled = false;
+    if (state.detail === d) await refresh();
+  }
+}
+
+function replaySince() {
+  const raw = $('replay-since').value;
+  if (!raw) {
+    setReplayStatus('Choose the time (UTC) from which to replay.', 'fail');
+    return;
+  }
+  // The field has no zone: the page reads every time in UTC.
+  replay({ since: `${raw.length === 16 ? `${raw}:00` : raw}Z` });
+}
+
+function initDetail() {
+  $('log-filter').addEventListener('change', () => {
+    const d = state.detail;
+    if (!d) return;
+    d.logOutcome = $('log-filter').value;
+    d.logOffset = 0;
+    refresh();
+  });
+  const pager = (id, key, delta) => $(id).addEventListener('click', () => {
+    const d = state.detail;
+    if (!d) return;
+    d[key] = Math.max(0, d[key] + delta);
+    refresh();
+  });
+  pager('log-newer', 'logOffset', -DETAIL_PAGE);
+  pager('log-older', 'logOffset', DETAIL_PAGE);
+  pager('dead-newer', 'deadOffset', -DETAIL_PAGE);
+  pager('dead-older', 'deadOffset', DETAIL_PAGE);
+  $('replay-all').addEventListener('click', () => replay({}));
+  $('replay-since-button').addEventListener('click', replaySince);
+}
+
 // ---------------------------------------------------------------- login
 
 async function submitLogin(event) {
@@ -897,6 +1384,7 @@ function init() {
   $('secret-dialog').addEventListener('close', () => { $('secret-value').value = ''; });
   $('confirm-cancel').addEventListener('click', () => closeDialog($('confirm-dialog')));
   $('confirm-delete').addEventListener('click', confirmDelete);
+  initDetail();
 
   const saved = loadSession();
   if (saved && (saved.exp === null || saved.exp * 1000 > Date.now())) {

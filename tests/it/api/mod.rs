@@ -2,6 +2,7 @@
 
 mod auth;
 mod bus_signal;
+mod console;
 mod crud;
 mod dead_letters;
 mod deliveries;
@@ -15,6 +16,7 @@ mod options;
 mod rbac;
 mod replay;
 mod sessions;
+mod stats;
 mod test_ping;
 mod validation;
 

@@ -353,3 +353,56 @@ async fn a_dead_letter_written_by_the_worker_is_replayed_as_sent() {
     assert!(s.stored().await.is_empty());
     worker.stop().await.expect("the worker stops cleanly");
 }
+
+#[actix_rt::test]
+async fn replay_takes_one_entry_by_id_or_a_limited_number() {
+    let s = setup(AppOptions::default()).await;
+    s.insert_envelopes(&[("o0", 0), ("o1", 1), ("o2", 2), ("o3", 3)])
+        .await;
+    let (rows, _) = dead_letters::list(&s.app.db, &s.uuid, 10, 0).await.unwrap();
+    let picked = rows
+        .iter()
+        .find(|r| r.event_id == "o2")
+        .unwrap()
+        .uuid
+        .clone();
+
+    // One picked entry, whatever its place in the order.
+    let resp = s.replay(&format!("?id={picked}")).await;
+    assert_eq!(
+        resp.json(),
+        json!({"replayed": 1, "failed": null, "skipped": 0, "remaining": 3})
+    );
+    assert_eq!(delivered_ids(&s.receiver), ["o2"]);
+    assert_signed_envelope(&s.receiver.requests()[0], "o2");
+    assert_eq!(s.stored().await, ["o0", "o1", "o3"]);
+
+    // A page at a time, oldest first: how the web page shows progress.
+    let resp = s.replay("?limit=2").await;
+    assert_eq!(resp.json()["replayed"], 2);
+    assert_eq!(resp.json()["remaining"], 1);
+    assert_eq!(delivered_ids(&s.receiver), ["o2", "o0", "o1"]);
+
+    // Another subscription's entry, or one already replayed, is not found.
+    let gone = s
+        .app
+        .post(
+            &format!("/api/v1/webhooks/{}/replay?id={picked}", s.uuid),
+            Some(&s.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+    for bad in ["limit=0", "limit=1001", "limit=x"] {
+        let resp = s
+            .app
+            .post(
+                &format!("/api/v1/webhooks/{}/replay?{bad}", s.uuid),
+                Some(&s.token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(resp.status, 422, "{bad}");
+        assert!(resp.detail().starts_with("limit: "), "{}", resp.detail());
+    }
+}
