@@ -22,7 +22,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Raw,
         Scenario::Throughput,
         Scenario::Fanout,
