@@ -405,6 +405,7 @@ async fn static_headers_and_credentials_are_sent_sealed_and_never_shown() {
     )
     .await;
     let id = uuid(&created);
+    assert_no_secret("the create answer", &created.to_string());
     assert_eq!(created["headers"], json!(["X-Api-Key", "X-Tenant"]));
     assert_eq!(
         created["auth"],
