@@ -567,6 +567,21 @@ impl Actor for SubscriptionActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let me = ctx.address().recipient::<Incoming>();
         let group = self.spec.queue_group();
+        // Futures given to `ctx.wait` run last-given first: this one, given first,
+        // runs after every pattern's subscription below (a durable consumer must
+        // exist before the subscription reports ready).
+        let source = self.source.clone();
+        ctx.wait(
+            async move { source.flush().await }
+                .into_actor(self)
+                .map(|_, act, _ctx| {
+                    if let Some(to) = act.on_ready.take() {
+                        to.do_send(Ready {
+                            uuid: act.spec.uuid.clone(),
+                        });
+                    }
+                }),
+        );
         for pattern in self.spec.patterns.clone() {
             let source = self.source.clone();
             let group = group.clone();
@@ -597,18 +612,6 @@ impl Actor for SubscriptionActor {
             // `wait`: no event is handled before every pattern is subscribed.
             ctx.wait(fut);
         }
-        let source = self.source.clone();
-        ctx.wait(
-            async move { source.flush().await }
-                .into_actor(self)
-                .map(|_, act, _ctx| {
-                    if let Some(to) = act.on_ready.take() {
-                        to.do_send(Ready {
-                            uuid: act.spec.uuid.clone(),
-                        });
-                    }
-                }),
-        );
         self.schedule_secret_expiry(ctx);
         tracing::debug!(subscription = %self.spec.uuid, name = %self.spec.name, patterns = ?self.spec.patterns, "subscription started");
     }

@@ -278,3 +278,24 @@ async fn publish_acked(client: Client, subject: String, body: bytes::Bytes) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_server_is_tried_before_the_wait() {
+        let every = Duration::from_secs(60);
+        let waits: Vec<Duration> = (1..=7).map(|a| reconnect_delay(a, 3, every)).collect();
+        let zero = Duration::ZERO;
+        assert_eq!(waits, [zero, zero, zero, every, zero, zero, every]);
+    }
+
+    #[test]
+    fn one_server_waits_between_attempts() {
+        let every = Duration::from_secs(5);
+        assert_eq!(reconnect_delay(1, 1, every), Duration::ZERO);
+        assert_eq!(reconnect_delay(2, 1, every), every);
+        assert_eq!(reconnect_delay(3, 1, every), every);
+    }
+}

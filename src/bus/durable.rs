@@ -26,6 +26,8 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 const API_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest wait between attempts to reopen a failed pull.
 const REOPEN_AT_MOST: Duration = Duration::from_secs(1);
+/// A consumer missing this long after its pull failed is made again.
+const RECREATE_AFTER: Duration = Duration::from_secs(30);
 /// An interrupted pull that runs this long without an error has resumed.
 const QUIET_AFTER_FAILOVER: Duration = Duration::from_secs(6);
 
@@ -242,8 +244,9 @@ pub async fn prepare(client: &async_nats::Client, spec: &StreamSpec) -> Result<(
             Ok(Ok(outcome)) => break Ok(outcome),
             Ok(Err(Failure::Refused(e))) => {
                 return Err(StreamRefused(format!(
-                    "durable mode: {e} (check DECNET_WEBHOOK_STREAM_REPLICAS against the \
-                     servers of the JetStream cluster, and DECNET_WEBHOOK_STREAM_SUBJECTS)"
+                    "durable mode: {e} (check that the servers run JetStream, \
+                     DECNET_WEBHOOK_STREAM_REPLICAS against how many there are, and \
+                     DECNET_WEBHOOK_STREAM_SUBJECTS)"
                 )))
             }
             Ok(Err(Failure::Unavailable(e))) if Instant::now() + wait < deadline => {
@@ -304,7 +307,7 @@ pub fn pattern_source(client: async_nats::Client, spec: StreamSpec) -> PatternSo
             async move {
                 // The first pull is made here, so a consumer that cannot be made is
                 // reported to the subscription.
-                puller.messages = Some(puller.open().await?);
+                puller.messages = Some(puller.open(true).await?);
                 Ok(futures::stream::unfold(puller, |mut p| async move {
                     let next = p.next().await;
                     Some((next, p))
@@ -337,8 +340,9 @@ struct Puller {
 }
 
 impl Puller {
-    /// Get (or make) the consumer, set to the configuration, and start pulling.
-    async fn open(&self) -> Result<pull::Stream, String> {
+    /// Get the consumer (making it if `may_create`), set to the configuration, and
+    /// start pulling.
+    async fn open(&self, may_create: bool) -> Result<pull::Stream, String> {
         let stream = ensure_stream(&self.js, &self.spec).await?;
         let want = self.spec.consumer_config(&self.name, &self.pattern);
         let failed = |e: &dyn std::fmt::Display| format!("JetStream consumer {}: {e}", self.name);
@@ -361,6 +365,9 @@ impl Puller {
                     c
                 }
             }
+            // Deleted with its subscription: this pull is about to be stopped, and
+            // must not make it again meanwhile.
+            Err(e) if !may_create => return Err(failed(&e)),
             Err(_) => stream
                 .get_or_create_consumer(&self.name, want)
                 .await
@@ -394,7 +401,11 @@ impl Puller {
             let Some(messages) = self.messages.as_mut() else {
                 let wait = self.interrupted.map_or(Duration::ZERO, |(_, w)| w);
                 tokio::time::sleep(wait).await;
-                match self.open().await {
+                // A consumer gone for a while (deleted by hand) is made again.
+                let may_create = self
+                    .interrupted
+                    .is_none_or(|(since, _)| since.elapsed() >= RECREATE_AFTER);
+                match self.open(may_create).await {
                     Ok(m) => self.messages = Some(m),
                     Err(e) => self.interrupt(&e),
                 }
@@ -486,4 +497,39 @@ async fn delete_matching(client: &async_nats::Client, stream_name: &str, prefix:
         }
     }
     deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(replicas: usize, subjects: &[&str]) -> StreamSpec {
+        StreamSpec {
+            name: "DECNET_EVENTS".into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            max_age: Duration::from_secs(86_400),
+            replicas,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: 100,
+        }
+    }
+
+    #[test]
+    fn a_stream_as_configured_needs_no_change() {
+        let want = spec(3, &["attacker.>"]).config();
+        assert!(differences(&want, &want).is_empty());
+    }
+
+    #[test]
+    fn replicas_subjects_and_retention_changes_are_named() {
+        let have = stream::Config {
+            retention: stream::RetentionPolicy::Interest,
+            ..spec(1, &["attacker.>"]).config()
+        };
+        let want = spec(3, &["attacker.>", "decky.>"]).config();
+        let changes = differences(&have, &want).join(", ");
+        assert!(changes.contains("replicas 1 → 3"), "{changes}");
+        assert!(changes.contains("subjects"), "{changes}");
+        assert!(changes.contains("retention"), "{changes}");
+    }
 }

@@ -78,21 +78,23 @@ async fn client(cluster: &NatsCluster) -> async_nats::Client {
     cluster.client().await.expect("test client connects")
 }
 
-/// Publish probes until one reaches `rx` (the workers are consuming), then wait for
-/// every probe sent, so none is answered by what the test scripts next.
-async fn probe_until_consuming(js: &jetstream::Context, rx: &TestReceiver) {
-    let mut probe = 0;
-    eventually(WAIT, "a probe delivered", || {
-        probe += 1;
-        let id = format!("probe-{probe}");
-        async move {
-            publish_acked(js, "attacker.probe", &id).await;
-            (rx.count() >= 1).then_some(())
+/// Wait until `workers` pull requests wait on the subscription's consumer: every
+/// worker consumes (events published from now on are taken).
+async fn wait_pulling(js: &jetstream::Context, uuid: &str, workers: usize) {
+    let name = decnet_webhook::bus::durable::consumer_name(uuid, "attacker.>");
+    eventually(WAIT, "every worker pulling", || async {
+        let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
+        let info = stream
+            .consumer_info(&name)
+            .await
+            .map_err(|e| e.to_string())?;
+        if info.num_waiting >= workers {
+            Ok(())
+        } else {
+            Err(format!("{} pulling", info.num_waiting))
         }
     })
     .await;
-    let sent: HashSet<String> = (1..=probe).map(|i| format!("probe-{i}")).collect();
-    wait_all(rx, &sent, "every probe delivered").await;
 }
 
 /// Publish bursts of ten until `stats` (one worker's) counts a new delivery.
@@ -131,12 +133,12 @@ async fn killing_the_stream_leader_mid_stream_loses_nothing_with_three_replicas(
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let rx = TestReceiver::start();
-    insert_subscription(&db, "replicated", &rx.url(), &["attacker.>"]).await;
+    let uuid = insert_subscription(&db, "replicated", &rx.url(), &["attacker.>"]).await;
     let worker = WorkerHandle::spawn(settings(&cluster.urls(), &test_db, &[])).await;
     let mut stream = js.get_stream(STREAM).await.expect("stream");
     let replicas = stream.info().await.expect("info").config.num_replicas;
     assert_eq!(replicas, 3, "the stream was brought to three replicas");
-    probe_until_consuming(&js, &rx).await;
+    wait_pulling(&js, &uuid, 1).await;
 
     let want: HashSet<String> = (0..N).map(|i| format!("e-{i}")).collect();
     for i in 0..N / 3 {
@@ -168,7 +170,7 @@ async fn a_killed_workers_held_events_are_redelivered_to_the_others() {
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let rx = TestReceiver::start();
-    insert_subscription(&db, "crash", &rx.url(), &["attacker.>"]).await;
+    let uuid = insert_subscription(&db, "crash", &rx.url(), &["attacker.>"]).await;
     let dir = tempfile::tempdir().unwrap();
     // The first worker's retry comes far later than the consumer's ack wait: its
     // events are held by in-progress acks until the kill.
@@ -183,7 +185,7 @@ async fn a_killed_workers_held_events_are_redelivered_to_the_others() {
         ("DECNET_WEBHOOK_RELOAD_SECS", "3600".to_owned()),
     ];
     let mut first = Decnet::spawn(&["webhook"], &env, dir.path());
-    probe_until_consuming(&js, &rx).await;
+    wait_pulling(&js, &uuid, 1).await;
     rx.set_default(Reply::Status(503));
     for i in 0..N {
         publish_acked(&js, "attacker.bulk", &format!("h-{i}")).await;
@@ -226,7 +228,7 @@ async fn a_slow_retry_is_not_handed_to_another_worker() {
     let extra = [("webhook_retry_schedule", retry_later.as_str())];
     let first = WorkerHandle::spawn(settings(&cluster.urls(), &test_db, &extra)).await;
     let second = WorkerHandle::spawn(settings(&cluster.urls(), &test_db, &extra)).await;
-    probe_until_consuming(&js, &rx).await;
+    wait_pulling(&js, &uuid, 2).await;
     rx.script([Reply::Status(503)]);
     publish_acked(&js, "attacker.slow", "slow-1").await;
     eventually(WAIT, "the retry delivered", || async {
@@ -256,7 +258,7 @@ async fn a_worker_follows_its_servers_as_they_die_and_return_and_keeps_its_share
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let rx = TestReceiver::start();
-    insert_subscription(&db, "follow", &rx.url(), &["attacker.>"]).await;
+    let uuid = insert_subscription(&db, "follow", &rx.url(), &["attacker.>"]).await;
     // The worker under test knows two servers; it is the only one on the bus now.
     let two = format!("{},{}", cluster.nodes[0].url(), cluster.nodes[1].url());
     let follower = WorkerHandle::spawn(settings(&two, &test_db, &[])).await;
@@ -267,7 +269,7 @@ async fn a_worker_follows_its_servers_as_they_die_and_return_and_keeps_its_share
     let other = 1 - on;
     // Another worker on every server shares the subscription.
     let rest = WorkerHandle::spawn(settings(&cluster.urls(), &test_db, &[])).await;
-    probe_until_consuming(&js, &rx).await;
+    wait_pulling(&js, &uuid, 2).await;
 
     takes_a_share(&js, &follower.stats, "before").await;
 
