@@ -101,6 +101,9 @@ async fn the_filter_check_answers_match_no_match_or_the_error() {
     assert!(resp.detail().starts_with("event: "));
     let resp = check("true", json!({"topic": 5})).await;
     assert_eq!(resp.status, 422, "{}", resp.text);
+    let resp = check(&"x".repeat(2049), observed.clone()).await;
+    assert_eq!(resp.status, 422, "{}", resp.text);
+    assert!(resp.detail().starts_with("filter: "));
 
     let viewer = app.viewer_token().await;
     let resp = app
