@@ -179,4 +179,11 @@ async fn the_ledger_sums_every_workers_share() {
     app.delete(&format!("/api/v1/webhooks/{uuid}"), Some(&token))
         .await;
     assert!(ledger::shares(&app.db, &uuid).await.unwrap().is_empty());
+    // A report that lands after the delete is swept.
+    let late = share(1, 1, "undecodable", 0, 0);
+    ledger::report(&app.db, "worker-b", &[(uuid.clone(), late)], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(ledger::sweep_orphans(&app.db).await.unwrap(), 1);
+    assert!(ledger::shares(&app.db, &uuid).await.unwrap().is_empty());
 }
