@@ -236,6 +236,9 @@ impl JournalActor {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %crate::error::redact_db_error(&e), "dead-letter sweep failed"),
                 }
+                if let Err(e) = ledger::sweep_orphans(&db).await {
+                    tracing::warn!(error = %crate::error::redact_db_error(&e), "ledger sweep failed");
+                }
                 match delivery_log::sweep(&db, log).await {
                     Ok(n) if n > 0 => tracing::info!(deleted = n, "delivery log past retention deleted"),
                     Ok(_) => {}

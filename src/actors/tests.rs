@@ -210,6 +210,12 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
     assert_eq!(*held.lock().unwrap(), ["e0", "e1", "e2", "e3", "e4"]);
     let outcomes = outcomes.lock().unwrap();
     assert!(outcomes.iter().all(|o| o.outcome.ok() && &*o.uuid == "u-1"));
+    // The ledger accounts for all ten.
+    let counts = stats.ledger.counts("u-1").expect("an account");
+    assert!(counts.balances(), "{counts:?}");
+    assert_eq!((counts.received, counts.delivered), (10, 5));
+    assert_eq!(counts.dead_lettered_by_reason["queue_overflow"], 5);
+    assert_eq!((counts.queued, counts.in_flight), (0, 0));
 }
 
 impl Handler<Tripped> for Probe<Tripped> {
@@ -429,6 +435,7 @@ async fn a_subscription_that_panics_is_dead_lettered_noted_and_restarted() {
     }
     .start();
     let streams = Streams::default();
+    let stats = Arc::new(WorkerStats::default());
     let journal = JournalActor::new(
         db.clone(),
         Retention {
@@ -444,7 +451,7 @@ async fn a_subscription_that_panics_is_dead_lettered_noted_and_restarted() {
         pool: DeliveryPool::from_recipients(vec![pool.recipient()]),
         circuit: super::circuit::CircuitActor::new(db.clone(), crate::bus::Bus::disabled(), 5)
             .start(),
-        stats: Arc::new(WorkerStats::default()),
+        stats: stats.clone(),
         budget: Budget {
             max_inflight: 1,
             queue: 10,
@@ -493,6 +500,13 @@ async fn a_subscription_that_panics_is_dead_lettered_noted_and_restarted() {
     let mut ids: Vec<&str> = letters.iter().map(|l| l.event_id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, ["e0", "e1", "e2"]);
+    let counts = stats.ledger.counts(&uuid).expect("an account");
+    assert_eq!(
+        (counts.received, counts.dead_lettered),
+        (3, 3),
+        "{counts:?}"
+    );
+    assert_eq!((counts.queued, counts.in_flight), (0, 0), "{counts:?}");
     for letter in &letters {
         assert_eq!(letter.reason, "crashed");
         let error = letter.error.as_deref().unwrap_or_default();
@@ -526,4 +540,8 @@ async fn a_subscription_that_panics_is_dead_lettered_noted_and_restarted() {
         held.lock().unwrap().iter().any(|id| id == "e3")
     })
     .await;
+    // Into the same account as before the crash.
+    let counts = stats.ledger.counts(&uuid).expect("an account");
+    assert!(counts.balances(), "{counts:?}");
+    assert_eq!((counts.received, counts.in_flight), (4, 1), "{counts:?}");
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use entity::ledger::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
-    sea_query::OnConflict, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    sea_query::{OnConflict, Query},
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use serde::Serialize;
 
@@ -169,6 +169,24 @@ pub async fn delete_for_subscription(
 ) -> Result<u64, DbErr> {
     Entity::delete_many()
         .filter(Column::SubscriptionUuid.eq(subscription))
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected)
+}
+
+/// Delete the rows of subscriptions that no longer exist (a worker may report once
+/// more after a subscription was deleted).
+pub async fn sweep_orphans(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use entity::webhook_subscription as subs;
+    Entity::delete_many()
+        .filter(
+            Column::SubscriptionUuid.not_in_subquery(
+                Query::select()
+                    .column(subs::Column::Uuid)
+                    .from(subs::Entity)
+                    .to_owned(),
+            ),
+        )
         .exec(db)
         .await
         .map(|r| r.rows_affected)

@@ -130,9 +130,16 @@ impl Filter {
             });
         }
         let ast = parse_expr(source).map_err(|e| from_minijinja(source, &e))?;
-        check(&ast, 0).map_err(|(message, span)| FilterError {
-            message,
-            position: Some(position_at(source, span.start_offset as usize)),
+        check(&ast, 0).map_err(|(message, span)| {
+            // Past any blank before the token meant.
+            let at = span.start_offset as usize;
+            let blank = source
+                .get(at..)
+                .map_or(0, |rest| rest.len() - rest.trim_start().len());
+            FilterError {
+                message,
+                position: Some(position_at(source, at + blank)),
+            }
         })?;
         let expr = ENV
             .compile_expression_owned(source.to_owned())
@@ -218,11 +225,15 @@ fn check(expr: &ast::Expr<'_>, depth: usize) -> Result<(), Refusal> {
                 check(&b.left, d)?;
                 check(&b.right, d)
             }
+            // Pointing at the operator: it follows the left operand.
             _ => Err((
                 "arithmetic and concatenation are not part of the filter language; \
                  compare values instead"
                     .into(),
-                b.span(),
+                Span {
+                    start_offset: b.left.span().end_offset,
+                    ..b.span()
+                },
             )),
         },
         Expr::Compare(c) => {

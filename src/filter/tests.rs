@@ -66,7 +66,7 @@ fn a_broken_filter_points_at_its_error() {
     assert_eq!(e.position.map(|p| p.line), Some(1), "{e}");
     let e = Filter::compile("topic == \"a\"\n  and payload.x ~ \"y\" == \"z\"").unwrap_err();
     assert!(e.message.contains("concatenation"), "{e}");
-    assert_eq!(e.position.map(|p| (p.line, p.column)), Some((2, 7)), "{e}");
+    assert_eq!(e.position.map(|p| (p.line, p.column)), Some((2, 17)), "{e}");
     let e = Filter::compile("secret == 1").unwrap_err();
     assert!(e.message.contains("unknown name `secret`"), "{e}");
     assert_eq!(e.position.map(|p| p.offset), Some(0));
@@ -110,4 +110,29 @@ fn the_longest_filter_runs_within_its_fuel() {
     }
     let e = event("a", json!({"x": -1}));
     assert_eq!(eval(&source, &e), Ok(false));
+}
+
+#[test]
+fn the_documented_examples_compile() {
+    let doc = include_str!("../../docs/filters.md");
+    let mut examples = Vec::new();
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "```filter" {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            examples.push(body.join("\n"));
+        }
+    }
+    assert!(examples.len() >= 10, "{examples:?}");
+    let observed = event(
+        "attacker.observed",
+        json!({"attacker_ip": "203.0.113.7", "decky": "decky-01", "service": "ssh"}),
+    );
+    for source in &examples {
+        let filter = Filter::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+        let _ = filter.matches(&observed);
+    }
+    assert_eq!(eval(&examples[2], &observed), Ok(true), "{}", examples[2]);
+    assert_eq!(eval(&examples[3], &observed), Ok(true), "{}", examples[3]);
+    assert_eq!(eval(&examples[6], &observed), Ok(true), "{}", examples[6]);
 }

@@ -8,7 +8,7 @@ use crate::{
     api::{auth::Admin, body::read_json},
     domain::Event,
     error::{AppError, ErrorBody},
-    filter::{Filter, Position},
+    filter::{Filter, Position, MAX_FILTER_BYTES},
 };
 
 /// A filter and an event to try it on.
@@ -66,11 +66,17 @@ pub enum Stage {
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
-        (status = 422, description = "Invalid field: `event` is not an object, or its `topic` not a string", body = ErrorBody),
+        (status = 422, description = "Invalid field: `filter` over 2048 bytes, `event` not an object, or its `topic` not a string", body = ErrorBody),
     )
 )]
 pub async fn filter_check(_: Admin, payload: web::Payload) -> Result<HttpResponse, AppError> {
     let body: FilterCheck = read_json(payload).await?;
+    if body.filter.len() > MAX_FILTER_BYTES {
+        return Err(AppError::Unprocessable(format!(
+            "filter: is {} bytes; at most {MAX_FILTER_BYTES}",
+            body.filter.len()
+        )));
+    }
     let event = sample_event(&body.event)?;
     Ok(HttpResponse::Ok().json(verdict(&body.filter, &event)))
 }

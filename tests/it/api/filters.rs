@@ -101,6 +101,9 @@ async fn the_filter_check_answers_match_no_match_or_the_error() {
     assert!(resp.detail().starts_with("event: "));
     let resp = check("true", json!({"topic": 5})).await;
     assert_eq!(resp.status, 422, "{}", resp.text);
+    let resp = check(&"x".repeat(2049), observed.clone()).await;
+    assert_eq!(resp.status, 422, "{}", resp.text);
+    assert!(resp.detail().starts_with("filter: "));
 
     let viewer = app.viewer_token().await;
     let resp = app
@@ -175,5 +178,12 @@ async fn the_ledger_sums_every_workers_share() {
     // Deleting the subscription deletes its ledger.
     app.delete(&format!("/api/v1/webhooks/{uuid}"), Some(&token))
         .await;
+    assert!(ledger::shares(&app.db, &uuid).await.unwrap().is_empty());
+    // A report that lands after the delete is swept.
+    let late = share(1, 1, "undecodable", 0, 0);
+    ledger::report(&app.db, "worker-b", &[(uuid.clone(), late)], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(ledger::sweep_orphans(&app.db).await.unwrap(), 1);
     assert!(ledger::shares(&app.db, &uuid).await.unwrap().is_empty());
 }

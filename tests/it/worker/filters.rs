@@ -239,3 +239,41 @@ async fn a_mixed_stream_through_a_flapping_receiver_is_accounted_for_exactly() {
     second.stop().await.unwrap();
     app.stop().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn a_changed_filter_applies_without_a_restart() {
+    let app = WorkerApp::start(&[]).await;
+    let rx = TestReceiver::start();
+    let uuid = subscribe_filtered(&app, "swap", &rx.url(), r#"payload.decky == "decky-01""#).await;
+    let sighting = |id: &str, decky: &str| json!({"id": id, "payload": {"decky": decky}});
+    publish_json(&app, "attacker.observed", sighting("a-1", "decky-01")).await;
+    publish_json(&app, "attacker.observed", sighting("a-2", "decky-02")).await;
+    settled(&app, &uuid, 2).await;
+    // The API writes the row and signals; the running actor takes the new filter.
+    let mut row: entity::webhook_subscription::ActiveModel = app.row(&uuid).await.into();
+    row.filter = Set(Some(r#"payload.decky == "decky-02""#.to_owned()));
+    row.updated_at = Set(chrono::Utc::now());
+    db::subscriptions::update(&app.db, row).await.unwrap();
+    app.signal_changed().await;
+    eventually(WAIT, "the new filter to apply", || async {
+        let id = format!("b-{}", rx.count());
+        publish_json(&app, "attacker.observed", sighting(&id, "decky-02")).await;
+        rx.requests()
+            .iter()
+            .any(|r| {
+                r.header("x-decnet-event-id")
+                    .is_some_and(|i| i.starts_with("b-"))
+            })
+            .then_some(())
+    })
+    .await;
+    let ids: Vec<String> = rx
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("x-decnet-event-id").map(str::to_owned))
+        .collect();
+    assert_eq!(ids[0], "a-1");
+    assert!(!ids.iter().any(|i| i == "a-2"), "{ids:?}");
+    assert_eq!(app.status().await.restarts, 0);
+    app.stop().await.unwrap();
+}
