@@ -283,34 +283,47 @@ async fn encrypt_secrets(settings: &Settings) -> Result<(), StartupError> {
                 .into(),
         ));
     }
-    let db = connect_one_shot(settings).await?;
-    check_secret_key(&db, &store).await?;
-    let converted = crate::secrets::seal_rows_in_current_format(&db, &store)
-        .await
-        .map_err(|e| {
-            StartupError::Runtime(format!(
-                "database error: {}",
-                crate::error::redact_db_error(&e)
-            ))
-        })?;
-    println!("encrypted the secrets of {converted} subscription(s)");
-    Ok(())
+    one_shot(settings, |db| async move {
+        check_secret_key(&db, &store).await?;
+        let converted = crate::secrets::seal_rows_in_current_format(&db, &store)
+            .await
+            .map_err(|e| {
+                StartupError::Runtime(format!(
+                    "database error: {}",
+                    crate::error::redact_db_error(&e)
+                ))
+            })?;
+        println!("encrypted the secrets of {converted} subscription(s)");
+        Ok(())
+    })
+    .await
 }
 
-/// Connect for a command that prints one answer: the migrations it applied are one
-/// line on stderr, so stdout holds the answer alone.
-async fn connect_one_shot(
-    settings: &Settings,
-) -> Result<sea_orm::DatabaseConnection, StartupError> {
+/// Run a one-shot command (one that prints its answer and exits) on a connected and
+/// migrated database. The migrations it applied are worth one line on stderr, after
+/// the answer and only if it succeeded (a failure is one line of its own); the
+/// migrator's progress lines are filtered out (`telemetry::init`).
+async fn one_shot<F, Fut>(settings: &Settings, command: F) -> Result<(), StartupError>
+where
+    F: FnOnce(sea_orm::DatabaseConnection) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StartupError>>,
+{
     let (db, applied) = crate::startup::connect_counting_migrations(settings).await?;
+    command(db).await?;
     if applied > 0 {
         eprintln!("decnet: applied {applied} database migration(s)");
     }
-    Ok(db)
+    Ok(())
 }
 
 async fn user_command(cmd: UserCommand, settings: &Settings) -> Result<(), StartupError> {
-    let db = connect_one_shot(settings).await?;
+    one_shot(settings, |db| run_user_command(cmd, db)).await
+}
+
+async fn run_user_command(
+    cmd: UserCommand,
+    db: sea_orm::DatabaseConnection,
+) -> Result<(), StartupError> {
     match cmd {
         UserCommand::Add {
             name,

@@ -241,7 +241,8 @@ async fn bad_query_parameters_are_422_naming_them() {
         (Method::GET, "deliveries?limit=", "limit"),
         (Method::GET, "deliveries?bogus=1", "bogus"),
         (Method::POST, "replay?since=yesterday", "since"),
-        (Method::POST, "replay?limit=5", "limit"),
+        (Method::POST, "replay?limit=0", "limit"),
+        (Method::POST, "replay?until=x", "until"),
     ] {
         let resp = app
             .send(
