@@ -150,7 +150,8 @@ async fn presets_and_option_defaults_come_from_the_api() {
     assert_eq!(
         p["option_defaults"],
         json!({"ordered": false, "batch_max": null, "batch_linger_ms": null,
-               "rate_limit_per_sec": null, "shape": "raw", "template": null})
+               "rate_limit_per_sec": null, "shape": "raw", "template": null,
+               "filter": null})
     );
     assert_eq!(p["option_limits"]["batch_max"], json!([1, 50]));
     // A subscription created with nothing but the required fields has those defaults.
