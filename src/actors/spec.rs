@@ -6,8 +6,9 @@ use std::{sync::Arc, time::Duration};
 use crate::{
     config::Secret,
     delivery::Target,
-    domain::{UrlError, WebhookUrl},
+    domain::UrlError,
     secrets::{SecretError, SecretStore},
+    shape::{Destination, Shape, ShapeError},
 };
 
 /// What the supervisor knows of a subscription, and diffs on reload.
@@ -22,6 +23,8 @@ pub struct SubscriptionSpec {
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub patterns: Vec<String>,
     pub options: DeliveryOptions,
+    /// The destination's secret (PagerDuty's routing key), opened.
+    pub destination_secret: Option<Secret>,
 }
 
 /// The per-subscription delivery options, as stored; a change restarts
@@ -38,6 +41,8 @@ pub struct DeliveryOptions {
     pub rate_limit_per_sec: Option<f64>,
     pub shape: String,
     pub template: Option<String>,
+    /// The destination shape's settings, as stored.
+    pub destination: Option<serde_json::Value>,
 }
 
 impl Default for DeliveryOptions {
@@ -49,6 +54,7 @@ impl Default for DeliveryOptions {
             rate_limit_per_sec: None,
             shape: "raw".to_owned(),
             template: None,
+            destination: None,
         }
     }
 }
@@ -78,7 +84,15 @@ impl DeliveryOptions {
                 .map(super::rate::clamp_rate),
             shape: row.shape.clone(),
             template: row.template.clone(),
+            destination: row.destination.clone(),
         }
+    }
+
+    /// The shape these options describe, or why it cannot be built.
+    pub fn build_shape(&self) -> Result<Shape, ShapeError> {
+        let destination = Destination::from_json(self.destination.as_ref())
+            .map_err(|e| ShapeError::Destination(e.to_string()))?;
+        Shape::from_row(&self.shape, self.template.as_deref(), &destination)
     }
 }
 
@@ -99,6 +113,11 @@ impl SubscriptionSpec {
             previous_secret: previous.map(|(secret, _)| secret),
             patterns: row.patterns(),
             options: DeliveryOptions::from_row(row),
+            destination_secret: row
+                .destination_secret
+                .as_deref()
+                .map(|stored| secrets.open(&row.uuid, stored))
+                .transpose()?,
         })
     }
 
@@ -112,10 +131,16 @@ impl SubscriptionSpec {
                 secrets.push(previous.clone());
             }
         }
-        Ok(Target {
-            url: WebhookUrl::parse(&self.url)?,
+        // A shape that cannot be built dead-letters every event; the URL is then
+        // the stored one.
+        let shape = self.options.build_shape().unwrap_or_default();
+        Target::for_subscription(
+            &self.url,
             secrets,
-        })
+            &shape,
+            &self.uuid,
+            self.destination_secret.clone(),
+        )
     }
 
     /// The NATS queue group: every worker's copy of this subscription shares it, so

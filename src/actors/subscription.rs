@@ -33,7 +33,7 @@ use crate::{
     db::dead_letters::Reason,
     delivery::{DeliveryOutcome, FailureKind, Target},
     domain::Event,
-    shape::{sandbox::Sandbox, Shape, ShapeError},
+    shape::{self, sandbox::Sandbox, Batching, Shape, ShapeError},
 };
 
 /// Stop consuming, let in-flight deliveries finish (bounded), then stop.
@@ -389,14 +389,60 @@ impl SubscriptionActor {
         job
     }
 
-    /// POST one shaped event, or several as one batch, and settle them on the outcome.
+    /// POST shaped events: one, or several as one batch (several batches when the
+    /// receiver caps a request's size), and settle them on the outcome.
     fn send(&mut self, items: Vec<Rendered>, ctx: &mut Context<Self>) {
+        let (batching, limit) = match &self.shape {
+            Ok(shape) => (shape.batching(), shape.max_request_bytes()),
+            Err(_) => (Batching::EventsObject, None),
+        };
+        let Some(limit) = limit else {
+            return self.send_one(items, batching, ctx);
+        };
+        let mut chunk: Vec<Rendered> = Vec::new();
+        let mut size = 2;
+        for item in items {
+            let len = item.sent.body.len() + 1;
+            if len + 2 > limit {
+                let outcome = DeliveryOutcome::not_attempted(
+                    FailureKind::NonRetryable,
+                    format!(
+                        "the event is {} bytes as shaped; the receiver takes at most {limit} per request",
+                        item.sent.body.len()
+                    ),
+                );
+                self.dead_letter(&item.sent, item.ack, Reason::NonRetryable, Some(&outcome));
+                continue;
+            }
+            if size + len > limit && !chunk.is_empty() {
+                self.send_one(std::mem::take(&mut chunk), batching, ctx);
+                size = 2;
+            }
+            size += len;
+            chunk.push(item);
+        }
+        self.send_one(chunk, batching, ctx);
+    }
+
+    /// POST one request of `items`.
+    fn send_one(&mut self, items: Vec<Rendered>, batching: Batching, ctx: &mut Context<Self>) {
         let event = match items.as_slice() {
             [] => return,
             [one] if self.spec.options.batch_max <= 1 => one.sent.clone(),
             many => {
                 let bodies: Vec<&[u8]> = many.iter().map(|r| &r.sent.body[..]).collect();
-                Arc::new(Event::batch(&bodies))
+                let mut batch = Event::outgoing(
+                    uuid::Uuid::now_v7().to_string(),
+                    crate::domain::event::BATCH_TOPIC.to_owned(),
+                    shape::join(batching, &bodies),
+                );
+                // A request has one parent: the first event's trace.
+                batch.trace = many[0].sent.trace.clone();
+                if batching == Batching::Concatenated {
+                    // The items, so the ones a receiver refuses can be told apart.
+                    batch.parts = Some(many.iter().map(|r| r.sent.body.clone()).collect());
+                }
+                Arc::new(batch)
             }
         };
         let job = self.hold(items);
@@ -420,9 +466,23 @@ impl SubscriptionActor {
                 }
                 let ok = outcome.ok();
                 if ok {
-                    for item in &items {
-                        if let Some(ack) = &item.ack {
-                            ack.ack();
+                    let mut refused = outcome.item_failures.iter().peekable();
+                    for (i, item) in items.into_iter().enumerate() {
+                        match refused.next_if(|f| f.index == i) {
+                            // Refused alone while the rest went in: kept with its own error.
+                            Some(failure) => {
+                                let own = DeliveryOutcome {
+                                    error: Some(failure.error.clone()),
+                                    ..outcome.clone()
+                                };
+                                let reason = dead_letter_reason(Some(failure.kind));
+                                act.dead_letter(&item.sent, item.ack, reason, Some(&own));
+                            }
+                            None => {
+                                if let Some(ack) = &item.ack {
+                                    ack.ack();
+                                }
+                            }
                         }
                     }
                 } else if outcome.failure == Some(FailureKind::Shutdown)
@@ -440,8 +500,19 @@ impl SubscriptionActor {
                     // A batch fails whole; each event is kept with the bytes it would
                     // have been sent as, so a replay posts them one by one.
                     let reason = dead_letter_reason(outcome.failure);
-                    for item in items {
-                        act.dead_letter(&item.sent, item.ack, reason, Some(&outcome));
+                    let mut own_errors = outcome.item_failures.iter().peekable();
+                    for (i, item) in items.into_iter().enumerate() {
+                        match own_errors.next_if(|f| f.index == i) {
+                            Some(failure) => {
+                                let own = DeliveryOutcome {
+                                    error: Some(failure.error.clone()),
+                                    ..outcome.clone()
+                                };
+                                let reason = dead_letter_reason(Some(failure.kind));
+                                act.dead_letter(&item.sent, item.ack, reason, Some(&own));
+                            }
+                            None => act.dead_letter(&item.sent, item.ack, reason, Some(&outcome)),
+                        }
                     }
                 }
                 let report = Report {
@@ -812,13 +883,16 @@ struct Rendered {
     ack: Option<Acker>,
 }
 
-/// An event as its shape rendered it: same id and topic, the new body.
+/// An event as its shape rendered it: same id, topic and trace, the new body.
 fn shaped(event: &Event, body: Bytes) -> Arc<Event> {
-    Arc::new(Event::outgoing(event.id.clone(), event.topic.clone(), body))
+    Arc::new(
+        Event::outgoing(event.id.clone(), event.topic.clone(), body)
+            .with_trace(event.trace.clone()),
+    )
 }
 
 fn build_shape(options: &DeliveryOptions) -> Result<Shape, String> {
-    Shape::from_row(&options.shape, options.template.as_deref()).map_err(|e| e.to_string())
+    options.build_shape().map_err(|e| e.to_string())
 }
 
 /// Which dead-letter reason a failed delivery gets.

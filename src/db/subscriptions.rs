@@ -72,6 +72,8 @@ pub fn new_row(
         rate_limit_per_sec: Set(None),
         shape: Set("raw".to_owned()),
         template: Set(None),
+        destination: Set(None),
+        destination_secret: Set(None),
     }
 }
 

@@ -3,6 +3,7 @@
 //! A delivery returns a [`DeliveryOutcome`], never an error: the caller decides what a
 //! failure means (circuit breaker, dead letter, test-ping answer).
 
+pub mod answer;
 mod client;
 pub mod outcome;
 pub mod retry;
@@ -10,7 +11,8 @@ pub mod settings;
 pub mod signing;
 pub mod target;
 
+pub use answer::{Protocol, Verdict};
 pub use client::DeliveryClient;
-pub use outcome::{Attempt, DeliveryOutcome, FailureKind};
+pub use outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure};
 pub use settings::DeliverySettings;
 pub use target::Target;

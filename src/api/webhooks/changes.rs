@@ -16,6 +16,8 @@ pub struct Changes {
     pub enabled: Option<bool>,
     /// The delivery options after the PATCH, when it gave any.
     pub options: Option<Options>,
+    /// The destination secret to store, sealed (`Some(None)` clears it).
+    pub destination_secret: Option<Option<String>>,
 }
 
 impl Changes {
@@ -61,6 +63,10 @@ impl Changes {
         if let Some(options) = self.options {
             changed |= set_options(&mut active, row, options);
         }
+        if let Some(secret) = self.destination_secret {
+            active.destination_secret = Set(secret);
+            changed = true;
+        }
         changed.then(|| {
             active.updated_at = Set(Utc::now().trunc_subsecs(6));
             active
@@ -93,6 +99,10 @@ fn set_options(active: &mut ActiveModel, row: &Model, new: Options) -> bool {
     }
     if new.template != row.template {
         active.template = Set(new.template);
+        changed = true;
+    }
+    if new.destination != row.destination {
+        active.destination = Set(new.destination);
         changed = true;
     }
     changed
@@ -128,6 +138,8 @@ mod tests {
             rate_limit_per_sec: None,
             shape: "raw".into(),
             template: None,
+            destination: None,
+            destination_secret: None,
         }
     }
 
@@ -139,6 +151,7 @@ mod tests {
             patterns: None,
             enabled: None,
             options: None,
+            destination_secret: None,
         }
     }
 
@@ -152,6 +165,7 @@ mod tests {
             patterns: Some(vec!["a.>".into()]),
             enabled: Some(true),
             options: Some(Options::of(&row)),
+            destination_secret: None,
         };
         assert!(same.against(&row).is_none());
         assert!(none().against(&row).is_none());

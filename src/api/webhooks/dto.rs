@@ -11,6 +11,7 @@ use super::options::{present, ShapeName};
 use crate::{
     db::dead_letters,
     domain::{event::iso, pattern::first_starting_with_wildcard, SimpleEvent},
+    shape::Destination,
 };
 
 pub const INSECURE_URL_WARNING: &str =
@@ -73,6 +74,15 @@ pub struct WebhookCreate {
     #[serde(default)]
     #[schema(max_length = 16384)]
     pub template: Option<String>,
+    /// Settings of a destination shape (docs/destinations.md); each shape takes
+    /// only its own, and `sentinel` requires `dcr_immutable_id` and `stream`.
+    #[serde(default)]
+    pub destination: Option<Destination>,
+    /// PagerDuty's integration key, required with `shape = "pagerduty"`; stored
+    /// sealed and never shown again.
+    #[serde(default)]
+    #[schema(write_only, min_length = 32, max_length = 32)]
+    pub routing_key: Option<String>,
 }
 
 fn enabled_by_default() -> bool {
@@ -121,6 +131,16 @@ pub struct WebhookUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 16384)]
     pub template: Option<Option<String>>,
+    /// Replaces the destination settings; `null` clears them. A new shape without
+    /// them starts with none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Destination>)]
+    pub destination: Option<Option<Destination>>,
+    /// A new PagerDuty integration key (kept when absent; dropped when leaving
+    /// `shape = "pagerduty"`).
+    #[serde(default)]
+    #[schema(write_only, min_length = 32, max_length = 32)]
+    pub routing_key: Option<String>,
 }
 
 /// A subscription as the API shows it: every column except the HMAC key.
@@ -148,6 +168,10 @@ pub struct Webhook {
     #[schema(value_type = ShapeName)]
     pub shape: String,
     pub template: Option<String>,
+    /// The destination shape's settings; null when it has none.
+    pub destination: Option<Destination>,
+    /// Whether a PagerDuty routing key is stored (the key itself is never shown).
+    pub routing_key_set: bool,
     #[serde(serialize_with = "iso_one")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_one")]
@@ -184,6 +208,10 @@ impl From<&Model> for Webhook {
             rate_limit_per_sec: row.rate_limit_per_sec,
             shape: row.shape.clone(),
             template: row.template.clone(),
+            destination: Destination::from_json(row.destination.as_ref())
+                .ok()
+                .filter(|d| !d.is_empty()),
+            routing_key_set: row.destination_secret.is_some(),
             created_at: row.created_at,
             updated_at: row.updated_at,
             secret_rotated_at: row.secret_rotated_at,

@@ -7,10 +7,12 @@ use serde_json::json;
 
 use super::{dto::TestResult, lookup::find};
 use crate::{
+    actors::spec::DeliveryOptions,
     api::{auth::Admin, state::AppState},
-    delivery::{DeliveryClient, Target},
-    domain::{event::iso, Event, WebhookUrl},
+    delivery::{DeliveryClient, DeliveryOutcome, FailureKind, Target},
+    domain::{event::iso, Event},
     error::{AppError, ErrorBody},
+    shape::Shape,
 };
 
 /// Send one `test.ping` event to the subscription's receiver (one attempt, no retries).
@@ -36,8 +38,12 @@ pub async fn test_ping(
 ) -> Result<HttpResponse, AppError> {
     let row = find(&state, &path).await?;
     let secrets = super::secret::signing_secrets(&state, &row)?;
-    let result = match WebhookUrl::parse(&row.url) {
-        Ok(url) => {
+    let routing_key = super::secret::destination_secret(&state, &row)?;
+    let shape = DeliveryOptions::from_row(&row)
+        .build_shape()
+        .unwrap_or_default();
+    let result = match Target::for_subscription(&row.url, secrets, &shape, &row.uuid, routing_key) {
+        Ok(target) => {
             let event = Event::new(
                 uuid::Uuid::new_v4().simple().to_string(),
                 "test.ping".into(),
@@ -48,8 +54,17 @@ pub async fn test_ping(
                     "triggered_by": user.username,
                 }),
             );
-            let target = Target::new(url, secrets);
-            let outcome = client.attempt_once(&target, &event).await;
+            // A destination's receiver takes only its own format: the ping is shaped.
+            let event = match &shape {
+                Shape::Raw | Shape::Slack | Shape::TheHive | Shape::Template(_) => Ok(event),
+                destination => destination
+                    .render(&event)
+                    .map(|body| Event::outgoing(event.id.clone(), event.topic.clone(), body)),
+            };
+            let outcome = match event {
+                Ok(event) => client.attempt_once(&target, &event).await,
+                Err(e) => DeliveryOutcome::not_attempted(FailureKind::NonRetryable, e.to_string()),
+            };
             TestResult {
                 delivered: outcome.ok(),
                 status_code: outcome.status,

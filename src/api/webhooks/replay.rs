@@ -19,10 +19,11 @@ use super::{
     lookup::find,
 };
 use crate::{
+    actors::spec::DeliveryOptions,
     api::{auth::Admin, query::Query, state::AppState},
     db::{dead_letters, delivery_log},
     delivery::{Attempt, DeliveryClient, Target},
-    domain::{Event, WebhookUrl},
+    domain::Event,
     error::{redact_db_error, AppError, ErrorBody},
 };
 
@@ -72,8 +73,11 @@ pub async fn replay(
     let entries = dead_letters::replayable(&state.db, &row.uuid, since, MAX_ENTRIES).await?;
     // A row written before today's URL rules cannot be sent to: the first entry
     // reports it, as the test ping does.
-    let target = WebhookUrl::parse(&row.url)
-        .map(|url| Target::new(url, secrets))
+    let routing_key = super::secret::destination_secret(&state, &row)?;
+    let shape = DeliveryOptions::from_row(&row)
+        .build_shape()
+        .unwrap_or_default();
+    let target = Target::for_subscription(&row.url, secrets, &shape, &row.uuid, routing_key)
         .map_err(|e| e.to_string());
 
     let deadline = Instant::now() + TIME_BUDGET;
@@ -142,14 +146,7 @@ pub async fn replay(
 /// The event as the client needs it: only the id, topic and body go on the wire, and
 /// the body is the exact stored envelope.
 fn stored_event(entry: dead_letters::StoredDeadLetter) -> Event {
-    Event {
-        id: entry.event_id,
-        topic: entry.topic,
-        ts: String::new(),
-        kind: String::new(),
-        payload: serde_json::Value::Null,
-        body: Bytes::from(entry.body),
-    }
+    Event::outgoing(entry.event_id, entry.topic, Bytes::from(entry.body))
 }
 
 /// The attempts of one replayed delivery as delivery-log rows, as the worker writes them.
