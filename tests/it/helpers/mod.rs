@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod db;
+pub mod fakes;
 pub mod nats;
 pub mod probe;
 pub mod process;

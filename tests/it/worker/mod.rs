@@ -2,6 +2,7 @@
 
 mod dead_letters;
 mod delivery;
+mod destinations;
 mod durable;
 mod end_to_end;
 mod faults;
