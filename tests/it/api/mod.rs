@@ -5,6 +5,7 @@ mod bus_signal;
 mod crud;
 mod dead_letters;
 mod deliveries;
+mod destinations;
 mod edge;
 mod input;
 mod limits;
