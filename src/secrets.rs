@@ -1,5 +1,9 @@
 //! Subscription secrets at rest: AES-256-GCM under `DECNET_SECRET_KEY`.
 //!
+//! The same holds for the other write-only values of a subscription (static header
+//! values, authorization secrets, the TLS client key): each is sealed bound to its row
+//! and to its field ([`SecretStore::seal_field`]), so it opens nowhere else.
+//!
 //! A stored secret is legacy plaintext, `enc:v1:` (earlier versions) or `enc:v2:` +
 //! base64(12-byte random nonce ‖ ciphertext ‖ tag); the prefix names the format. A v2
 //! value is bound to its subscription (its uuid is the associated data), so a sealed
@@ -25,7 +29,10 @@ use sea_orm::{
     PaginatorTrait, QueryFilter,
 };
 
-use crate::config::{decode_key, Secret, Settings};
+use crate::{
+    config::{decode_key, Secret, Settings},
+    delivery::access::{self, Header, ReceiverAccess, TlsMaterial},
+};
 
 /// Values sealed by earlier versions: not bound to a row; still read.
 pub const PREFIX_V1: &str = "enc:v1:";
@@ -156,6 +163,75 @@ impl SecretStore {
         }
     }
 
+    /// The form to store for field `label` (a [`crate::delivery::access`] label) of
+    /// subscription `uuid`: bound to both, so it does not open in another field.
+    pub fn seal_field(&self, uuid: &str, label: &str, plain: &str) -> String {
+        self.seal(&field_binding(uuid, label), plain)
+    }
+
+    /// A value stored with [`Self::seal_field`] (or plaintext, without a key).
+    pub fn open_field(&self, uuid: &str, label: &str, stored: &str) -> Result<Secret, SecretError> {
+        self.open(&field_binding(uuid, label), stored)
+    }
+
+    /// How the worker reaches the receiver of `row`: its stored headers,
+    /// authorization and TLS material, secret parts opened. A stored value that does
+    /// not parse counts as one in an unknown format.
+    pub fn receiver_access(&self, row: &Model) -> Result<ReceiverAccess, SecretError> {
+        let uuid = row.uuid.as_str();
+        let headers = access::parse_headers(row.headers.as_deref())
+            .map_err(|_| SecretError::UnknownFormat)?
+            .into_iter()
+            .map(|h| {
+                let value = self.open_field(uuid, &access::header_label(&h.name), &h.value)?;
+                Ok(Header {
+                    name: h.name,
+                    value,
+                })
+            })
+            .collect::<Result<_, SecretError>>()?;
+        let auth = access::parse_auth(row.auth.as_deref())
+            .map_err(|_| SecretError::UnknownFormat)?
+            .map(|a| a.try_map(|label, stored| self.open_field(uuid, label, &stored)))
+            .transpose()?;
+        let tls = TlsMaterial {
+            ca_pem: row.tls_ca_pem.clone(),
+            client_cert_pem: row.tls_client_cert_pem.clone(),
+            client_key_pem: row
+                .tls_client_key_pem
+                .as_deref()
+                .map(|k| self.open_field(uuid, access::CLIENT_KEY, k))
+                .transpose()?,
+        };
+        Ok(ReceiverAccess { headers, auth, tls })
+    }
+
+    /// The stored columns of `access` for subscription `uuid`, secret parts sealed.
+    pub fn seal_access(&self, uuid: &str, access: &ReceiverAccess) -> SealedAccess {
+        let headers: Vec<Header<String>> = access
+            .headers
+            .iter()
+            .map(|h| Header {
+                name: h.name.clone(),
+                value: self.seal_field(uuid, &access::header_label(&h.name), h.value.expose()),
+            })
+            .collect();
+        let auth = access.auth.clone().map(|a| {
+            infallible(a.try_map(|label, secret| Ok(self.seal_field(uuid, label, secret.expose()))))
+        });
+        SealedAccess {
+            headers: access::headers_column(&headers),
+            auth: access::auth_column(auth.as_ref()),
+            tls_ca_pem: access.tls.ca_pem.clone(),
+            tls_client_cert_pem: access.tls.client_cert_pem.clone(),
+            tls_client_key_pem: access
+                .tls
+                .client_key_pem
+                .as_ref()
+                .map(|k| self.seal_field(uuid, access::CLIENT_KEY, k.expose())),
+        }
+    }
+
     /// A stored value of subscription `uuid` as it should be stored now: with a key,
     /// legacy plaintext and v1 values are sealed as v2; a v2 value is kept, and so is
     /// any value that does not open (it is never replaced by something else).
@@ -211,6 +287,28 @@ impl SecretStore {
             _ => Ok(None),
         }
     }
+}
+
+/// What binds a field's value: its row and its label (a uuid has no `#`).
+fn field_binding(uuid: &str, label: &str) -> String {
+    format!("{uuid}#{label}")
+}
+
+fn infallible<T>(r: Result<T, std::convert::Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
+/// The stored columns of a receiver's access.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SealedAccess {
+    pub headers: Option<String>,
+    pub auth: Option<String>,
+    pub tls_ca_pem: Option<String>,
+    pub tls_client_cert_pem: Option<String>,
+    pub tls_client_key_pem: Option<String>,
 }
 
 /// Why a start must stop: one line naming `DECNET_SECRET_KEY`.
@@ -292,9 +390,14 @@ pub async fn check_key(db: &DatabaseConnection, store: &SecretStore) -> Result<(
 }
 
 fn encrypted_condition() -> Condition {
+    // In the JSON columns a sealed value is a string starting with the mark.
+    let in_json = format!("\"{ENCRYPTED_MARK}");
     Condition::any()
         .add(Column::Secret.starts_with(ENCRYPTED_MARK))
         .add(Column::PreviousSecret.starts_with(ENCRYPTED_MARK))
+        .add(Column::TlsClientKeyPem.starts_with(ENCRYPTED_MARK))
+        .add(Column::Headers.contains(in_json.as_str()))
+        .add(Column::Auth.contains(in_json.as_str()))
 }
 
 async fn count_encrypted(db: &DatabaseConnection) -> Result<u64, DbErr> {
@@ -322,7 +425,11 @@ pub async fn seal_rows_in_current_format(
                     Condition::all()
                         .add(Column::PreviousSecret.is_not_null())
                         .add(Column::PreviousSecret.not_like(current.as_str())),
-                ),
+                )
+                // Rows with receiver access are looked at value by value.
+                .add(Column::Headers.is_not_null())
+                .add(Column::Auth.is_not_null())
+                .add(Column::TlsClientKeyPem.is_not_null()),
         )
         .all(db)
         .await?;
@@ -346,11 +453,70 @@ pub async fn seal_rows_in_current_format(
                 changed = true;
             }
         }
+        let access = resealed_access(store, &row);
+        for (column, stored, resealed) in [
+            (Column::Headers, &row.headers, access.headers),
+            (Column::Auth, &row.auth, access.auth),
+            (Column::TlsClientKeyPem, &row.tls_client_key_pem, access.key),
+        ] {
+            if let (Some(stored), Some(resealed)) = (stored.as_deref(), resealed) {
+                if resealed != stored {
+                    update = update
+                        .col_expr(column, Expr::value(resealed))
+                        .filter(column.eq(stored));
+                    changed = true;
+                }
+            }
+        }
         if changed && update.exec(db).await?.rows_affected > 0 {
             converted += 1;
         }
     }
     Ok(converted)
+}
+
+/// The receiver-access columns of a row as they should be stored now (each value
+/// through [`SecretStore::reseal`]); `None` for a column that is absent or does not
+/// parse (left as it is).
+struct ResealedAccess {
+    headers: Option<String>,
+    auth: Option<String>,
+    key: Option<String>,
+}
+
+fn resealed_access(store: &SecretStore, row: &Model) -> ResealedAccess {
+    let uuid = row.uuid.as_str();
+    let headers = access::parse_headers(row.headers.as_deref())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map(|headers| {
+            let headers: Vec<_> = headers
+                .into_iter()
+                .map(|h| Header {
+                    value: store.reseal(
+                        &field_binding(uuid, &access::header_label(&h.name)),
+                        &h.value,
+                    ),
+                    name: h.name,
+                })
+                .collect();
+            access::headers_column(&headers).unwrap_or_default()
+        });
+    let auth = access::parse_auth(row.auth.as_deref())
+        .ok()
+        .flatten()
+        .map(|a| {
+            let a =
+                infallible(a.try_map(|label, stored| {
+                    Ok(store.reseal(&field_binding(uuid, label), &stored))
+                }));
+            access::auth_column(Some(&a)).unwrap_or_default()
+        });
+    let key = row
+        .tls_client_key_pem
+        .as_deref()
+        .map(|k| store.reseal(&field_binding(uuid, access::CLIENT_KEY), k));
+    ResealedAccess { headers, auth, key }
 }
 
 #[cfg(test)]
@@ -472,6 +638,25 @@ mod tests {
             SecretStore::default().open(ROW, &sealed_v1("x-secret-x-secret")),
             Err(SecretError::NoKey)
         );
+    }
+
+    #[test]
+    fn a_sealed_field_opens_only_in_its_row_and_field() {
+        let s = store();
+        let sealed = s.seal_field(ROW, access::TOKEN, "bearer-token-value");
+        assert!(sealed.starts_with(PREFIX_V2));
+        assert_eq!(
+            s.open_field(ROW, access::TOKEN, &sealed).unwrap().expose(),
+            "bearer-token-value"
+        );
+        for (row, label) in [(ROW, access::PASSWORD), (OTHER_ROW, access::TOKEN)] {
+            assert_eq!(
+                s.open_field(row, label, &sealed),
+                Err(SecretError::Undecryptable)
+            );
+        }
+        // Nor as the signing secret.
+        assert_eq!(s.open(ROW, &sealed), Err(SecretError::Undecryptable));
     }
 
     #[test]

@@ -44,6 +44,18 @@ pub struct Model {
     pub destination: Option<Json>,
     /// The destination's secret (PagerDuty's routing key), stored as the secret is.
     pub destination_secret: Option<String>,
+    /// Static request headers: a JSON list of `{"name", "value"}`, each value stored
+    /// as the secret is (sealed with `DECNET_SECRET_KEY` when set).
+    pub headers: Option<String>,
+    /// How requests authenticate: a JSON object with `type` and its fields, the
+    /// secret ones stored as the secret is.
+    pub auth: Option<String>,
+    /// A private CA bundle (PEM) trusted for this receiver instead of the public roots.
+    pub tls_ca_pem: Option<String>,
+    /// A client certificate chain (PEM) presented to the receiver.
+    pub tls_client_cert_pem: Option<String>,
+    /// The client certificate's private key (PEM), stored as the secret is.
+    pub tls_client_key_pem: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,7 @@ mod m20261128_000001_create_tables;
 mod m20261128_000002_dead_letters_and_log;
 mod m20261128_000003_rotation_and_options;
 mod m20261128_000004_user_token_version;
+mod m20261130_000001_receiver_auth;
 mod m20261130_000005_destinations;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_dead_letters_and_log::Migration),
             Box::new(m20261128_000003_rotation_and_options::Migration),
             Box::new(m20261128_000004_user_token_version::Migration),
+            Box::new(m20261130_000001_receiver_auth::Migration),
             Box::new(m20261130_000005_destinations::Migration),
         ]
     }

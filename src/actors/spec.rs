@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     config::Secret,
-    delivery::Target,
+    delivery::{ReceiverAccess, Target},
     domain::UrlError,
     secrets::{SecretError, SecretStore},
     shape::{Destination, Shape, ShapeError},
@@ -25,6 +25,8 @@ pub struct SubscriptionSpec {
     pub options: DeliveryOptions,
     /// The destination's secret (PagerDuty's routing key), opened.
     pub destination_secret: Option<Secret>,
+    /// Static headers, authorization and TLS of the receiver, secrets opened.
+    pub access: ReceiverAccess,
 }
 
 /// The per-subscription delivery options, as stored; a change restarts
@@ -118,6 +120,7 @@ impl SubscriptionSpec {
                 .as_deref()
                 .map(|stored| secrets.open(&row.uuid, stored))
                 .transpose()?,
+            access: secrets.receiver_access(row)?,
         })
     }
 
@@ -141,6 +144,7 @@ impl SubscriptionSpec {
             &self.uuid,
             self.destination_secret.clone(),
         )
+        .map(|target| target.with_access(&self.access))
     }
 
     /// The NATS queue group: every worker's copy of this subscription shares it, so

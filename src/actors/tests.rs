@@ -182,6 +182,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
         patterns: vec!["attacker.>".into()],
         options: Default::default(),
         destination_secret: None,
+        access: Default::default(),
     };
     let stats = Arc::new(WorkerStats::default());
     SubscriptionActor::new(

@@ -1,5 +1,6 @@
 //! `/api/v1/webhooks`: subscription CRUD for admins.
 
+pub mod access;
 mod changes;
 pub mod dead_letters;
 pub mod deliveries;
@@ -22,6 +23,7 @@ use crate::{
     domain::pattern::first_starting_with_wildcard,
     error::{redact_db_error, AppError, ErrorBody},
 };
+use access::AccessInput;
 use changes::Changes;
 use dto::{Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookUpdate};
 use lookup::{find, parse_uuid};
@@ -138,7 +140,15 @@ pub async fn create(
     let routing_key =
         secret::routing_key_change(&state, &uuid, None, &options.shape, body.routing_key)?
             .flatten();
-    let url = validate::url(&body.url, state.settings.webhook.allow_private).await?;
+    let allow_private = state.settings.webhook.allow_private;
+    let url = validate::url(&body.url, allow_private).await?;
+    let access = AccessInput {
+        headers: body.headers.map(Some),
+        auth: body.auth.map(Some),
+        tls: body.tls.map(Some),
+    }
+    .resolve(&Default::default(), allow_private)
+    .await?;
     if subscriptions::find_by_name(&state.db, &name)
         .await?
         .is_some()
@@ -148,9 +158,11 @@ pub async fn create(
     let stored_secret = state.secrets.seal(&uuid, &secret);
     let mut row =
         subscriptions::new_row(&name, url.as_str(), &stored_secret, &patterns, body.enabled);
+    let sealed = state.secrets.seal_access(&uuid, &access);
     row.uuid = sea_orm::Set(uuid);
     options.set_on(&mut row);
     row.destination_secret = Set(routing_key);
+    changes::set_access(&mut row, sealed);
     let row = subscriptions::insert(&state.db, row)
         .await
         .map_err(|e| conflict_or_internal(e, &name))?;
@@ -210,8 +222,14 @@ pub async fn update(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let body: WebhookUpdate = read_json(payload).await?;
-    // A new URL costs the guard a DNS lookup, as a create does, and shares its limit.
-    if body.url.is_some() {
+    let access_input = AccessInput {
+        headers: body.headers,
+        auth: body.auth,
+        tls: body.tls,
+    };
+    // A new URL costs the guard a DNS lookup, as a create does, and shares its limit;
+    // so does a token endpoint.
+    if body.url.is_some() || access_input.has_token_url() {
         url_guard_allowance(&state, &user.uuid)?;
     }
     let name = body.name.map(validate::name).transpose()?;
@@ -245,6 +263,7 @@ pub async fn update(
         Some(u) => Some(validate::url(&u, state.settings.webhook.allow_private).await?),
         None => None,
     };
+    let access = patched_access(&state, &row, access_input).await?;
     let secret = secret::patched_secret(&state, &row, secret);
     let new_shape = options
         .as_ref()
@@ -267,6 +286,7 @@ pub async fn update(
         enabled: body.enabled,
         options,
         destination_secret,
+        access,
     };
     let Some(mut active) = changes.against(&row) else {
         return Ok(HttpResponse::Ok().json(Webhook::from(&row)));
@@ -334,6 +354,27 @@ pub async fn delete(
     Ok(HttpResponse::Ok().json(WebhookDeleted {
         message: "Webhook deleted".into(),
     }))
+}
+
+/// The access columns to store after a PATCH: `None` when it gives none, or what it
+/// gives is what is stored already (sealed values differ on every seal, so the
+/// comparison is of the opened ones).
+async fn patched_access(
+    state: &AppState,
+    row: &entity::webhook_subscription::Model,
+    input: AccessInput,
+) -> Result<Option<crate::secrets::SealedAccess>, AppError> {
+    if input.is_empty() {
+        return Ok(None);
+    }
+    let current = state.secrets.receiver_access(row).map_err(|e| {
+        tracing::error!(uuid = %row.uuid, error = %e, "cannot open the stored receiver access");
+        AppError::Internal
+    })?;
+    let new = input
+        .resolve(&current, state.settings.webhook.allow_private)
+        .await?;
+    Ok((new != current).then(|| state.secrets.seal_access(&row.uuid, &new)))
 }
 
 /// One more create or URL change for `user` this minute, or 429

@@ -22,14 +22,17 @@ use futures::{Stream, StreamExt as _};
 use tokio::sync::{watch, Semaphore};
 
 use super::{
+    access::OAuth2,
     answer::{Protocol, Verdict},
+    auth::{self, Authorizer, Granted, Token, TokenError},
     outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure},
     retry::{self, StatusClass},
     settings::DeliverySettings,
     signing,
-    target::Target,
+    target::{Access, Target},
 };
 use crate::{
+    config::Secret,
     db::truncate_chars,
     domain::{
         event::Event,
@@ -39,9 +42,7 @@ use crate::{
 
 const USER_AGENT: HeaderValue =
     HeaderValue::from_static(concat!("decnet-webhook/", env!("CARGO_PKG_VERSION")));
-const X_SPLUNK_REQUEST_CHANNEL: HeaderName = HeaderName::from_static("x-splunk-request-channel");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const X_DECNET_SIGNATURE: HeaderName = HeaderName::from_static("x-decnet-signature");
 const X_DECNET_EVENT_ID: HeaderName = HeaderName::from_static("x-decnet-event-id");
 const X_DECNET_EVENT_TOPIC: HeaderName = HeaderName::from_static("x-decnet-event-topic");
@@ -49,8 +50,18 @@ const X_DECNET_TIMESTAMP: HeaderName = HeaderName::from_static("x-decnet-timesta
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
-/// Headers set on every request (and the optional ones), so the map is sized once.
-const HEADER_COUNT: usize = 12;
+const X_SPLUNK_REQUEST_CHANNEL: HeaderName = HeaderName::from_static("x-splunk-request-channel");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+/// Headers set on every request, so the map is sized once (plus the static ones).
+const HEADER_COUNT: usize = 13;
+/// A token endpoint's answer is read up to this size.
+const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+/// Above this many HTTP clients for per-subscription TLS settings, the ones unused
+/// for [`TLS_CLIENT_IDLE`] are dropped (with their connections).
+const TLS_CLIENTS_SWEEP_AT: usize = 64;
+const TLS_CLIENT_IDLE: Duration = Duration::from_secs(600);
 
 /// How long a guarded resolution is trusted.
 const RESOLVE_TTL: Duration = Duration::from_secs(30);
@@ -66,11 +77,18 @@ const MAX_ERROR_CHARS: usize = 512;
 /// arbiter or actix-web worker; it keeps connections alive per destination.
 pub struct DeliveryClient {
     http: awc::Client,
+    /// Clients for subscriptions with TLS settings of their own, by their fingerprint.
+    tls_clients: RefCell<HashMap<[u8; 32], TlsClient>>,
     settings: DeliverySettings,
     /// Guard verdicts by URL host (the verdict does not depend on the port).
     resolved: RefCell<HashMap<String, Rc<Resolution>>>,
     /// Requests in flight per destination (host, port).
     slots: RefCell<HashMap<(String, u16), Rc<Semaphore>>>,
+}
+
+struct TlsClient {
+    http: awc::Client,
+    used: Cell<Instant>,
 }
 
 struct Resolution {
@@ -88,6 +106,8 @@ struct AttemptError {
     retry_after: Option<Duration>,
     /// For lack of a local resource: retried, never counted against the receiver.
     local: bool,
+    /// The receiver answered 401 to the OAuth2 token of this generation.
+    rejected_token: Option<u64>,
     /// Some items of a multi-item body were refused (see [`Verdict::Items`]).
     items: Option<Split>,
 }
@@ -107,6 +127,7 @@ impl AttemptError {
             retryable: true,
             retry_after: None,
             local: false,
+            rejected_token: None,
             items: None,
         }
     }
@@ -195,19 +216,9 @@ impl Signed {
 
 impl DeliveryClient {
     pub fn new(settings: DeliverySettings) -> Self {
-        let connector = awc::Connector::new()
-            // Many deliveries run at once; the per-subscription caps bound them, not the pool.
-            .limit(0)
-            .timeout(settings.timeout)
-            .handshake_timeout(settings.timeout);
-        let http = awc::Client::builder()
-            .connector(connector)
-            .disable_redirects()
-            // Each attempt is bounded by our own timer, which also covers resolution.
-            .disable_timeout()
-            .finish();
         Self {
-            http,
+            http: http_client(&settings, None),
+            tls_clients: RefCell::new(HashMap::new()),
             settings,
             resolved: RefCell::new(HashMap::new()),
             slots: RefCell::new(HashMap::new()),
@@ -254,6 +265,7 @@ impl DeliveryClient {
         let mut rest: Option<Event> = None;
         let mut delays = schedule.iter();
         let mut attempts = 0u32;
+        let mut token_renewed = false;
         loop {
             attempts += 1;
             let (at, began) = (chrono::Utc::now(), Instant::now());
@@ -325,6 +337,17 @@ impl DeliveryClient {
             if failure.local {
                 warn_local_failure(&failure.error);
             }
+            // A refused OAuth2 token is renewed once, and the request sent again at once.
+            if let (Some(generation), Some(Authorizer::OAuth2(source)), false) = (
+                failure.rejected_token,
+                &target.access.authorizer,
+                token_renewed,
+            ) {
+                token_renewed = true;
+                source.reject(generation).await;
+                tracing::debug!(url = %target.url.as_str(), "receiver refused the OAuth2 token; fetching a new one");
+                continue;
+            }
             tracing::debug!(
                 url = %target.url.as_str(),
                 event = %event.id,
@@ -373,49 +396,44 @@ impl DeliveryClient {
             .await
             .map_err(|_| AttemptError::local("sender is shutting down".into()))?;
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let access = &target.access;
         let sent = tokio::time::timeout_at(deadline, async {
-            let resolution = self.resolve(&target.url).await?;
-            let ips = match &resolution.verdict {
-                Ok(ips) => ips,
-                Err(e) => return Err(AttemptError::fatal(format!("destination refused: {e}"))),
+            if let Some(invalid) = &access.invalid {
+                return Err(AttemptError::fatal(invalid.clone()));
+            }
+            let http = self.http_for(access)?;
+            let token = match &access.authorizer {
+                Some(Authorizer::OAuth2(source)) => Some(
+                    source
+                        .token(|| self.fetch_token(&http, &source.config, deadline))
+                        .await
+                        .map_err(|e| AttemptError {
+                            retryable: e.retryable,
+                            ..AttemptError::retryable(e.message)
+                        })?,
+                ),
+                _ => None,
+            };
+            let authorization = match (&access.authorizer, &token) {
+                (Some(Authorizer::Fixed(value)), _) => Some(value),
+                (_, Some(token)) => Some(&token.header),
+                _ => None,
             };
             let signed = Signed::new(target, prepared)?;
-            // An address that refuses the connection hands over to the next one.
-            let port = target.url.port();
-            let first = resolution.preferred.get();
-            let mut refused = None;
-            for k in 0..ips.len() {
-                let i = (first + k) % ips.len();
-                let request = self.request(
-                    target,
-                    event,
-                    prepared,
-                    &signed,
-                    SocketAddr::new(ips[i], port),
-                );
-                match request.send_body(prepared.body.clone()).await {
-                    Ok(response) => {
-                        resolution.preferred.set(i);
-                        return Ok(response);
-                    }
-                    // Another address cannot help when the shortage is ours.
-                    Err(e) if local_cause(&e) => {
-                        return Err(AttemptError::local(self.describe(&e)))
-                    }
-                    Err(SendRequestError::Connect(ConnectError::Io(e))) => {
-                        resolution.preferred.set((i + 1) % ips.len());
-                        refused = Some(io_error(&e));
-                    }
-                    Err(e) => return Err(AttemptError::retryable(self.describe(&e))),
-                }
-            }
-            Err(AttemptError::retryable(
-                refused.unwrap_or_else(|| "no address to connect to".into()),
-            ))
+            let response = self
+                .send_pinned(&target.url, prepared.body.clone(), |addr| {
+                    self.request(&http, target, event, prepared, &signed, authorization, addr)
+                })
+                .await
+                .map_err(|e| match e {
+                    Pinned::Refused(e) => AttemptError::fatal(format!("destination refused: {e}")),
+                    Pinned::Failed(f) => f,
+                })?;
+            Ok((response, token.map(|t: Token| t.generation)))
         })
         .await;
-        let mut response = match sent {
-            Ok(Ok(response)) => response,
+        let (mut response, token) = match sent {
+            Ok(Ok(sent)) => sent,
             Ok(Err(failure)) => return Err(failure),
             Err(_) => {
                 return Err(AttemptError::retryable(format!(
@@ -434,6 +452,7 @@ impl DeliveryClient {
         } else {
             None
         };
+        let rejected_token = token.filter(|_| status == 401);
         if !target.protocol.reads_body() {
             // The status has decided; a slow or endless body only costs the connection.
             let _ = tokio::time::timeout_at(deadline, drain(&mut response)).await;
@@ -445,6 +464,7 @@ impl DeliveryClient {
                     retryable: true,
                     retry_after,
                     local: false,
+                    rejected_token: None,
                     items: None,
                 }),
                 StatusClass::Final => Err(AttemptError {
@@ -453,20 +473,22 @@ impl DeliveryClient {
                     retryable: false,
                     retry_after: None,
                     local: false,
+                    rejected_token,
                     items: None,
                 }),
             };
         }
+        // The protocol reads the answer to judge it (a code, per-item results).
         let body = tokio::time::timeout_at(deadline, read_answer(&mut response))
             .await
             .unwrap_or_default();
-        judged(
-            target
-                .protocol
-                .judge(status, retry_after, &body, prepared.items),
-            status,
-            prepared.items,
-        )
+        let verdict = target
+            .protocol
+            .judge(status, retry_after, &body, prepared.items);
+        judged(verdict, status, prepared.items).map_err(|e| AttemptError {
+            rejected_token,
+            ..e
+        })
     }
 
     fn slot(&self, url: &WebhookUrl) -> Rc<Semaphore> {
@@ -485,16 +507,149 @@ impl DeliveryClient {
         slot
     }
 
+    /// The HTTP client for `access`: the shared one, or the one of its TLS settings
+    /// (built at first use on this thread, then kept while it is used).
+    fn http_for(&self, access: &Access) -> Result<awc::Client, AttemptError> {
+        let Some(tls) = &access.tls else {
+            return Ok(self.http.clone());
+        };
+        let config = tls
+            .config
+            .as_ref()
+            .map_err(|e| AttemptError::fatal(e.clone()))?;
+        let now = Instant::now();
+        let mut clients = self.tls_clients.borrow_mut();
+        if let Some(client) = clients.get(&tls.fingerprint) {
+            client.used.set(now);
+            return Ok(client.http.clone());
+        }
+        if clients.len() >= TLS_CLIENTS_SWEEP_AT {
+            clients.retain(|_, c| now.duration_since(c.used.get()) < TLS_CLIENT_IDLE);
+        }
+        let http = http_client(&self.settings, Some(config.clone()));
+        clients.insert(
+            tls.fingerprint,
+            TlsClient {
+                http: http.clone(),
+                used: Cell::new(now),
+            },
+        );
+        Ok(http)
+    }
+
+    /// Send `body` to `url`'s host at the addresses the guard checked, the preferred
+    /// one first; an address that refuses the connection hands over to the next one.
+    async fn send_pinned(
+        &self,
+        url: &WebhookUrl,
+        body: bytes::Bytes,
+        request: impl Fn(SocketAddr) -> ClientRequest,
+    ) -> Result<Response, Pinned> {
+        let resolution = self.resolve(url).await.map_err(Pinned::Failed)?;
+        let ips = match &resolution.verdict {
+            Ok(ips) => ips,
+            Err(e) => return Err(Pinned::Refused(e.clone())),
+        };
+        let port = url.port();
+        let first = resolution.preferred.get();
+        let mut refused = None;
+        for k in 0..ips.len() {
+            let i = (first + k) % ips.len();
+            match request(SocketAddr::new(ips[i], port))
+                .send_body(body.clone())
+                .await
+            {
+                Ok(response) => {
+                    resolution.preferred.set(i);
+                    return Ok(response);
+                }
+                // Another address cannot help when the shortage is ours.
+                Err(e) if local_cause(&e) => {
+                    return Err(Pinned::Failed(AttemptError::local(self.describe(&e))))
+                }
+                Err(SendRequestError::Connect(ConnectError::Io(e))) => {
+                    resolution.preferred.set((i + 1) % ips.len());
+                    refused = Some(io_error(&e));
+                }
+                Err(e) => return Err(Pinned::Failed(AttemptError::retryable(self.describe(&e)))),
+            }
+        }
+        Err(Pinned::Failed(AttemptError::retryable(
+            refused.unwrap_or_else(|| "no address to connect to".into()),
+        )))
+    }
+
+    /// One token request to `config`'s endpoint, through the same guard and pinned
+    /// connect as deliveries, within the attempt's `deadline`.
+    async fn fetch_token(
+        &self,
+        http: &awc::Client,
+        config: &OAuth2<Secret>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Granted, TokenError> {
+        let url = WebhookUrl::parse(&config.token_url)
+            .map_err(|e| TokenError::new(format!("invalid token_url: {e}"), false))?;
+        let uri = Uri::try_from(&url.as_url()[..url::Position::AfterQuery])
+            .map_err(|e| TokenError::new(format!("invalid token_url: {e}"), false))?;
+        let client_auth = auth::client_authorization(config)?;
+        let body = bytes::Bytes::from(auth::token_request_body(config));
+        let fetch = async {
+            let mut response = self
+                .send_pinned(&url, body, |addr| {
+                    let mut request = http
+                        .request(Method::POST, uri.clone())
+                        .address(addr)
+                        .no_decompress();
+                    let headers = request.headers_mut();
+                    headers.insert(header::CONTENT_TYPE, FORM);
+                    headers.insert(header::ACCEPT, APPLICATION_JSON);
+                    headers.insert(header::USER_AGENT, USER_AGENT);
+                    headers.insert(header::AUTHORIZATION, client_auth.clone());
+                    request
+                })
+                .await
+                .map_err(|e| match e {
+                    Pinned::Refused(e) => {
+                        TokenError::new(format!("token endpoint refused: {e}"), false)
+                    }
+                    Pinned::Failed(f) => {
+                        TokenError::new(format!("token endpoint: {}", f.error), f.retryable)
+                    }
+                })?;
+            let status = response.status().as_u16();
+            let body = response
+                .body()
+                .limit(MAX_TOKEN_RESPONSE)
+                .await
+                .map_err(|e| TokenError::new(format!("token endpoint answer: {e}"), true))?;
+            auth::read_token_response(status, &body)
+        };
+        tokio::time::timeout_at(deadline, fetch)
+            .await
+            .unwrap_or_else(|_| {
+                Err(TokenError::new(
+                    format!(
+                        "token endpoint timed out after {}",
+                        human(self.settings.timeout)
+                    ),
+                    true,
+                ))
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
+        http: &awc::Client,
         target: &Target,
         event: &Event,
         prepared: &Prepared,
         signed: &Signed,
+        authorization: Option<&HeaderValue>,
         addr: SocketAddr,
     ) -> ClientRequest {
-        let mut request = self
-            .http
+        let access = &target.access;
+        let mut request = http
             .request(Method::POST, prepared.uri.clone())
             // Connect to the address the guard checked; Host and TLS name stay the URL's.
             .address(addr)
@@ -513,6 +668,13 @@ impl DeliveryClient {
         headers.insert(WEBHOOK_TIMESTAMP, signed.timestamp.clone());
         headers.insert(X_DECNET_SIGNATURE, signed.decnet.clone());
         headers.insert(WEBHOOK_SIGNATURE, signed.standard.clone());
+        headers.reserve(access.headers.len());
+        for (name, value) in &access.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(value) = authorization {
+            headers.insert(header::AUTHORIZATION, value.clone());
+        }
         if let Protocol::SplunkHec {
             channel: Some(channel),
         } = &target.protocol
@@ -573,11 +735,50 @@ impl DeliveryClient {
             }
             SendRequestError::Connect(e) => format!("connect: {e}"),
             SendRequestError::Send(e) => format!("send: {}", io_error(e)),
+            // A TLS alert after the handshake (a client certificate the receiver
+            // wanted and did not get, in TLS 1.3) surfaces on reading the answer.
+            SendRequestError::Response(actix_web::error::ParseError::Io(e))
+                if e.kind() == io::ErrorKind::InvalidData =>
+            {
+                io_error(e)
+            }
             SendRequestError::Response(e) => format!("bad response: {e}"),
             SendRequestError::Timeout => format!("timeout after {}", human(self.settings.timeout)),
             other => other.to_string(),
         }
     }
+}
+
+/// What awc answers a sent request with.
+type Response = ClientResponse<actix_web::dev::Decompress<actix_web::dev::Payload>>;
+
+/// Why a pinned send did not get a response.
+enum Pinned {
+    /// The URL guard refused the destination.
+    Refused(UrlError),
+    Failed(AttemptError),
+}
+
+/// An awc client with our connector settings, trusting what `tls` says (the public
+/// roots when `None`).
+fn http_client(
+    settings: &DeliverySettings,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> awc::Client {
+    let mut connector = awc::Connector::new()
+        // Many deliveries run at once; the per-subscription caps bound them, not the pool.
+        .limit(0)
+        .timeout(settings.timeout)
+        .handshake_timeout(settings.timeout);
+    if let Some(tls) = tls {
+        connector = connector.rustls_0_23(tls);
+    }
+    awc::Client::builder()
+        .connector(connector)
+        .disable_redirects()
+        // Each attempt is bounded by our own timer, which also covers resolution.
+        .disable_timeout()
+        .finish()
 }
 
 /// Whether a request failed for lack of a local resource rather than because of the
@@ -652,6 +853,7 @@ fn judged(verdict: Verdict, status: u16, items: usize) -> Result<u16, AttemptErr
         retryable,
         retry_after,
         local: false,
+        rejected_token: None,
         items: None,
     };
     match verdict {

@@ -1,16 +1,22 @@
-//! The HTTP delivery client, shared by the worker and the API's test ping and replay.
+//! The HTTP delivery client, shared by the worker and the API's test ping and replay,
+//! and how it reaches a receiver: static headers, authorization (`auth.rs`, with the
+//! OAuth2 token cache) and per-receiver TLS (`tls.rs`).
 //!
 //! A delivery returns a [`DeliveryOutcome`], never an error: the caller decides what a
 //! failure means (circuit breaker, dead letter, test-ping answer).
 
+pub mod access;
 pub mod answer;
+pub mod auth;
 mod client;
 pub mod outcome;
 pub mod retry;
 pub mod settings;
 pub mod signing;
 pub mod target;
+pub mod tls;
 
+pub use access::ReceiverAccess;
 pub use answer::{Protocol, Verdict};
 pub use client::DeliveryClient;
 pub use outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure};

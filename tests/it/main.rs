@@ -9,6 +9,7 @@ mod init;
 mod layers;
 mod metrics;
 mod process;
+mod receiver_auth;
 mod repository;
 mod secrets;
 mod slow_clients;

@@ -6,6 +6,7 @@ use sea_orm::ActiveValue::{Set, Unchanged};
 use serde_json::json;
 
 use super::options::Options;
+use crate::secrets::SealedAccess;
 
 /// The validated fields of a PATCH, each `None` when not given.
 pub struct Changes {
@@ -18,6 +19,8 @@ pub struct Changes {
     pub options: Option<Options>,
     /// The destination secret to store, sealed (`Some(None)` clears it).
     pub destination_secret: Option<Option<String>>,
+    /// The receiver access columns, when what they hold changes.
+    pub access: Option<SealedAccess>,
 }
 
 impl Changes {
@@ -67,11 +70,24 @@ impl Changes {
             active.destination_secret = Set(secret);
             changed = true;
         }
+        if let Some(access) = self.access {
+            set_access(&mut active, access);
+            changed = true;
+        }
         changed.then(|| {
             active.updated_at = Set(Utc::now().trunc_subsecs(6));
             active
         })
     }
+}
+
+/// Set every receiver access column (a new row's, or a PATCH's that changes them).
+pub fn set_access(active: &mut ActiveModel, access: SealedAccess) {
+    active.headers = Set(access.headers);
+    active.auth = Set(access.auth);
+    active.tls_ca_pem = Set(access.tls_ca_pem);
+    active.tls_client_cert_pem = Set(access.tls_client_cert_pem);
+    active.tls_client_key_pem = Set(access.tls_client_key_pem);
 }
 
 /// Set each option column that differs from `row`; whether any did.
@@ -140,6 +156,11 @@ mod tests {
             template: None,
             destination: None,
             destination_secret: None,
+            headers: None,
+            auth: None,
+            tls_ca_pem: None,
+            tls_client_cert_pem: None,
+            tls_client_key_pem: None,
         }
     }
 
@@ -152,6 +173,7 @@ mod tests {
             enabled: None,
             options: None,
             destination_secret: None,
+            access: None,
         }
     }
 
@@ -166,6 +188,7 @@ mod tests {
             enabled: Some(true),
             options: Some(Options::of(&row)),
             destination_secret: None,
+            access: None,
         };
         assert!(same.against(&row).is_none());
         assert!(none().against(&row).is_none());

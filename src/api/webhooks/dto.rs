@@ -7,7 +7,10 @@ use entity::{delivery_attempt, webhook_subscription::Model};
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
-use super::options::{present, ShapeName};
+use super::{
+    access::{AuthInput, AuthView, HeaderList, TlsInput, TlsView},
+    options::{present, ShapeName},
+};
 use crate::{
     db::dead_letters,
     domain::{event::iso, pattern::first_starting_with_wildcard, SimpleEvent},
@@ -83,6 +86,18 @@ pub struct WebhookCreate {
     #[serde(default)]
     #[schema(write_only, min_length = 32, max_length = 32)]
     pub routing_key: Option<String>,
+    /// Static request headers, name → value, at most 20 (README "Authenticating to
+    /// receivers"). Values are write-only: answers list the names only.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>, example = json!({"X-Tenant": "blue"}))]
+    pub headers: Option<HeaderList>,
+    /// How requests authenticate; its secret parts are write-only.
+    #[serde(default)]
+    pub auth: Option<AuthInput>,
+    /// A private CA bundle and a client certificate for this receiver; the key is
+    /// write-only.
+    #[serde(default)]
+    pub tls: Option<TlsInput>,
 }
 
 fn enabled_by_default() -> bool {
@@ -141,6 +156,21 @@ pub struct WebhookUpdate {
     #[serde(default)]
     #[schema(write_only, min_length = 32, max_length = 32)]
     pub routing_key: Option<String>,
+    /// Replaces every static header; a header given as `null` keeps its stored
+    /// value; `null` removes them all.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<std::collections::HashMap<String, Option<String>>>)]
+    pub headers: Option<Option<HeaderList>>,
+    /// Replaces the authorization; a secret part left out keeps the stored one of
+    /// the same type; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AuthInput>)]
+    pub auth: Option<Option<AuthInput>>,
+    /// Replaces the TLS settings; `client_key_pem` left out keeps the stored key
+    /// while a client certificate is given; `null` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<TlsInput>)]
+    pub tls: Option<Option<TlsInput>>,
 }
 
 /// A subscription as the API shows it: every column except the HMAC key.
@@ -172,6 +202,12 @@ pub struct Webhook {
     pub destination: Option<Destination>,
     /// Whether a PagerDuty routing key is stored (the key itself is never shown).
     pub routing_key_set: bool,
+    /// Names of the static headers; their values are never shown.
+    pub headers: Vec<String>,
+    /// The authorization scheme and its non-secret fields.
+    pub auth: Option<AuthView>,
+    /// The TLS settings, without the key.
+    pub tls: Option<TlsView>,
     #[serde(serialize_with = "iso_one")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_one")]
@@ -212,6 +248,9 @@ impl From<&Model> for Webhook {
                 .ok()
                 .filter(|d| !d.is_empty()),
             routing_key_set: row.destination_secret.is_some(),
+            headers: super::access::header_names(row),
+            auth: AuthView::of(row),
+            tls: TlsView::of(row),
             created_at: row.created_at,
             updated_at: row.updated_at,
             secret_rotated_at: row.secret_rotated_at,

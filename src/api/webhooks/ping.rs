@@ -7,15 +7,16 @@ use serde_json::json;
 
 use super::{dto::TestResult, lookup::find};
 use crate::{
-    actors::spec::DeliveryOptions,
     api::{auth::Admin, state::AppState},
-    delivery::{DeliveryClient, DeliveryOutcome, FailureKind, Target},
+    delivery::{DeliveryClient, DeliveryOutcome, FailureKind},
     domain::{event::iso, Event},
     error::{AppError, ErrorBody},
     shape::Shape,
 };
 
-/// Send one `test.ping` event to the subscription's receiver (one attempt, no retries).
+/// Send one `test.ping` event to the subscription's receiver (one attempt, no retries,
+/// except that an OAuth2 token the receiver refuses is renewed once), with its headers,
+/// authorization and TLS settings.
 /// The answer is 200 whatever the receiver does; the row is left untouched.
 #[utoipa::path(
     post,
@@ -37,12 +38,7 @@ pub async fn test_ping(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let row = find(&state, &path).await?;
-    let secrets = super::secret::signing_secrets(&state, &row)?;
-    let routing_key = super::secret::destination_secret(&state, &row)?;
-    let shape = DeliveryOptions::from_row(&row)
-        .build_shape()
-        .unwrap_or_default();
-    let result = match Target::for_subscription(&row.url, secrets, &shape, &row.uuid, routing_key) {
+    let result = match super::secret::target(&state, &row)? {
         Ok(target) => {
             let event = Event::new(
                 uuid::Uuid::new_v4().simple().to_string(),
@@ -55,7 +51,7 @@ pub async fn test_ping(
                 }),
             );
             // A destination's receiver takes only its own format: the ping is shaped.
-            let event = match &shape {
+            let event = match super::secret::shape_of(&row) {
                 Shape::Raw | Shape::Slack | Shape::TheHive | Shape::Template(_) => Ok(event),
                 destination => destination
                     .render(&event)

@@ -19,10 +19,9 @@ use super::{
     lookup::find,
 };
 use crate::{
-    actors::spec::DeliveryOptions,
     api::{auth::Admin, query::Query, state::AppState},
     db::{dead_letters, delivery_log},
-    delivery::{Attempt, DeliveryClient, Target},
+    delivery::{Attempt, DeliveryClient},
     domain::Event,
     error::{redact_db_error, AppError, ErrorBody},
 };
@@ -34,7 +33,8 @@ pub const MAX_ENTRIES: u64 = 1000;
 const TIME_BUDGET: Duration = Duration::from_secs(60);
 
 /// Re-deliver the subscription's dead letters oldest first, signed as the worker signs
-/// now (both secrets during a rotation), each with the exact body stored; each one delivered is removed. Stops at
+/// now (both secrets during a rotation) and with its headers, authorization and TLS
+/// settings, each with the exact body stored; each one delivered is removed. Stops at
 /// the first failure. Publishes nothing and leaves the subscription row untouched.
 #[utoipa::path(
     post,
@@ -69,16 +69,10 @@ pub async fn replay(
             "A replay of this webhook is already running".into(),
         ));
     };
-    let secrets = super::secret::signing_secrets(&state, &row)?;
+    let target = super::secret::target(&state, &row)?.map_err(|e| e.to_string());
     let entries = dead_letters::replayable(&state.db, &row.uuid, since, MAX_ENTRIES).await?;
     // A row written before today's URL rules cannot be sent to: the first entry
     // reports it, as the test ping does.
-    let routing_key = super::secret::destination_secret(&state, &row)?;
-    let shape = DeliveryOptions::from_row(&row)
-        .build_shape()
-        .unwrap_or_default();
-    let target = Target::for_subscription(&row.url, secrets, &shape, &row.uuid, routing_key)
-        .map_err(|e| e.to_string());
 
     let deadline = Instant::now() + TIME_BUDGET;
     let mut attempts = Vec::new();

@@ -85,6 +85,36 @@ pub(super) fn signing_secrets(state: &AppState, row: &Model) -> Result<Vec<Secre
     })
 }
 
+/// The target a request delivers to for `row`: its URL (or why it cannot be used),
+/// signed with its secrets and reached with its stored access, as the worker does.
+pub(super) fn target(
+    state: &AppState,
+    row: &Model,
+) -> Result<Result<crate::delivery::Target, crate::domain::UrlError>, AppError> {
+    let secrets = signing_secrets(state, row)?;
+    let access = state.secrets.receiver_access(row).map_err(|e| {
+        tracing::error!(uuid = %row.uuid, error = %e, "cannot open the stored receiver access");
+        AppError::Internal
+    })?;
+    let routing_key = destination_secret(state, row)?;
+    Ok(crate::delivery::Target::for_subscription(
+        &row.url,
+        secrets,
+        &shape_of(row),
+        &row.uuid,
+        routing_key,
+    )
+    .map(|target| target.with_access(&access)))
+}
+
+/// The subscription's shape; one that cannot be built sends as `raw` (the worker
+/// dead-letters its events with the reason).
+pub(super) fn shape_of(row: &Model) -> crate::shape::Shape {
+    crate::actors::spec::DeliveryOptions::from_row(row)
+        .build_shape()
+        .unwrap_or_default()
+}
+
 /// A PATCH `secret`: `None` when it equals the current one, else the value to store.
 pub(super) fn patched_secret(state: &AppState, row: &Model, new: Option<String>) -> Option<String> {
     let new = new?;

@@ -527,6 +527,98 @@ function readOptions() {
   };
 }
 
+// Receiver authentication. Secret parts are write-only: the API never returns them, so
+// the form shows what is stored (names, types, public fields) and a blank secret keeps it.
+const AUTH_FIELDS = {
+  bearer: { token: 'editor-auth-token' },
+  basic: { username: 'editor-auth-username', password: 'editor-auth-password' },
+  oauth2_client_credentials: {
+    token_url: 'editor-auth-token-url', client_id: 'editor-auth-client-id', client_secret: 'editor-auth-client-secret',
+    scope: 'editor-auth-scope', audience: 'editor-auth-audience',
+  },
+};
+const AUTH_SECRETS = ['token', 'password', 'client_secret'];
+
+function syncAuthFields() {
+  const type = $('editor-auth-type').value;
+  document.querySelectorAll('#editor-access [data-auth]').forEach((node) => { node.hidden = node.dataset.auth !== type; });
+}
+
+function headerLines(w) {
+  return (w?.headers || []).map((name) => `${name}:`).join('\n');
+}
+
+function fillAccess(w) {
+  const auth = w?.auth || null;
+  $('editor-auth-type').value = auth ? auth.type : '';
+  for (const fields of Object.values(AUTH_FIELDS)) {
+    for (const [key, id] of Object.entries(fields)) {
+      $(id).value = auth && !AUTH_SECRETS.includes(key) ? (auth[key] ?? '') : '';
+      $(id).placeholder = auth && AUTH_SECRETS.includes(key) ? 'stored; blank keeps it' : '';
+    }
+  }
+  $('editor-headers').value = headerLines(w);
+  $('editor-tls-ca').value = w?.tls?.ca_pem ?? '';
+  $('editor-tls-cert').value = w?.tls?.client_cert_pem ?? '';
+  $('editor-tls-key').value = '';
+  $('editor-tls-key-note').textContent = w?.tls?.client_key_stored ? '(PEM; stored, blank keeps it)' : '(PEM)';
+  syncAuthFields();
+}
+
+// `Name: value` lines as the API's object; a name alone (`Name` or `Name:`) is null, which
+// keeps the stored value.
+function readHeaders() {
+  const headers = {};
+  for (const line of $('editor-headers').value.split('\n')) {
+    if (!line.trim()) continue;
+    const at = line.indexOf(':');
+    const name = (at < 0 ? line : line.slice(0, at)).trim();
+    const value = at < 0 ? '' : line.slice(at + 1).trim();
+    headers[name] = value === '' ? null : value;
+  }
+  return headers;
+}
+
+// What the access part of the form says, as create/PATCH fields; on edit only what changed.
+function readAccess(w) {
+  const body = {};
+  const type = $('editor-auth-type').value;
+  if (!type) {
+    if (w?.auth) body.auth = null;
+  } else {
+    const auth = { type };
+    for (const [key, id] of Object.entries(AUTH_FIELDS[type])) {
+      const value = $(id).value.trim();
+      if (value !== '') auth[key] = value;
+    }
+    const stored = w?.auth || {};
+    const same = stored.type === type && Object.keys(AUTH_FIELDS[type]).every((key) =>
+      AUTH_SECRETS.includes(key) ? auth[key] === undefined : (auth[key] ?? null) === (stored[key] ?? null));
+    if (!same) body.auth = auth;
+  }
+  const headersText = $('editor-headers').value.trim();
+  if (headersText !== headerLines(w).trim()) {
+    body.headers = headersText === '' ? (w?.headers?.length ? null : undefined) : readHeaders();
+    if (body.headers === undefined) delete body.headers;
+  }
+  const tls = {
+    ca_pem: $('editor-tls-ca').value.trim() || null,
+    client_cert_pem: $('editor-tls-cert').value.trim() || null,
+  };
+  const key = $('editor-tls-key').value.trim();
+  if (key) tls.client_key_pem = key;
+  const storedTls = w?.tls || null;
+  const empty = !tls.ca_pem && !tls.client_cert_pem && !key;
+  const unchanged = !key && (tls.ca_pem ?? null) === ((storedTls?.ca_pem ?? '').trim() || null) &&
+    (tls.client_cert_pem ?? null) === ((storedTls?.client_cert_pem ?? '').trim() || null);
+  if (empty) {
+    if (storedTls) body.tls = null;
+  } else if (!unchanged) {
+    body.tls = tls;
+  }
+  return body;
+}
+
 function openEditor(w) {
   state.editing = w || null;
   const form = $('editor-form');
@@ -559,6 +651,7 @@ function openEditor(w) {
     $('editor-enabled').checked = true;
   }
   fillOptions(w);
+  fillAccess(w);
   openDialog($('editor'));
   $('editor-name').focus();
 }
@@ -599,6 +692,7 @@ async function submitEditor(event) {
       for (const [key, value] of Object.entries(options)) {
         if (value !== (w[key] ?? OPTION_DEFAULTS[key])) body[key] = value;
       }
+      Object.assign(body, readAccess(w));
       if (Object.keys(body).length > 0) await api('PATCH', `/webhooks/${encodeURIComponent(w.uuid)}`, body);
       closeDialog($('editor'));
     } else {
@@ -606,6 +700,7 @@ async function submitEditor(event) {
       for (const [key, value] of Object.entries(options)) {
         if (value !== OPTION_DEFAULTS[key]) body[key] = value;
       }
+      Object.assign(body, readAccess(null));
       const secret = $('editor-secret').value;
       if (secret) body.secret = secret;
       const created = await api('POST', '/webhooks/', body);
@@ -763,6 +858,7 @@ function init() {
   $('editor-form').addEventListener('submit', submitEditor);
   $('editor-cancel').addEventListener('click', () => closeDialog($('editor')));
   $('editor-shape').addEventListener('change', syncTemplateField);
+  $('editor-auth-type').addEventListener('change', syncAuthFields);
   $('secret-copy').addEventListener('click', copySecret);
   $('editor-rotate').addEventListener('click', () => {
     $('editor-rotate-confirm').hidden = false;

@@ -6,10 +6,12 @@ pub mod app;
 pub mod db;
 pub mod fakes;
 pub mod nats;
+pub mod oauth;
 pub mod probe;
 pub mod process;
 pub mod receiver;
 pub mod templates;
+pub mod tls;
 pub mod worker;
 
 pub use app::{AppOptions, TestApp};

@@ -283,8 +283,13 @@ pub async fn insert_subscription(
 
 /// Recompute `X-DECNET-Signature` over the raw body.
 pub fn expected_signature(body: &[u8]) -> String {
+    expected_signature_with(SECRET, body)
+}
+
+/// `X-DECNET-Signature` of `body` under `secret`.
+pub fn expected_signature_with(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
