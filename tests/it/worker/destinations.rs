@@ -562,3 +562,151 @@ async fn the_bus_messages_trace_context_reaches_the_receiver() {
     );
     app.stop().await.unwrap();
 }
+
+// --- With the receiver's credentials, set through the API as an operator would.
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// A worker with a secret key, and the API beside it on its bus and database.
+async fn worker_and_api() -> (WorkerApp, crate::helpers::TestApp, String) {
+    let worker = WorkerApp::start(&[("secret_key", KEY)]).await;
+    let api = crate::helpers::TestApp::spawn(
+        crate::helpers::AppOptions::default()
+            .setting("bus_enabled", "true")
+            .setting("nats_url", &worker.nats.url())
+            .setting("database_url", &worker.test_db.url)
+            .setting("webhook_allow_private", "true")
+            .setting("secret_key", KEY),
+    )
+    .await;
+    let token = api.admin_token().await;
+    (worker, api, token)
+}
+
+async fn create_running(
+    worker: &WorkerApp,
+    api: &crate::helpers::TestApp,
+    token: &str,
+    body: Value,
+) -> String {
+    let uuid = api.create_webhook(token, &body).await["uuid"]
+        .as_str()
+        .expect("created")
+        .to_owned();
+    eventually(WAIT, "the worker runs it", || async {
+        worker
+            .status()
+            .await
+            .running
+            .contains_key(&uuid)
+            .then_some(())
+    })
+    .await;
+    uuid
+}
+
+#[actix_rt::test]
+async fn splunk_and_elastic_get_their_own_authorization_schemes() {
+    let (worker, api, token) = worker_and_api().await;
+    let hec = FakeService::start(|seen| match seen.header("authorization") {
+        None => Answer::json(401, json!({"text": "Token is required", "code": 2})),
+        Some("Splunk hec-token-1") => Answer::json(200, json!({"text": "Success", "code": 0})),
+        Some(_) => Answer::json(403, json!({"text": "Invalid token", "code": 4})),
+    });
+    let es = FakeService::start(|seen| {
+        if seen.header("authorization") != Some("ApiKey ZGVjbmV0OnNlY3JldA==") {
+            return Answer::json(
+                401,
+                json!({"error": {"type": "security_exception", "reason": "missing authentication credentials"}, "status": 401}),
+            );
+        }
+        Answer::json(
+            200,
+            json!({"took": 1, "errors": false, "items": [{"create": {"status": 201}}]}),
+        )
+    });
+    let splunk = create_running(&worker, &api, &token, json!({
+        "name": "splunk", "url": hec.url("/services/collector/event"), "topic_patterns": ["attacker.>"],
+        "shape": "splunk_hec", "headers": {"Authorization": "Splunk hec-token-1"}})).await;
+    let elastic = create_running(
+        &worker,
+        &api,
+        &token,
+        json!({
+        "name": "elastic", "url": es.url("/_bulk"), "topic_patterns": ["attacker.>"],
+        "shape": "elastic_bulk", "headers": {"Authorization": "ApiKey ZGVjbmV0OnNlY3JldA=="}}),
+    )
+    .await;
+    publish(&worker, "a1", json!({"attacker_ip": "203.0.113.7"})).await;
+    hec.wait_for(1, WAIT).await;
+    es.wait_for(1, WAIT).await;
+    for uuid in [&splunk, &elastic] {
+        eventually(WAIT, "a success on the row", || async {
+            worker.row(uuid).await.last_success_at.map(|_| ())
+        })
+        .await;
+        assert!(dead_letters::list(&worker.db, uuid, 10, 0)
+            .await
+            .unwrap()
+            .0
+            .is_empty());
+    }
+    worker.stop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn sentinel_sends_with_an_entra_token_for_azure_monitor() {
+    use crate::helpers::oauth::{OAuthServer, TokenReply};
+    let (worker, api, token) = worker_and_api().await;
+    let entra = OAuthServer::start(TokenReply::Grant {
+        lifetime: std::time::Duration::from_secs(3600),
+        delay: std::time::Duration::ZERO,
+    });
+    let monitor = FakeService::start(|seen| {
+        if !seen
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer tok-"))
+        {
+            return Answer::json(
+                401,
+                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is missing or invalid."}}),
+            );
+        }
+        Answer::empty(204)
+    });
+    create_running(
+        &worker,
+        &api,
+        &token,
+        json!({
+        "name": "sentinel", "url": monitor.url(""), "topic_patterns": ["attacker.>"],
+        "shape": "sentinel",
+        "destination": {"dcr_immutable_id": DCR, "stream": "Custom-DecnetEvents_CL"},
+        "auth": {"type": "oauth2_client_credentials", "token_url": entra.token_url(),
+                 "client_id": "decnet-app", "client_secret": "entra-secret",
+                 "scope": "https://monitor.azure.com//.default"}}),
+    )
+    .await;
+    publish(&worker, "z1", json!({"attacker_ip": "203.0.113.7"})).await;
+    let seen = monitor.wait_for(1, WAIT).await;
+    assert_eq!(
+        seen[0].path_and_query,
+        format!("/dataCollectionRules/{DCR}/streams/Custom-DecnetEvents_CL?api-version=2023-01-01")
+    );
+    assert!(seen[0].json().is_array());
+    let requests = entra.token_requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].form.contains("grant_type=client_credentials"),
+        "{}",
+        requests[0].form
+    );
+    assert!(
+        requests[0]
+            .form
+            .contains("scope=https%3A%2F%2Fmonitor.azure.com%2F%2F.default"),
+        "{}",
+        requests[0].form
+    );
+    worker.stop().await.unwrap();
+}
