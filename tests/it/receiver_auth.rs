@@ -405,6 +405,7 @@ async fn static_headers_and_credentials_are_sent_sealed_and_never_shown() {
     )
     .await;
     let id = uuid(&created);
+    assert_no_secret("the create answer", &created.to_string());
     assert_eq!(created["headers"], json!(["X-Api-Key", "X-Tenant"]));
     assert_eq!(
         created["auth"],
@@ -672,4 +673,63 @@ async fn receiver_credentials_never_reach_the_log() {
     assert_no_secret("the log", &log);
     // Nor the access token the endpoint issued.
     assert!(!log.contains("tok-1"), "the access token is logged");
+}
+
+#[actix_rt::test]
+async fn secrets_encrypt_seals_receiver_credentials_stored_in_plaintext() {
+    use sea_orm::Set;
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let rx = TestReceiver::start();
+    // Written without a key: stored as given.
+    let mut row = decnet_webhook::db::subscriptions::new_row(
+        "legacy",
+        &rx.url(),
+        crate::helpers::worker::SECRET,
+        &["attacker.>".to_owned()],
+        true,
+    );
+    row.headers = Set(Some(
+        json!([{"name": "X-Api-Key", "value": HEADER_SECRET}]).to_string(),
+    ));
+    row.auth = Set(Some(json!({"type": "bearer", "token": BEARER}).to_string()));
+    let id = decnet_webhook::db::subscriptions::insert(&db, row)
+        .await
+        .unwrap()
+        .uuid;
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DECNET_DATABASE_URL", test_db.url.clone()),
+        ("DECNET_SECRET_KEY", KEY.to_owned()),
+        ("DECNET_BUS_ENABLED", "false".to_owned()),
+    ];
+    let out = Decnet::run(&["secrets", "encrypt"], &env, dir.path(), "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = decnet_webhook::db::subscriptions::get(&db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    for (column, value) in [("headers", stored.headers), ("auth", stored.auth)] {
+        let value = value.unwrap();
+        assert_no_secret(column, &value);
+        assert!(value.contains("\"enc:v2:"), "{column}: {value}");
+    }
+
+    // A worker with the key opens them and sends them.
+    let worker =
+        WorkerApp::start_with_db(NatsServer::start(), test_db, db, &[("secret_key", KEY)]).await;
+    worker.wait_running(&[&id]).await;
+    worker
+        .publish("attacker.observed", br#"{"id":"sealed","payload":{}}"#)
+        .await;
+    let got = rx.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("x-api-key"), Some(HEADER_SECRET));
+    let bearer = format!("Bearer {BEARER}");
+    assert_eq!(got[0].header("authorization"), Some(bearer.as_str()));
+    worker.stop().await.unwrap();
 }

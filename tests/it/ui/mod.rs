@@ -450,6 +450,51 @@ async fn webhooks_page_in_a_real_browser() {
     b.click("[data-testid=editor-cancel]").await;
     b.gone("[data-testid=editor-dialog]").await;
 
+    // --- Receiver authentication through Edit: a bearer token and a static header are
+    // stored (the token sealed away, never shown again); the dialog shows the type and
+    // the header's name, with the token field blank.
+    b.click(&edit_soar).await;
+    b.visible("[data-testid=editor-dialog]").await;
+    assert!(!b.shows("[data-testid=editor-auth-token]").await);
+    b.visible("[data-testid=editor-auth-type]")
+        .await
+        .select_by_value("bearer")
+        .await
+        .expect("choose bearer");
+    b.fill("[data-testid=editor-auth-token]", "ui-bearer-token-123")
+        .await;
+    b.fill("[data-testid=editor-headers]", "X-Tenant: blue")
+        .await;
+    b.click("[data-testid=editor-submit]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+    let with_auth = subscriptions::get(&db, soar_uuid)
+        .await
+        .expect("query")
+        .expect("still there");
+    let auth = with_auth.auth.expect("auth stored");
+    assert!(auth.contains("\"bearer\""), "{auth}");
+    assert!(with_auth
+        .headers
+        .expect("headers stored")
+        .contains("X-Tenant"));
+    b.click(&edit_soar).await;
+    b.visible("[data-testid=editor-dialog]").await;
+    let value = |testid: &'static str| {
+        let b = &b;
+        async move {
+            b.visible(&format!("[data-testid={testid}]"))
+                .await
+                .prop("value")
+                .await
+                .expect("field value")
+        }
+    };
+    assert_eq!(value("editor-auth-type").await.as_deref(), Some("bearer"));
+    assert_eq!(value("editor-auth-token").await.as_deref(), Some(""));
+    assert_eq!(value("editor-headers").await.as_deref(), Some("X-Tenant:"));
+    b.click("[data-testid=editor-cancel]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+
     // --- Rotate the secret through Edit: confirmed first, then the new secret is shown
     // once; the old one is kept as the previous secret for the window.
     b.click(&format!(
