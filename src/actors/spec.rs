@@ -8,7 +8,7 @@ use crate::{
     delivery::{ReceiverAccess, Target},
     domain::UrlError,
     secrets::{SecretError, SecretStore},
-    shape::{Destination, Shape, ShapeError},
+    shape::{Shape, ShapeError},
 };
 
 /// What the supervisor knows of a subscription, and diffs on reload.
@@ -92,9 +92,11 @@ impl DeliveryOptions {
 
     /// The shape these options describe, or why it cannot be built.
     pub fn build_shape(&self) -> Result<Shape, ShapeError> {
-        let destination = Destination::from_json(self.destination.as_ref())
-            .map_err(|e| ShapeError::Destination(e.to_string()))?;
-        Shape::from_row(&self.shape, self.template.as_deref(), &destination)
+        Shape::from_stored(
+            &self.shape,
+            self.template.as_deref(),
+            self.destination.as_ref(),
+        )
     }
 }
 

@@ -119,6 +119,17 @@ impl Shape {
         }
     }
 
+    /// The shape of a stored row's columns (`shape`, `template`, `destination`).
+    pub fn from_stored(
+        shape: &str,
+        template: Option<&str>,
+        destination: Option<&Value>,
+    ) -> Result<Self, ShapeError> {
+        let destination = Destination::from_json(destination)
+            .map_err(|e| ShapeError::Destination(e.to_string()))?;
+        Self::from_row(shape, template, &destination)
+    }
+
     /// The checks the API runs before it stores a shape that need no sandbox: the
     /// name is known and a template is given and not too large. A template's
     /// compile and trial render are [`sandbox::Sandbox::check`].

@@ -110,9 +110,12 @@ pub(super) fn target(
 /// The subscription's shape; one that cannot be built sends as `raw` (the worker
 /// dead-letters its events with the reason).
 pub(super) fn shape_of(row: &Model) -> crate::shape::Shape {
-    crate::actors::spec::DeliveryOptions::from_row(row)
-        .build_shape()
-        .unwrap_or_default()
+    crate::shape::Shape::from_stored(
+        &row.shape,
+        row.template.as_deref(),
+        row.destination.as_ref(),
+    )
+    .unwrap_or_default()
 }
 
 /// A PATCH `secret`: `None` when it equals the current one, else the value to store.
