@@ -465,6 +465,7 @@ fn from_jetstream(m: jetstream::Message) -> BusMessage {
     BusMessage {
         subject: m.subject.to_string(),
         payload: m.payload.clone(),
+        trace: super::source::trace_of(m.headers.as_ref()),
         msg_id,
         seq,
         ack: Some(Acker::new(m, PROGRESS_EVERY)),

@@ -498,7 +498,40 @@ const OPTION_NUMBERS = [
 ];
 
 function syncTemplateField() {
-  $('editor-template-field').hidden = $('editor-shape').value !== 'template';
+  const shape = $('editor-shape').value;
+  $('editor-template-field').hidden = shape !== 'template';
+  // A destination shape's own settings (docs/destinations.md): only its fields show.
+  let any = false;
+  document.querySelectorAll('#editor-destination [data-shapes]').forEach((node) => {
+    node.hidden = !node.dataset.shapes.split(' ').includes(shape);
+    any ||= !node.hidden;
+  });
+  $('editor-destination').hidden = !any;
+}
+
+function destinationFields() {
+  return Array.from(document.querySelectorAll('#editor-destination [data-field]'));
+}
+
+function fillDestination(w) {
+  const d = w?.destination || {};
+  for (const node of destinationFields()) {
+    if (node.type === 'checkbox') node.checked = Boolean(d[node.dataset.field]);
+    else node.value = d[node.dataset.field] ?? '';
+  }
+  $('editor-dest-routing-key').value = '';
+  $('editor-dest-routing-key').placeholder = w?.routing_key_set ? 'stored; blank keeps it' : '';
+}
+
+// The settings the chosen shape takes, or null when none is set.
+function readDestination(shape) {
+  const d = {};
+  for (const node of destinationFields()) {
+    if (!node.closest('[data-shapes]').dataset.shapes.split(' ').includes(shape)) continue;
+    if (node.type === 'checkbox') { if (node.checked) d[node.dataset.field] = true; }
+    else if (node.value.trim() !== '') d[node.dataset.field] = node.value.trim();
+  }
+  return Object.keys(d).length ? d : null;
 }
 
 function fillOptions(w) {
@@ -511,6 +544,7 @@ function fillOptions(w) {
   $('editor-template').value = o.template ?? '';
   $('editor-filter').value = o.filter ?? '';
   $('editor-filter-result').textContent = '';
+  fillDestination(w);
   syncTemplateField();
 }
 
@@ -530,7 +564,14 @@ function readOptions() {
     shape,
     template: shape === 'template' ? $('editor-template').value : null,
     filter: $('editor-filter').value.trim() || null,
+    destination: readDestination(shape),
   };
+}
+
+// PagerDuty's routing key when one is typed (blank keeps the stored one).
+function readRoutingKey(shape) {
+  const key = $('editor-dest-routing-key').value.trim();
+  return shape === 'pagerduty' && key ? { routing_key: key } : {};
 }
 
 // Receiver authentication. Secret parts are write-only: the API never returns them, so
@@ -718,8 +759,9 @@ async function submitEditor(event) {
         body.topic_patterns = raw;
       }
       for (const [key, value] of Object.entries(options)) {
-        if (value !== (w[key] ?? OPTION_DEFAULTS[key])) body[key] = value;
+        if (JSON.stringify(value) !== JSON.stringify(w[key] ?? OPTION_DEFAULTS[key])) body[key] = value;
       }
+      Object.assign(body, readRoutingKey(options.shape));
       Object.assign(body, readAccess(w));
       if (Object.keys(body).length > 0) await api('PATCH', `/webhooks/${encodeURIComponent(w.uuid)}`, body);
       closeDialog($('editor'));
@@ -728,6 +770,7 @@ async function submitEditor(event) {
       for (const [key, value] of Object.entries(options)) {
         if (value !== OPTION_DEFAULTS[key]) body[key] = value;
       }
+      Object.assign(body, readRoutingKey(options.shape));
       Object.assign(body, readAccess(null));
       const secret = $('editor-secret').value;
       if (secret) body.secret = secret;

@@ -146,12 +146,26 @@ async fn presets_and_option_defaults_come_from_the_api() {
         .iter()
         .filter_map(|s| s["name"].as_str())
         .collect();
-    assert_eq!(shapes, ["raw", "slack", "thehive", "template"]);
+    assert_eq!(
+        shapes,
+        [
+            "raw",
+            "slack",
+            "thehive",
+            "template",
+            "splunk_hec",
+            "elastic_bulk",
+            "sentinel",
+            "pagerduty",
+            "teams",
+            "discord"
+        ]
+    );
     assert_eq!(
         p["option_defaults"],
         json!({"ordered": false, "batch_max": null, "batch_linger_ms": null,
                "rate_limit_per_sec": null, "shape": "raw", "template": null,
-               "filter": null})
+               "filter": null, "destination": null})
     );
     assert_eq!(p["option_limits"]["batch_max"], json!([1, 50]));
     // A subscription created with nothing but the required fields has those defaults.
