@@ -446,7 +446,14 @@ impl SubscriptionActor {
                         item.sent.body.len()
                     ),
                 );
-                self.dead_letter(&item.sent, item.ack, Reason::NonRetryable, Some(&outcome));
+                let from = Some(Place::InFlight);
+                self.dead_letter(
+                    from,
+                    &item.sent,
+                    item.ack,
+                    Reason::NonRetryable,
+                    Some(&outcome),
+                );
                 continue;
             }
             if size + len > limit && !chunk.is_empty() {
@@ -545,7 +552,9 @@ impl SubscriptionActor {
                                 let (reason, own) = item_failure(&outcome, failure);
                                 act.dead_letter(from, &item.sent, item.ack, reason, Some(&own));
                             }
-                            None => act.dead_letter(from, &item.sent, item.ack, reason, Some(&outcome)),
+                            None => {
+                                act.dead_letter(from, &item.sent, item.ack, reason, Some(&outcome))
+                            }
                         }
                     }
                 }
