@@ -1032,6 +1032,7 @@ async function loadDetail() {
       dayDue ? api('GET', `${base}/stats?window=1d&step=30m`) : Promise.resolve(d.day),
       api('GET', `${base}/deliveries?limit=${DETAIL_PAGE}&offset=${d.logOffset}${outcome}`),
       api('GET', `${base}/dead-letters?limit=${DETAIL_PAGE}&offset=${d.deadOffset}`),
+      api('GET', `${base}/ledger`),
     ]);
   } catch (err) {
     if (state.detail !== d) return;
@@ -1044,9 +1045,9 @@ async function loadDetail() {
     return;
   }
   if (state.detail !== d) return;
-  const [webhook, hour, day, log, dead] = answers;
+  const [webhook, hour, day, log, dead, ledger] = answers;
   if (dayDue) d.dayAt = Date.now();
-  Object.assign(d, { webhook, hour, day, log, dead, missing: false });
+  Object.assign(d, { webhook, hour, day, log, dead, ledger, missing: false });
   $('detail-refreshed').textContent = `Updated ${utcTime(new Date())} UTC`;
   renderDetail();
 }
@@ -1062,7 +1063,7 @@ function changed(d, part, data) {
 function renderDetail() {
   const d = state.detail;
   $('detail-missing').hidden = !d.missing;
-  for (const id of ['health', 'delivery-log', 'dead-letters']) $(id).hidden = d.missing;
+  for (const id of ['health', 'delivery-log', 'dead-letters', 'ledger']) $(id).hidden = d.missing;
   if (d.missing || !d.webhook) return;
   const w = d.webhook;
   $('detail-name').textContent = w.name;
@@ -1070,15 +1071,40 @@ function renderDetail() {
   if (changed(d, 'chips', w)) $('detail-chips').replaceChildren(statusChips(w));
   if (changed(d, 'hour', d.hour.buckets)) drawChart('chart-hour', d.hour, (t) => utcTime(t).slice(0, 5));
   if (changed(d, 'day', d.day.buckets)) drawChart('chart-day', d.day, (t) => utcTime(t).slice(0, 5));
+  if (changed(d, 'ledger', d.ledger)) renderLedger(d.ledger);
   renderLog(d);
   renderDead(d);
   $('replay-controls').hidden = !isAdmin();
 }
 
-// The ledger of GET /webhooks/{uuid}/ledger, once the API has it: until then the
-// section stays hidden.
+// What became of every event the subscription received, summed over every worker:
+// received = filtered + delivered + dead-lettered + released + queued + in flight.
+const LEDGER_TERMS = [
+  ['filtered', 'filtered'], ['delivered', 'delivered'], ['dead_lettered', 'dead-lettered'],
+  ['released', 'released'], ['queued', 'queued'], ['in_flight', 'in flight'],
+];
+
 function renderLedger(ledger) {
-  $('ledger').hidden = !ledger;
+  const node = $('ledger');
+  node.hidden = !ledger;
+  if (!ledger) return;
+  const head = el('div', { class: 'panel-head' }, el('h2', {}, 'Ledger ',
+    el('span', { class: 'muted' }, `· ${ledger.workers.length} worker${ledger.workers.length === 1 ? '' : 's'} reporting`)));
+  const row = (label, counts) => el('tr', {},
+    el('td', {}, label),
+    el('td', { class: 'num' }, String(counts.received)),
+    ...LEDGER_TERMS.map(([key]) => el('td', { class: 'num' }, String(counts[key]))));
+  const table = el('table', { 'data-testid': 'ledger-table' },
+    el('thead', {}, el('tr', {}, el('th', {}, ''), el('th', {}, 'received'),
+      ...LEDGER_TERMS.map(([, label]) => el('th', {}, label)))),
+    el('tbody', {}, row('all workers', ledger),
+      ...ledger.workers.map((w) => row(`${w.worker_id.slice(0, 8)} · ${utcTime(new Date(w.reported_at))} UTC`, w))));
+  const reasons = Object.entries(ledger.dead_lettered_by_reason || {}).filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`);
+  const notes = [];
+  if (ledger.filter_errors > 0) notes.push(`${ledger.filter_errors} of the filtered failed the filter's evaluation`);
+  if (reasons.length) notes.push(`dead-lettered by reason: ${reasons.join(', ')}`);
+  node.replaceChildren(head, table, ...(notes.length ? [el('p', { class: 'muted' }, notes.join(' · '))] : []));
 }
 
 // ---------------------------------------------------------------- charts (inline SVG)

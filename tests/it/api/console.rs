@@ -89,6 +89,18 @@ async fn viewers_read_the_console_routes_without_urls_paths_or_templates() {
         .await;
     assert_eq!(stats.status, 200, "{}", stats.text);
     assert_eq!(stats.json()["buckets"].as_array().map(Vec::len), Some(12));
+    let ledger = app
+        .get(
+            &format!("/api/v1/console/webhooks/{uuid}/ledger"),
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(ledger.status, 200, "{}", ledger.text);
+    let admins = app
+        .get(&format!("/api/v1/webhooks/{uuid}/ledger"), Some(&admin))
+        .await;
+    assert_eq!(ledger.json(), admins.json(), "the same ledger for both");
+    assert_eq!(ledger.json()["uuid"], uuid);
     let all = app
         .get("/api/v1/console/stats?window=5m&step=1m", Some(&viewer))
         .await;
@@ -105,6 +117,7 @@ async fn viewers_read_the_console_routes_without_urls_paths_or_templates() {
         format!("/api/v1/console/webhooks/{uuid}/stats"),
         format!("/api/v1/console/webhooks/{uuid}/deliveries"),
         format!("/api/v1/console/webhooks/{uuid}/dead-letters"),
+        format!("/api/v1/console/webhooks/{uuid}/ledger"),
         "/api/v1/console/stats".to_owned(),
     ] {
         let anonymous = app.get(&path, None).await;
