@@ -178,12 +178,19 @@ mod tests {
             p.simple_events[1].patterns,
             ["decky.*.state", "decky.*.traffic"]
         );
-        // Each shape's batching flag is what option validation enforces.
+        // Each shape's batching flag is what option validation enforces (given the
+        // settings a shape cannot go without).
+        let sentinel = crate::shape::Destination {
+            dcr_immutable_id: Some(format!("dcr-{}", "0".repeat(32))),
+            stream: Some("Custom-DecnetEvents_CL".into()),
+            ..Default::default()
+        };
         for shape in &p.shapes {
             let patch = super::super::options::OptionsPatch {
                 batch_max: Some(Some(2)),
                 shape: Some(shape.name),
                 template: Some((shape.name == ShapeName::Template).then(|| "{{ id }}".into())),
+                destination: Some((shape.name == ShapeName::Sentinel).then(|| sentinel.clone())),
                 ..Default::default()
             };
             assert_eq!(
