@@ -191,7 +191,7 @@ impl SupervisorActor {
         let mut actor = SubscriptionActor::new(
             spec.clone(),
             target,
-            self.budget,
+            self.budget.clone(),
             self.source.clone(),
             self.pool.clone(),
             self.circuit.clone().recipient::<Report>(),
