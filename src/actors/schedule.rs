@@ -96,11 +96,21 @@ impl Full {
     }
 }
 
-/// The memory budget all subscriptions' queues share.
+/// Queued bytes above which a drained burst's memory is worth handing back.
+const TRIM_AFTER: usize = 8 << 20;
+/// At most one hand-back per this (it walks the allocator's free lists).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// The memory budget all subscriptions' queues share. When the queues drain after a
+/// burst (what they hold falls below an eighth of a peak of `TRIM_AFTER` or more), the
+/// freed heap is handed back to the system, at most once per `TRIM_EVERY`.
 #[derive(Debug)]
 pub struct QueueMemory {
     used: AtomicUsize,
     limit: usize,
+    /// The most the queues held since the last hand-back.
+    peak: AtomicUsize,
+    last_trim: std::sync::Mutex<Option<Instant>>,
 }
 
 impl QueueMemory {
@@ -108,7 +118,27 @@ impl QueueMemory {
         Arc::new(Self {
             used: AtomicUsize::new(0),
             limit,
+            peak: AtomicUsize::new(0),
+            last_trim: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether the queues, now holding `used`, drained from a burst whose memory
+    /// should be handed back at `now` (and if so, start counting a new peak).
+    fn drained(&self, used: usize, now: Instant) -> bool {
+        let peak = self.peak.load(Relaxed);
+        if peak < TRIM_AFTER || used > peak / 8 {
+            return false;
+        }
+        let Ok(mut last) = self.last_trim.lock() else {
+            return false;
+        };
+        if last.is_some_and(|t| now.duration_since(t) < TRIM_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        self.peak.store(used, Relaxed);
+        true
     }
 
     /// Bytes the queues hold now.
@@ -117,15 +147,26 @@ impl QueueMemory {
     }
 
     fn try_take(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Relaxed, Relaxed, |used| {
-                used.checked_add(bytes).filter(|&after| after <= self.limit)
-            })
-            .is_ok()
+        match self.used.fetch_update(Relaxed, Relaxed, |used| {
+            used.checked_add(bytes).filter(|&after| after <= self.limit)
+        }) {
+            Ok(before) => {
+                self.peak.fetch_max(before + bytes, Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     fn give_back(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Relaxed);
+        let used = self.used.fetch_sub(bytes, Relaxed) - bytes;
+        if bytes > 0 && self.drained(used, Instant::now()) {
+            tracing::debug!(
+                peak_bytes = self.peak.load(Relaxed),
+                "queues drained after a burst; handing freed memory back"
+            );
+            crate::memory::release_free_heap();
+        }
     }
 }
 
@@ -221,6 +262,8 @@ impl<T> Schedule<T> {
 
     /// Take the oldest `n` events out of the queue.
     fn take(&mut self, n: usize) -> Vec<T> {
+        /// Slots an empty queue keeps; a burst's larger buffer is let go.
+        const KEEP_SLOTS: usize = 1024;
         let mut bytes = 0;
         let items = self
             .queue
@@ -230,6 +273,9 @@ impl<T> Schedule<T> {
                 item
             })
             .collect();
+        if self.queue.is_empty() && self.queue.capacity() > KEEP_SLOTS {
+            self.queue = VecDeque::new();
+        }
         self.release(bytes);
         items
     }
@@ -315,6 +361,24 @@ mod tests {
         assert_eq!(s.push('c', 1, t0), Err(('c', Full::Count)));
         assert_eq!(s.take_all(), vec!['a', 'b']);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn memory_is_handed_back_once_a_burst_drains_and_not_too_often() {
+        let t0 = Instant::now();
+        let memory = QueueMemory::new(usize::MAX);
+        // Small queues never ask for it.
+        assert!(memory.try_take(TRIM_AFTER - 1));
+        assert!(!memory.drained(0, t0));
+        // After a large peak: not while more than an eighth is still queued.
+        assert!(memory.try_take(1));
+        assert!(!memory.drained(TRIM_AFTER / 8 + 1, t0));
+        assert!(memory.drained(TRIM_AFTER / 8, t0));
+        // A new peak soon after waits for the interval.
+        assert!(memory.try_take(TRIM_AFTER));
+        assert!(!memory.drained(0, t0 + Duration::from_secs(1)));
+        assert!(memory.drained(0, t0 + TRIM_EVERY));
+        assert!(!memory.drained(0, t0 + TRIM_EVERY * 3), "no new peak since");
     }
 
     #[test]

@@ -296,6 +296,14 @@ impl SupervisorActor {
         if started >= crate::memory::RELEASE_AFTER_STARTS {
             self.awaiting_ready = started;
         }
+        if stopped >= crate::memory::RELEASE_AFTER_STARTS {
+            // Their actors, queues and bus buffers are freed once they drained.
+            let drained = self.budget.drain_timeout;
+            actix::spawn(async move {
+                tokio::time::sleep(drained).await;
+                crate::memory::release_free_heap();
+            });
+        }
         if self.reloads == 1 {
             tracing::info!(running = self.running.len(), "subscriptions loaded");
         } else if started + stopped + updated > 0 {
