@@ -59,7 +59,13 @@ pub struct WebhookSettings {
     pub bus_reconnect: Duration,
     pub allow_private: bool,
     pub max_inflight_per_sub: usize,
+    /// Events one subscription may queue: an extra cap beside the byte budgets.
     pub queue_per_sub: usize,
+    /// Memory one subscription's queue may hold (event bodies, decoded payloads and
+    /// bookkeeping, as estimated by `actors::schedule::queued_cost`).
+    pub queue_bytes_per_sub: usize,
+    /// Memory the queues of all subscriptions together may hold.
+    pub queue_bytes_total: usize,
     pub create_per_minute: u32,
     /// Retention of the dead-letter store.
     pub dead_letter_days: u32,
@@ -250,7 +256,19 @@ impl Settings {
             allow_private: src.boolean("webhook_allow_private", false)?,
             max_inflight_per_sub: src.number("webhook_max_inflight_per_sub", 32, 1, 10_000)?
                 as usize,
-            queue_per_sub: src.number("webhook_queue_per_sub", 10_000, 1, 10_000_000)? as usize,
+            queue_per_sub: src.number("webhook_queue_per_sub", 1_000_000, 1, 10_000_000)? as usize,
+            queue_bytes_per_sub: src.number(
+                "webhook_queue_bytes_per_sub",
+                64 << 20,
+                64 << 10,
+                1 << 40,
+            )? as usize,
+            queue_bytes_total: src.number(
+                "webhook_queue_bytes_total",
+                512 << 20,
+                64 << 10,
+                1 << 42,
+            )? as usize,
             create_per_minute: src.number("webhook_create_per_minute", 20, 0, 1_000_000)? as u32,
             dead_letter_days: src.number("webhook_dead_letter_days", 7, 1, 3650)? as u32,
             log_days: src.number("webhook_log_days", 3, 1, 3650)? as u32,
@@ -639,7 +657,9 @@ mod tests {
         );
         assert_eq!(s.webhook.timeout, Duration::from_secs(10));
         assert_eq!(s.webhook.max_inflight_per_sub, 32);
-        assert_eq!(s.webhook.queue_per_sub, 10_000);
+        assert_eq!(s.webhook.queue_per_sub, 1_000_000);
+        assert_eq!(s.webhook.queue_bytes_per_sub, 64 << 20);
+        assert_eq!(s.webhook.queue_bytes_total, 512 << 20);
         assert_eq!(s.webhook.create_per_minute, 20);
         assert!(!s.webhook.allow_private);
         assert_eq!(s.webhook.rotation_window, chrono::Duration::hours(24));
@@ -678,6 +698,16 @@ mod tests {
                 "DECNET_WEBHOOK_CIRCUIT_THRESHOLD",
             ),
             ("webhook_timeout_secs", "-1", "DECNET_WEBHOOK_TIMEOUT_SECS"),
+            (
+                "webhook_queue_bytes_per_sub",
+                "1000",
+                "DECNET_WEBHOOK_QUEUE_BYTES_PER_SUB",
+            ),
+            (
+                "webhook_queue_bytes_total",
+                "lots",
+                "DECNET_WEBHOOK_QUEUE_BYTES_TOTAL",
+            ),
             (
                 "webhook_retry_schedule",
                 "1,x",

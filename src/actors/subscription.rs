@@ -25,7 +25,7 @@ use super::{
     journal::{JournalActor, RecordAttempts, RecordDeadLetter},
     ledger::{Account, Place},
     pattern::{Incoming, PatternActor, StopPattern},
-    schedule::{Next, Schedule},
+    schedule::{queued_cost, Full, Next, QueueLimits, Schedule},
     spec::{DeliveryOptions, SubscriptionSpec},
     stats::WorkerStats,
 };
@@ -64,10 +64,10 @@ pub struct Ready {
 }
 
 /// Limits of one subscription.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Budget {
     pub max_inflight: usize,
-    pub queue: usize,
+    pub queue: QueueLimits,
     /// How long a drain waits for in-flight deliveries.
     pub drain_timeout: Duration,
 }
@@ -158,7 +158,7 @@ impl SubscriptionActor {
     ) -> Self {
         Self {
             shape: build_shape(&spec.options),
-            schedule: Schedule::new(&spec.options, budget.queue, Instant::now()),
+            schedule: Schedule::new(&spec.options, budget.queue.clone(), Instant::now()),
             metrics: crate::metrics::global().subscription(&spec.uuid),
             account: stats.ledger.account(&spec.uuid),
             filter: build_filter(&spec),
@@ -317,10 +317,12 @@ impl SubscriptionActor {
         for item in items {
             let rendered = match &self.shape {
                 Ok(shape) if shape.is_raw() => Ok(item.event.clone()),
-                Ok(shape) => shape
-                    .render(&item.event)
-                    .map(|body| shaped(&item.event, body))
-                    .map_err(|e| e.to_string()),
+                Ok(shape) => full_event(&item.event).and_then(|event| {
+                    shape
+                        .render(&event)
+                        .map(|body| shaped(&event, body))
+                        .map_err(|e| e.to_string())
+                }),
                 Err(e) => Err(e.clone()),
             };
             match rendered {
@@ -782,19 +784,22 @@ impl Handler<Incoming> for SubscriptionActor {
             }
             return;
         }
-        match self.schedule.push(item, Instant::now()) {
+        let item = self.slim_if_waiting(item);
+        let cost = queued_cost(&item.event);
+        match self.schedule.push(item, cost, Instant::now()) {
             Ok(()) => {
                 self.account.received(Place::Queued, 1);
                 self.pump(ctx)
             }
-            Err(item) => self.overflow(item),
+            Err((item, full)) => self.overflow(item, full),
         }
     }
 }
 
 impl SubscriptionActor {
-    /// The queue is full: the event is dead-lettered, and said so at most every 10 s.
-    fn overflow(&mut self, item: Incoming) {
+    /// The queue is full (`full` says which limit): the event is dead-lettered, and
+    /// said so at most every 10 s.
+    fn overflow(&mut self, item: Incoming, full: Full) {
         let total = self.stats.record_overflow();
         let event_id = item.event.id.clone();
         self.dead_letter(None, &item.event, item.ack, Reason::QueueOverflow, None);
@@ -807,10 +812,34 @@ impl SubscriptionActor {
                 subscription = %self.spec.uuid,
                 name = %self.spec.name,
                 %event_id,
-                queue = self.budget.queue,
+                limit = full.as_str(),
+                queued = self.schedule.len(),
+                queued_bytes = self.schedule.bytes(),
+                all_queues_bytes = self.budget.queue.total.used(),
                 overflow_total = total,
                 "subscription queue full; event dead-lettered"
             );
+        }
+    }
+
+    /// An event that will wait in the queue keeps only what goes on the wire (id,
+    /// topic, body) when the shape needs no more: its decoded payload (a tree several
+    /// times the body's size for small events) is let go, so a burst costs little more
+    /// than its bodies. An event that goes out at once stays shared as it is.
+    fn slim_if_waiting(&self, item: Incoming) -> Incoming {
+        let waits = !self.schedule.is_empty() || self.held.len() >= self.max_inflight();
+        let wire_only = matches!(&self.shape, Ok(shape) if shape.is_raw())
+            || matches!(&self.shape, Ok(Shape::Template(_)));
+        if !waits || !wire_only || is_slim(&item.event) {
+            return item;
+        }
+        let e = &item.event;
+        Incoming {
+            event: Arc::new(
+                Event::outgoing(e.id.clone(), e.topic.clone(), e.body.clone())
+                    .with_trace(e.trace.clone()),
+            ),
+            ..item
         }
     }
 
@@ -984,6 +1013,28 @@ impl Handler<Drain> for SubscriptionActor {
 struct Rendered {
     sent: Arc<Event>,
     ack: Option<Acker>,
+}
+
+/// An event queued without its decoded parts (`slim_if_waiting`): a decoded event
+/// always has a time.
+fn is_slim(event: &Event) -> bool {
+    event.ts.is_empty()
+}
+
+/// The event with its decoded parts, for a shape that reads them: a slim one is decoded
+/// again from its envelope body (the shape changed while it waited).
+fn full_event(event: &Arc<Event>) -> Result<Arc<Event>, String> {
+    if !is_slim(event) {
+        return Ok(event.clone());
+    }
+    Event::from_bus(
+        &event.topic,
+        &event.body,
+        Some(&event.id),
+        chrono::Utc::now(),
+    )
+    .map(|full| Arc::new(full.with_trace(event.trace.clone())))
+    .map_err(|e| e.to_string())
 }
 
 /// An event as its shape rendered it: same id, topic and trace, the new body.

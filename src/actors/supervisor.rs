@@ -191,7 +191,7 @@ impl SupervisorActor {
         let mut actor = SubscriptionActor::new(
             spec.clone(),
             target,
-            self.budget,
+            self.budget.clone(),
             self.source.clone(),
             self.pool.clone(),
             self.circuit.clone().recipient::<Report>(),
@@ -295,6 +295,14 @@ impl SupervisorActor {
         crate::metrics::global().reloaded();
         if started >= crate::memory::RELEASE_AFTER_STARTS {
             self.awaiting_ready = started;
+        }
+        if stopped >= crate::memory::RELEASE_AFTER_STARTS {
+            // Their actors, queues and bus buffers are freed once they drained.
+            let drained = self.budget.drain_timeout;
+            actix::spawn(async move {
+                tokio::time::sleep(drained).await;
+                crate::memory::release_free_heap();
+            });
         }
         if self.reloads == 1 {
             tracing::info!(running = self.running.len(), "subscriptions loaded");

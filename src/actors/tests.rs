@@ -191,7 +191,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
         spec.target().unwrap(),
         Budget {
             max_inflight: 2,
-            queue: 3,
+            queue: super::schedule::QueueLimits::count(3),
             drain_timeout: Duration::from_secs(1),
         },
         source,
@@ -460,7 +460,7 @@ async fn a_subscription_that_panics_is_dead_lettered_noted_and_restarted() {
         stats: stats.clone(),
         budget: Budget {
             max_inflight: 1,
-            queue: 10,
+            queue: super::schedule::QueueLimits::count(10),
             drain_timeout: Duration::from_secs(1),
         },
         reload_every: Duration::from_secs(3600),

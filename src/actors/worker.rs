@@ -11,6 +11,7 @@ use super::{
     circuit::{CircuitActor, Tripped},
     delivery::DeliveryPool,
     journal::{JournalActor, Retention},
+    schedule::{QueueLimits, QueueMemory},
     stats::WorkerStats,
     subscription::Budget,
     supervisor::{Shutdown, SupervisorActor, SupervisorParts},
@@ -90,7 +91,11 @@ impl Worker {
         let circuit = CircuitActor::new(db.clone(), bus.clone(), w.circuit_threshold);
         let budget = Budget {
             max_inflight: w.max_inflight_per_sub,
-            queue: w.queue_per_sub,
+            queue: QueueLimits {
+                count: w.queue_per_sub,
+                bytes: w.queue_bytes_per_sub,
+                total: QueueMemory::new(w.queue_bytes_total),
+            },
             // One attempt in flight may run its full timeout.
             drain_timeout: w.timeout + Duration::from_secs(1),
         };

@@ -14,12 +14,33 @@ const CLIENT_BUFFER: usize = 64 * 1024;
 /// At most one "fell behind" warning per this.
 const BEHIND_WARNING_EVERY: Duration = Duration::from_secs(10);
 
-/// Messages a bus subscription holds before the client drops what arrives: room for
-/// a burst the subscription's queue could take, on top of the library's default, so
-/// a burst is taken into the queue (where overflow is kept as dead letters) rather
-/// than dropped on the way. Memory is only used while a burst waits.
+/// The smallest an event weighs in a subscription's queue (its slot and the shared
+/// event's bookkeeping, with an empty body and payload).
+const SMALLEST_QUEUED_EVENT: usize = 256;
+/// What an event typically weighs in a queue: sizes the durable consumer's window.
+const TYPICAL_QUEUED_EVENT: usize = 1024;
+
+/// Events of a typical size a subscription's queue holds at most (its count cap or
+/// its byte budget, whichever binds first): how many unacknowledged messages a
+/// durable consumer is handed, so the server holds back a burst the queue could not
+/// take rather than the queue overflowing it into dead letters.
+pub fn queue_events(settings: &Settings) -> usize {
+    let w = &settings.webhook;
+    w.queue_per_sub
+        .min(w.queue_bytes_per_sub / TYPICAL_QUEUED_EVENT)
+        .max(1)
+}
+
+/// Messages a bus subscription holds before the client drops what arrives: as many
+/// as the subscription's queue could take at the smallest event size, on top of the
+/// library's default, so a burst reaches the queue (where what does not fit its
+/// budget is kept as counted dead letters) rather than being dropped on the way.
+/// The client's channel grows as it fills: memory is only used while a burst waits.
 pub fn subscription_buffer(settings: &Settings) -> usize {
-    settings.webhook.queue_per_sub.saturating_add(CLIENT_BUFFER)
+    let w = &settings.webhook;
+    w.queue_per_sub
+        .min(w.queue_bytes_per_sub / SMALLEST_QUEUED_EVENT)
+        .saturating_add(CLIENT_BUFFER)
 }
 
 /// The client dropped messages of a subscription whose buffer was full: warned once

@@ -53,8 +53,10 @@ impl StreamSpec {
             max_age: Duration::from_secs(u64::from(w.dead_letter_days) * 86_400),
             replicas: w.stream_replicas,
             ack_wait: ACK_WAIT,
-            max_ack_pending: i64::try_from(w.max_inflight_per_sub + w.queue_per_sub)
-                .unwrap_or(i64::MAX),
+            max_ack_pending: i64::try_from(
+                w.max_inflight_per_sub + crate::bus::connection::queue_events(s),
+            )
+            .unwrap_or(i64::MAX),
         }
     }
 

@@ -103,3 +103,13 @@ fn stats_aggregates_a_filled_delivery_log() {
         .unwrap_or(0);
     assert!((9_750..=10_000).contains(&day), "{line}");
 }
+
+#[test]
+fn burst_delivers_every_event_at_the_default_settings() {
+    let line = smoke("burst");
+    assert_eq!(line["delivered"], line["events"], "{line}");
+    assert_eq!(line["dead_lettered"], 0, "{line}");
+    assert_eq!(line["dropped"], 0, "{line}");
+    assert!(line["rss_peak_mib"].is_number(), "{line}");
+    assert!(line["worker_cpu_us_per_delivery"].is_number(), "{line}");
+}

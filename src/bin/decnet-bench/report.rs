@@ -19,10 +19,11 @@ pub enum Scenario {
     Templates,
     Cluster,
     Stats,
+    Burst,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::Raw,
         Scenario::Throughput,
         Scenario::Fanout,
@@ -34,6 +35,7 @@ impl Scenario {
         Scenario::Templates,
         Scenario::Cluster,
         Scenario::Stats,
+        Scenario::Burst,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Scenario {
             Scenario::Templates => "templates",
             Scenario::Cluster => "cluster",
             Scenario::Stats => "stats",
+            Scenario::Burst => "burst",
         }
     }
 }

@@ -195,6 +195,11 @@ impl Rig {
 pub struct ChildWorker(std::process::Child);
 
 impl ChildWorker {
+    /// Its process id (to read its CPU time and memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();

@@ -10,7 +10,7 @@ use super::{
     receiver::{Blackhole, Ledger, Receiver, Tally},
     report::{round, secs, BenchError, Report, Scenario, Size},
     rig::{settle, Rig, RunningWorker, Sub},
-    stats::{ratio, rss_mib, CpuMeter, CpuUse},
+    stats::{cpu_s_of, ratio, rss_mib, rss_mib_of, CpuMeter, CpuUse},
 };
 
 /// How big each scenario runs.
@@ -47,6 +47,8 @@ struct Dims {
     stall: Duration,
     /// Delivery-log rows of `stats`.
     stats_rows: usize,
+    /// Events of `burst`.
+    burst_events: usize,
 }
 
 impl Dims {
@@ -74,6 +76,7 @@ impl Dims {
                 cluster_rate: 2_000.0,
                 stall: Duration::from_secs(15),
                 stats_rows: 1_000_000,
+                burst_events: 100_000,
             },
             Size::Small => Self {
                 raw_posts: 500,
@@ -97,6 +100,7 @@ impl Dims {
                 cluster_rate: 500.0,
                 stall: Duration::from_secs(10),
                 stats_rows: 20_000,
+                burst_events: 2_000,
             },
         }
     }
@@ -120,6 +124,7 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
         Scenario::Templates => templates(&dims, &mut report).await?,
         Scenario::Cluster => cluster(&dims, &mut report).await?,
         Scenario::Stats => super::console_stats::run(dims.stats_rows, &mut report).await?,
+        Scenario::Burst => burst(&dims, &mut report).await?,
     }
     Ok(report)
 }
@@ -988,4 +993,117 @@ async fn wait_pulling(
         }
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Probes published (one at a time) until the worker delivers one: it consumes.
+const BURST_PROBES: usize = 200;
+
+/// A burst at the default settings to one subscription on a healthy receiver, the
+/// worker in a process of its own as `decnet webhook` runs: what it delivers and
+/// dead-letters, its memory idle, at the burst's peak and after the queue drained,
+/// and its own CPU per delivery (beside the whole machine's).
+async fn burst(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    const SUBJECT: &str = "bench.burst";
+    let n = d.burst_events;
+    let rig = Rig::new(&[]).await?;
+    let receiver = Receiver::start(Ledger::new(1, n + BURST_PROBES))?;
+    let uuid = rig.insert(&subs(&receiver, 1, SUBJECT)).await?.remove(0);
+    let child = rig.spawn_child_worker()?;
+    let pid = child.pid();
+    // Ready once a probe (outside the counted range) arrives; earlier ones are lost
+    // on core NATS, by design.
+    let mut probe = n;
+    while receiver.ledger.arrived() == 0 {
+        if probe == n + BURST_PROBES {
+            return Err(BenchError("the worker process never consumed".into()));
+        }
+        let plan = Plan {
+            subject: SUBJECT.into(),
+            seqs: probe..probe + 1,
+            rate: None,
+        };
+        publisher::publish(rig.url(), plan).await?;
+        probe += 1;
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Idle: started, one subscription consuming, nothing queued.
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = rss_mib_of(pid);
+    let (cpu0, machine0) = (cpu_s_of(pid), CpuMeter::now());
+    let peak = std::sync::Arc::new(std::sync::Mutex::new(rss_idle.unwrap_or(0.0)));
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        actix_rt::spawn(async move {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                if let (Some(now), Ok(mut p)) = (rss_mib_of(pid), peak.lock()) {
+                    *p = p.max(now);
+                }
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let t0 = Instant::now();
+    let published = publisher::publish(
+        rig.url(),
+        Plan {
+            subject: SUBJECT.into(),
+            seqs: 0..n,
+            rate: None,
+        },
+    )
+    .await?;
+    let tally = settle(&receiver.ledger, 0..1, 0..n, d.stall).await;
+    let drained = t0.elapsed();
+    let (cpu1, machine) = (cpu_s_of(pid), cpu_since(machine0));
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.await;
+    // Memory given back: RSS within 25 % of idle, read every 100 ms for 10 s.
+    let back_at = Instant::now();
+    let mut rss_after = rss_mib_of(pid);
+    let mut back_s = None;
+    while back_at.elapsed() < Duration::from_secs(10) {
+        rss_after = rss_mib_of(pid);
+        if let (Some(after), Some(idle)) = (rss_after, rss_idle) {
+            if after <= idle * 1.25 {
+                back_s = Some(round(back_at.elapsed().as_secs_f64(), 1));
+                break;
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = decnet_webhook::db::dead_letters::list(&rig.db, &uuid, 1, 0)
+        .await
+        .map(|(_, total)| total)
+        .map_err(|e| BenchError::setup("dead letters", e))?;
+    drop(child);
+    let delivered = tally.delivered;
+    let dropped = (n as u64).saturating_sub(delivered + dead);
+    report.set("events", n);
+    report.set("delivered", delivered);
+    report.set("dead_lettered", dead);
+    report.set("dropped", dropped);
+    report.set("duplicated", tally.duplicated);
+    report.set("publish_s", secs(published.elapsed));
+    report.set("drain_s", secs(drained));
+    report.set(
+        "deliveries_per_s",
+        (delivered as f64 / drained.as_secs_f64().max(1e-9)).round(),
+    );
+    report.set("rss_idle_mib", rss_idle);
+    report.set("rss_peak_mib", peak.lock().map(|p| *p).unwrap_or(0.0));
+    report.set("rss_after_mib", rss_after);
+    report.set("rss_back_within_25pct_s", back_s);
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        report.set(
+            "worker_cpu_us_per_delivery",
+            round((b - a) * 1e6 / delivered.max(1) as f64, 1),
+        );
+    }
+    cpu_cost(report, machine, delivered);
+    report.check("burst published", n as u64, published.count as u64);
+    report.check("burst delivered", n as u64, delivered);
+    report.check("burst dead-lettered", 0, dead);
+    report.check("burst duplicates", 0, tally.duplicated);
+    Ok(())
 }

@@ -23,6 +23,33 @@ pub fn rss_mib() -> Option<f64> {
     Some(super::report::round(kib / 1024.0, 1))
 }
 
+/// A process's resident memory, from `/proc/<pid>/status` (MiB).
+pub fn rss_mib_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(super::report::round(kib / 1024.0, 1))
+}
+
+/// A process's CPU time so far (user and system, seconds), from `/proc/<pid>/stat`.
+pub fn cpu_s_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields count from after its `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system; no pointer is involved.
+    let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_s > 0).then(|| ticks as f64 / per_s as f64)
+}
+
 /// The whole machine's CPU time so far, from the first line of `/proc/stat`: every
 /// process counts (the worker, the receiver, nats-server, the publisher), which is
 /// what a delivery costs the machine.
@@ -135,5 +162,7 @@ mod tests {
     #[test]
     fn own_rss_is_readable() {
         assert!(rss_mib().is_some_and(|m| m > 0.0));
+        assert!(rss_mib_of(std::process::id()).is_some_and(|m| m > 0.0));
+        assert!(cpu_s_of(std::process::id()).is_some_and(|s| s >= 0.0));
     }
 }

@@ -231,3 +231,87 @@ async fn a_delivery_cut_short_by_shutdown_is_kept_as_shutdown() {
     assert_eq!(rows[0].status, Some(503));
     app.stop().await.unwrap();
 }
+
+/// An event's body with a payload of `bytes` characters.
+fn big_event(id: &str, bytes: usize) -> Vec<u8> {
+    format!(
+        r#"{{"id":"{id}","payload":{{"blob":"{}"}}}}"#,
+        "x".repeat(bytes)
+    )
+    .into_bytes()
+}
+
+/// The queue is bounded by memory: events of about 30 KB fill a 64 KiB budget with
+/// two (a waiting event weighs little more than its body: its decoded payload, as big
+/// again, is let go), and the rest overflow into counted dead letters.
+#[actix_rt::test]
+async fn the_queue_byte_budget_overflows_into_dead_letters() {
+    let app = WorkerApp::start(&[
+        ("webhook_max_inflight_per_sub", "1"),
+        ("webhook_queue_bytes_per_sub", "65536"),
+        ("webhook_timeout_secs", "30"),
+    ])
+    .await;
+    let rx = TestReceiver::start();
+    rx.set_default(Reply::Hang);
+    let uuid = app.subscribe("full", &rx.url(), &["attacker.>"]).await;
+    for i in 0..7 {
+        app.publish("attacker.observed", &big_event(&format!("b-{i}"), 30_000))
+            .await;
+    }
+    // One in flight, two queued, four over the budget.
+    let rows = dead(&app, &uuid, 4).await;
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.reason == "queue_overflow"));
+    let overflow = app
+        .worker_stats()
+        .overflow
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(overflow, 4);
+    eventually(WAIT, "one in flight", || async {
+        (rx.count() == 1).then_some(())
+    })
+    .await;
+    drop(rx);
+    app.stop().await.unwrap();
+}
+
+/// The process-wide budget binds across subscriptions: each could queue more on
+/// its own, yet together their queues hold two events of about 30 KB in 64 KiB.
+#[actix_rt::test]
+async fn the_total_queue_budget_is_shared_by_every_subscription() {
+    let app = WorkerApp::start(&[
+        ("webhook_max_inflight_per_sub", "1"),
+        ("webhook_queue_bytes_total", "65536"),
+        ("webhook_timeout_secs", "30"),
+    ])
+    .await;
+    let rx = TestReceiver::start();
+    rx.set_default(Reply::Hang);
+    let a = app.subscribe("a", &rx.url(), &["attacker.>"]).await;
+    let b = app.subscribe("b", &rx.url(), &["attacker.>"]).await;
+    let n = 5;
+    for i in 0..n {
+        app.publish("attacker.observed", &big_event(&format!("t-{i}"), 30_000))
+            .await;
+    }
+    // Of 2 × 5 copies: one in flight in each, two queued between them, six over.
+    let rows = eventually(WAIT, "six overflowed", || async {
+        let (_, in_a) = dead_letters::list(&app.db, &a, 100, 0).await.ok()?;
+        let (_, in_b) = dead_letters::list(&app.db, &b, 100, 0).await.ok()?;
+        (in_a + in_b >= 6).then_some(in_a + in_b)
+    })
+    .await;
+    assert_eq!(rows, 6);
+    let overflow = app
+        .worker_stats()
+        .overflow
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(overflow, 6);
+    eventually(WAIT, "one in flight each", || async {
+        (rx.count() == 2).then_some(())
+    })
+    .await;
+    drop(rx);
+    app.stop().await.unwrap();
+}

@@ -456,3 +456,48 @@ async fn a_burst_beyond_the_bus_client_buffer_is_delivered_whole() {
     assert_eq!(got.len(), N, "and only once");
     app.stop().await.unwrap();
 }
+
+/// At the default settings a healthy receiver takes a burst whole: the queue is
+/// bounded by memory, not by a count a burst outgrows, and the bus client's buffer
+/// is sized from that budget, so nothing is dead-lettered and nothing dropped.
+#[actix_rt::test]
+async fn a_burst_at_the_default_settings_is_delivered_whole() {
+    const N: usize = 20_000;
+    let app = WorkerApp::start(&[]).await;
+    let rx = TestReceiver::start();
+    let uuid = app.subscribe("burst", &rx.url(), &["attacker.>"]).await;
+    let payloads: Vec<String> = (0..N)
+        .map(|i| format!(r#"{{"id":"d-{i}","payload":{{"n":{i},"src":"10.0.0.1"}}}}"#))
+        .collect();
+    actix_rt::task::spawn_blocking({
+        let nats_port = app.nats.port;
+        move || {
+            crate::helpers::NatsServer::publish_burst_to(nats_port, "attacker.observed", &payloads)
+        }
+    })
+    .await
+    .unwrap();
+    let got = rx.wait_for(N, Duration::from_secs(180)).await;
+    let ids: std::collections::HashSet<&str> = got
+        .iter()
+        .filter_map(|r| r.header("x-decnet-event-id"))
+        .collect();
+    assert_eq!(ids.len(), N, "every event of the burst arrives");
+    assert_eq!(got.len(), N, "and only once");
+    let overflow = app
+        .worker_stats()
+        .overflow
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(overflow, 0, "none overflowed the queue");
+    let (_, dead) = decnet_webhook::db::dead_letters::list(&app.db, &uuid, 1, 0)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "none dead-lettered");
+    let metrics = decnet_webhook::metrics::global().render().unwrap();
+    let fell_behind = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("decnet_webhook_bus_fell_behind_total "))
+        .map(str::trim);
+    assert_eq!(fell_behind, Some("0"), "the bus client dropped none");
+    app.stop().await.unwrap();
+}
