@@ -166,6 +166,16 @@ impl QueueMemory {
                 "queues drained after a burst; handing freed memory back"
             );
             crate::memory::release_free_heap();
+            // What the rest of the path held for the burst (delivery-log rows being
+            // written, buffers) is freed a little later: hand that back too.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async {
+                    for wait in [1, 4] {
+                        tokio::time::sleep(Duration::from_secs(wait)).await;
+                        crate::memory::release_free_heap();
+                    }
+                });
+            }
         }
     }
 }
