@@ -35,10 +35,15 @@ pub struct Model {
     /// Token-bucket rate of deliveries per second (`None`: unlimited).
     #[sea_orm(column_type = "Double")]
     pub rate_limit_per_sec: Option<f64>,
-    /// `raw`, `slack`, `thehive` or `template`.
+    /// `raw`, `slack`, `thehive`, `template`, `splunk_hec`, `elastic_bulk`,
+    /// `sentinel`, `pagerduty`, `teams` or `discord`.
     pub shape: String,
     /// The minijinja template of `shape = "template"`.
     pub template: Option<String>,
+    /// The destination shape's settings (index, sourcetype, stream…), a JSON object.
+    pub destination: Option<Json>,
+    /// The destination's secret (PagerDuty's routing key), stored as the secret is.
+    pub destination_secret: Option<String>,
     /// Static request headers: a JSON list of `{"name", "value"}`, each value stored
     /// as the secret is (sealed with `DECNET_SECRET_KEY` when set).
     pub headers: Option<String>,

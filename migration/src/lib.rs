@@ -9,6 +9,7 @@ mod m20261128_000004_user_token_version;
 mod m20261130_000001_receiver_auth;
 mod m20261130_000002_filters_and_ledger;
 mod m20261130_000003_console_indexes;
+mod m20261130_000005_destinations;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_receiver_auth::Migration),
             Box::new(m20261130_000002_filters_and_ledger::Migration),
             Box::new(m20261130_000003_console_indexes::Migration),
+            Box::new(m20261130_000005_destinations::Migration),
         ]
     }
 }

@@ -103,6 +103,7 @@ impl StreamHandler<BusMessage> for PatternActor {
             &msg.subject,
             &msg.payload,
             msg.msg_id.as_deref(),
+            msg.trace.as_ref(),
             now,
         ) {
             Ok(event) => self.target.do_send(Incoming {

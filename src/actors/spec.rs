@@ -6,8 +6,9 @@ use std::{sync::Arc, time::Duration};
 use crate::{
     config::Secret,
     delivery::{ReceiverAccess, Target},
-    domain::{UrlError, WebhookUrl},
+    domain::UrlError,
     secrets::{SecretError, SecretStore},
+    shape::{Shape, ShapeError},
 };
 
 /// What the supervisor knows of a subscription, and diffs on reload.
@@ -22,6 +23,8 @@ pub struct SubscriptionSpec {
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub patterns: Vec<String>,
     pub options: DeliveryOptions,
+    /// The destination's secret (PagerDuty's routing key), opened.
+    pub destination_secret: Option<Secret>,
     /// Static headers, authorization and TLS of the receiver, secrets opened.
     pub access: ReceiverAccess,
     /// Only events this expression holds for are queued.
@@ -42,6 +45,8 @@ pub struct DeliveryOptions {
     pub rate_limit_per_sec: Option<f64>,
     pub shape: String,
     pub template: Option<String>,
+    /// The destination shape's settings, as stored.
+    pub destination: Option<serde_json::Value>,
 }
 
 impl Default for DeliveryOptions {
@@ -53,6 +58,7 @@ impl Default for DeliveryOptions {
             rate_limit_per_sec: None,
             shape: "raw".to_owned(),
             template: None,
+            destination: None,
         }
     }
 }
@@ -82,7 +88,17 @@ impl DeliveryOptions {
                 .map(super::rate::clamp_rate),
             shape: row.shape.clone(),
             template: row.template.clone(),
+            destination: row.destination.clone(),
         }
+    }
+
+    /// The shape these options describe, or why it cannot be built.
+    pub fn build_shape(&self) -> Result<Shape, ShapeError> {
+        Shape::from_stored(
+            &self.shape,
+            self.template.as_deref(),
+            self.destination.as_ref(),
+        )
     }
 }
 
@@ -103,6 +119,11 @@ impl SubscriptionSpec {
             previous_secret: previous.map(|(secret, _)| secret),
             patterns: row.patterns(),
             options: DeliveryOptions::from_row(row),
+            destination_secret: row
+                .destination_secret
+                .as_deref()
+                .map(|stored| secrets.open(&row.uuid, stored))
+                .transpose()?,
             access: secrets.receiver_access(row)?,
             filter: row.filter.clone(),
         })
@@ -118,7 +139,17 @@ impl SubscriptionSpec {
                 secrets.push(previous.clone());
             }
         }
-        Ok(Target::new(WebhookUrl::parse(&self.url)?, secrets).with_access(&self.access))
+        // A shape that cannot be built dead-letters every event; the URL is then
+        // the stored one.
+        let shape = self.options.build_shape().unwrap_or_default();
+        Target::for_subscription(
+            &self.url,
+            secrets,
+            &shape,
+            &self.uuid,
+            self.destination_secret.clone(),
+        )
+        .map(|target| target.with_access(&self.access))
     }
 
     /// The NATS queue group: every worker's copy of this subscription shares it, so

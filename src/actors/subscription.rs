@@ -32,10 +32,10 @@ use super::{
 use crate::{
     bus::{Acker, PatternSource},
     db::dead_letters::Reason,
-    delivery::{DeliveryOutcome, FailureKind, Target},
+    delivery::{DeliveryOutcome, FailureKind, ItemFailure, Target},
     domain::Event,
     filter::{Filter, FilterError},
-    shape::{sandbox::Sandbox, Shape, ShapeError},
+    shape::{self, sandbox::Sandbox, Batching, Shape, ShapeError},
 };
 
 /// Stop consuming, let in-flight deliveries finish (bounded), then stop.
@@ -426,14 +426,67 @@ impl SubscriptionActor {
         job
     }
 
-    /// POST one shaped event, or several as one batch, and settle them on the outcome.
+    /// POST shaped events: one, or several as one batch (several batches when the
+    /// receiver caps a request's size), and settle them on the outcome.
     fn send(&mut self, items: Vec<Rendered>, ctx: &mut Context<Self>) {
+        let (batching, limit) = match &self.shape {
+            Ok(shape) => (shape.batching(), shape.max_request_bytes()),
+            Err(_) => (Batching::EventsObject, None),
+        };
+        let Some(limit) = limit else {
+            return self.send_one(items, batching, ctx);
+        };
+        let mut chunk: Vec<Rendered> = Vec::new();
+        let mut size = 2;
+        for item in items {
+            let len = item.sent.body.len() + 1;
+            if len + 2 > limit {
+                let outcome = DeliveryOutcome::not_attempted(
+                    FailureKind::NonRetryable,
+                    format!(
+                        "the event is {} bytes as shaped; the receiver takes at most {limit} per request",
+                        item.sent.body.len()
+                    ),
+                );
+                let from = Some(Place::InFlight);
+                self.dead_letter(
+                    from,
+                    &item.sent,
+                    item.ack,
+                    Reason::NonRetryable,
+                    Some(&outcome),
+                );
+                continue;
+            }
+            if size + len > limit && !chunk.is_empty() {
+                self.send_one(std::mem::take(&mut chunk), batching, ctx);
+                size = 2;
+            }
+            size += len;
+            chunk.push(item);
+        }
+        self.send_one(chunk, batching, ctx);
+    }
+
+    /// POST one request of `items`.
+    fn send_one(&mut self, items: Vec<Rendered>, batching: Batching, ctx: &mut Context<Self>) {
         let event = match items.as_slice() {
             [] => return,
             [one] if self.spec.options.batch_max <= 1 => one.sent.clone(),
             many => {
                 let bodies: Vec<&[u8]> = many.iter().map(|r| &r.sent.body[..]).collect();
-                Arc::new(Event::batch(&bodies))
+                let mut batch = Event::outgoing(
+                    uuid::Uuid::now_v7().to_string(),
+                    crate::domain::event::BATCH_TOPIC.to_owned(),
+                    shape::join(batching, &bodies),
+                );
+                // A request has one parent: the first event's trace.
+                batch.trace = many[0].sent.trace.clone();
+                if batching == Batching::Concatenated {
+                    // The items, so the ones a receiver refuses can be told apart.
+                    batch.parts = Some(many.iter().map(|r| r.sent.body.clone()).collect());
+                }
+                Arc::new(batch)
             }
         };
         let job = self.hold(items);
@@ -457,13 +510,26 @@ impl SubscriptionActor {
                 }
                 let ok = outcome.ok();
                 if ok {
-                    act.account
-                        .moved(Place::InFlight, Place::Delivered, items.len() as u64);
-                    for item in &items {
-                        if let Some(ack) = &item.ack {
-                            ack.ack();
+                    let mut refused = outcome.item_failures.iter().peekable();
+                    let mut delivered = 0u64;
+                    for (i, item) in items.into_iter().enumerate() {
+                        match refused.next_if(|f| f.index == i) {
+                            // Refused alone while the rest went in: kept with its own error.
+                            Some(failure) => {
+                                let (reason, own) = item_failure(&outcome, failure);
+                                let from = Some(Place::InFlight);
+                                act.dead_letter(from, &item.sent, item.ack, reason, Some(&own));
+                            }
+                            None => {
+                                delivered += 1;
+                                if let Some(ack) = &item.ack {
+                                    ack.ack();
+                                }
+                            }
                         }
                     }
+                    act.account
+                        .moved(Place::InFlight, Place::Delivered, delivered);
                 } else if outcome.failure == Some(FailureKind::Shutdown)
                     || (outcome.failure == Some(FailureKind::Local)
                         && act.draining == Some(DrainReason::Shutdown))
@@ -480,9 +546,18 @@ impl SubscriptionActor {
                     // A batch fails whole; each event is kept with the bytes it would
                     // have been sent as, so a replay posts them one by one.
                     let reason = dead_letter_reason(outcome.failure);
-                    for item in items {
+                    let mut own_errors = outcome.item_failures.iter().peekable();
+                    for (i, item) in items.into_iter().enumerate() {
                         let from = Some(Place::InFlight);
-                        act.dead_letter(from, &item.sent, item.ack, reason, Some(&outcome));
+                        match own_errors.next_if(|f| f.index == i) {
+                            Some(failure) => {
+                                let (reason, own) = item_failure(&outcome, failure);
+                                act.dead_letter(from, &item.sent, item.ack, reason, Some(&own));
+                            }
+                            None => {
+                                act.dead_letter(from, &item.sent, item.ack, reason, Some(&outcome))
+                            }
+                        }
                     }
                 }
                 let report = Report {
@@ -760,11 +835,10 @@ impl SubscriptionActor {
         }
         let e = &item.event;
         Incoming {
-            event: Arc::new(Event::outgoing(
-                e.id.clone(),
-                e.topic.clone(),
-                e.body.clone(),
-            )),
+            event: Arc::new(
+                Event::outgoing(e.id.clone(), e.topic.clone(), e.body.clone())
+                    .with_trace(e.trace.clone()),
+            ),
             ..item
         }
     }
@@ -959,13 +1033,16 @@ fn full_event(event: &Arc<Event>) -> Result<Arc<Event>, String> {
         Some(&event.id),
         chrono::Utc::now(),
     )
-    .map(Arc::new)
+    .map(|full| Arc::new(full.with_trace(event.trace.clone())))
     .map_err(|e| e.to_string())
 }
 
-/// An event as its shape rendered it: same id and topic, the new body.
+/// An event as its shape rendered it: same id, topic and trace, the new body.
 fn shaped(event: &Event, body: Bytes) -> Arc<Event> {
-    Arc::new(Event::outgoing(event.id.clone(), event.topic.clone(), body))
+    Arc::new(
+        Event::outgoing(event.id.clone(), event.topic.clone(), body)
+            .with_trace(event.trace.clone()),
+    )
 }
 
 fn build_filter(spec: &SubscriptionSpec) -> Option<Result<Filter, FilterError>> {
@@ -973,7 +1050,17 @@ fn build_filter(spec: &SubscriptionSpec) -> Option<Result<Filter, FilterError>> 
 }
 
 fn build_shape(options: &DeliveryOptions) -> Result<Shape, String> {
-    Shape::from_row(&options.shape, options.template.as_deref()).map_err(|e| e.to_string())
+    options.build_shape().map_err(|e| e.to_string())
+}
+
+/// One event of a batch the receiver refused on its own: its reason, and the outcome
+/// kept with it (the batch's, with the item's own error).
+fn item_failure(outcome: &DeliveryOutcome, failure: &ItemFailure) -> (Reason, DeliveryOutcome) {
+    let own = DeliveryOutcome {
+        error: Some(failure.error.clone()),
+        ..outcome.clone()
+    };
+    (dead_letter_reason(Some(failure.kind)), own)
 }
 
 /// Which dead-letter reason a failed delivery gets.

@@ -87,6 +87,7 @@ impl Handler<Deliver> for HoldingPool {
                 latency: Duration::ZERO,
                 gone: false,
                 attempt_log: Vec::new(),
+                item_failures: Vec::new(),
             }
         })
     }
@@ -111,6 +112,7 @@ fn msg(subject: &str, body: &str) -> BusMessage {
         subject: subject.into(),
         payload: Bytes::from(body.to_owned()),
         msg_id: None,
+        trace: None,
         seq: None,
         ack: None,
     }
@@ -179,6 +181,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
         previous_secret_expires_at: None,
         patterns: vec!["attacker.>".into()],
         options: Default::default(),
+        destination_secret: None,
         access: Default::default(),
         filter: None,
     };
@@ -235,6 +238,7 @@ fn failure(error: &str) -> DeliveryOutcome {
         latency: Duration::ZERO,
         gone: false,
         attempt_log: Vec::new(),
+        item_failures: Vec::new(),
     }
 }
 
@@ -306,6 +310,7 @@ async fn circuit_coalesces_successes_and_writes_failures_in_order() {
         latency: Duration::ZERO,
         gone: false,
         attempt_log: Vec::new(),
+        item_failures: Vec::new(),
     };
     // success, failure, failure, success, failure: the row must end at 1 failure.
     for outcome in [ok.clone(), failure("f1"), failure("f2"), ok, failure("f3")] {
@@ -340,6 +345,7 @@ async fn circuit_neither_counts_nor_resets_on_local_failures() {
         latency: Duration::ZERO,
         gone: false,
         attempt_log: Vec::new(),
+        item_failures: Vec::new(),
     };
     let report = |outcome: DeliveryOutcome| Report {
         uuid: key.clone(),

@@ -12,7 +12,7 @@ use super::{
     allow::allow_only,
     auth::AuthUser,
     state::AppState,
-    webhooks::{dead_letters, deliveries, dto::Webhook, lookup::find, stats},
+    webhooks::{dead_letters, deliveries, dto::Webhook, ledger, lookup::find, stats},
 };
 use crate::{
     auth::Role,
@@ -40,6 +40,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get(
             "/api/v1/console/webhooks/{uuid}/dead-letters",
             web::get().to(dead_letter_list),
+        ))
+        .service(get(
+            "/api/v1/console/webhooks/{uuid}/ledger",
+            web::get().to(subscription_ledger),
         ));
 }
 
@@ -224,4 +228,25 @@ mod tests {
         );
         assert_eq!(url_origin("not a url"), "…");
     }
+}
+
+/// As `GET /api/v1/webhooks/{uuid}/ledger`, for every signed-in user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/console/webhooks/{uuid}/ledger",
+    tag = "console",
+    security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "Subscription UUID")),
+    responses(
+        (status = 200, description = "The totals and each worker's share", body = ledger::Ledger),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such subscription", body = ErrorBody),
+    )
+)]
+pub async fn subscription_ledger(
+    _: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    ledger::answer(&state, &path).await
 }

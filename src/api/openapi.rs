@@ -47,6 +47,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         console::all_stats,
         console::delivery_log,
         console::dead_letter_list,
+        console::subscription_ledger,
     ),
     // Schemas named only by tuple-style parameters are not collected on their own.
     components(schemas(ErrorBody, webhooks::deliveries::Outcome)),

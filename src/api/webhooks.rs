@@ -163,8 +163,14 @@ pub async fn create(
         rate_limit_per_sec: Some(body.rate_limit_per_sec),
         shape: body.shape,
         template: Some(body.template),
+        destination: Some(body.destination),
     })?;
     options.check_template(&state.templates).await?;
+    // The uuid first: the stored secrets are bound to it.
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let routing_key =
+        secret::routing_key_change(&state, &uuid, None, &options.shape, body.routing_key)?
+            .flatten();
     let allow_private = state.settings.webhook.allow_private;
     let url = validate::url(&body.url, allow_private).await?;
     let access = AccessInput {
@@ -181,14 +187,13 @@ pub async fn create(
     {
         return Err(name_taken(&name));
     }
-    // The uuid first: the stored secret is bound to it.
-    let uuid = uuid::Uuid::new_v4().to_string();
     let stored_secret = state.secrets.seal(&uuid, &secret);
     let mut row =
         subscriptions::new_row(&name, url.as_str(), &stored_secret, &patterns, body.enabled);
     let sealed = state.secrets.seal_access(&uuid, &access);
     row.uuid = sea_orm::Set(uuid);
     options.set_on(&mut row);
+    row.destination_secret = Set(routing_key);
     changes::set_access(&mut row, sealed);
     row.filter = Set(filter);
     let row = subscriptions::insert(&state.db, row)
@@ -278,6 +283,7 @@ pub async fn update(
         rate_limit_per_sec: body.rate_limit_per_sec,
         shape: body.shape,
         template: body.template,
+        destination: body.destination,
     };
     let row = find(&state, &path).await?;
     let options = if options.is_empty() {
@@ -293,6 +299,16 @@ pub async fn update(
     };
     let access = patched_access(&state, &row, access_input).await?;
     let secret = secret::patched_secret(&state, &row, secret);
+    let new_shape = options
+        .as_ref()
+        .map_or(row.shape.as_str(), |o| o.shape.as_str());
+    let destination_secret = secret::routing_key_change(
+        &state,
+        &row.uuid,
+        row.destination_secret.as_deref(),
+        new_shape,
+        body.routing_key,
+    )?;
     if let Some(patterns) = &patterns {
         warn_wildcard(&row.uuid, patterns);
     }
@@ -303,6 +319,7 @@ pub async fn update(
         patterns,
         enabled: body.enabled,
         options,
+        destination_secret,
         access,
         filter,
     };

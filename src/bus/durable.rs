@@ -31,6 +31,12 @@ const RECREATE_AFTER: Duration = Duration::from_secs(30);
 /// An interrupted pull that runs this long without an error has resumed.
 const QUIET_AFTER_FAILOVER: Duration = Duration::from_secs(6);
 
+/// Events a durable consumer is handed beyond those in flight. The stream itself is
+/// the queue in durable mode, so a burst waits there, stored, rather than in memory;
+/// and every message held costs an in-progress ack each `PROGRESS_EVERY`, so holding
+/// few keeps that traffic small (at most about 500 acks a second per subscription).
+pub const DURABLE_QUEUE_AHEAD: usize = 1024;
+
 /// Stream settings derived from the configuration.
 #[derive(Clone, Debug)]
 pub struct StreamSpec {
@@ -54,7 +60,8 @@ impl StreamSpec {
             replicas: w.stream_replicas,
             ack_wait: ACK_WAIT,
             max_ack_pending: i64::try_from(
-                w.max_inflight_per_sub + crate::bus::connection::queue_events(s),
+                w.max_inflight_per_sub
+                    + crate::bus::connection::queue_events(s).min(DURABLE_QUEUE_AHEAD),
             )
             .unwrap_or(i64::MAX),
         }
@@ -467,6 +474,7 @@ fn from_jetstream(m: jetstream::Message) -> BusMessage {
     BusMessage {
         subject: m.subject.to_string(),
         payload: m.payload.clone(),
+        trace: super::source::trace_of(m.headers.as_ref()),
         msg_id,
         seq,
         ack: Some(Acker::new(m, PROGRESS_EVERY)),

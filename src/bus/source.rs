@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::{future::BoxFuture, stream::BoxStream, FutureExt, StreamExt};
 
 use super::connection::Bus;
+use crate::domain::TraceContext;
 
 /// A message as it comes off the bus, independent of the client library.
 #[derive(Clone, Debug)]
@@ -16,6 +17,8 @@ pub struct BusMessage {
     pub payload: Bytes,
     /// The `Nats-Msg-Id` header, if any.
     pub msg_id: Option<String>,
+    /// The `traceparent`/`tracestate` headers, when well-formed.
+    pub trace: Option<Arc<TraceContext>>,
     /// The stream sequence (durable mode), to deliver an event once per subscription.
     pub seq: Option<u64>,
     /// Acknowledges it once settled (durable mode).
@@ -31,12 +34,20 @@ impl From<async_nats::Message> for BusMessage {
             .map(|v| v.as_str().to_owned());
         Self {
             subject: m.subject.to_string(),
+            trace: trace_of(m.headers.as_ref()),
             payload: m.payload,
             msg_id,
             seq: None,
             ack: None,
         }
     }
+}
+
+/// The trace context a message's headers carry, if well-formed.
+pub(super) fn trace_of(headers: Option<&async_nats::HeaderMap>) -> Option<Arc<TraceContext>> {
+    let headers = headers?;
+    let get = |name: &str| headers.get(name).map(|v| v.as_str());
+    TraceContext::from_headers(get("traceparent"), get("tracestate")).map(Arc::new)
 }
 
 /// Acknowledges one JetStream message once its fate is settled; until then it

@@ -93,14 +93,9 @@ fn latency_class_sql() -> String {
     sql
 }
 
-/// Attempts in `window`, grouped by bucket, outcome and latency class; of one
-/// subscription, or of all.
-pub async fn attempt_groups(
-    db: &DatabaseConnection,
-    subscription: Option<&str>,
-    window: Window,
-) -> Result<Vec<AttemptGroup>, DbErr> {
-    let backend = db.get_database_backend();
+/// The values `$1`–`$4` (the window's start in epoch seconds, the step, its start and
+/// end) and, for one subscription, `$5` with the condition that uses it.
+fn window_values(subscription: Option<&str>, window: Window) -> (Vec<Value>, &'static str) {
     let mut values: Vec<Value> = vec![
         window.from.timestamp().into(),
         window.step_secs.into(),
@@ -114,6 +109,18 @@ pub async fn attempt_groups(
         }
         None => "",
     };
+    (values, by_subscription)
+}
+
+/// Attempts in `window`, grouped by bucket, outcome and latency class; of one
+/// subscription, or of all.
+pub async fn attempt_groups(
+    db: &DatabaseConnection,
+    subscription: Option<&str>,
+    window: Window,
+) -> Result<Vec<AttemptGroup>, DbErr> {
+    let backend = db.get_database_backend();
+    let (values, by_subscription) = window_values(subscription, window);
     let sql = format!(
         "SELECT ({epoch} - $1) / $2 AS bucket, \
                 CAST(CASE WHEN ok THEN 1 ELSE 0 END AS BIGINT) AS ok_n, \
@@ -155,19 +162,7 @@ pub async fn dead_letter_groups(
     window: Window,
 ) -> Result<Vec<DeadLetterGroup>, DbErr> {
     let backend = db.get_database_backend();
-    let mut values: Vec<Value> = vec![
-        window.from.timestamp().into(),
-        window.step_secs.into(),
-        window.from.into(),
-        window.to().into(),
-    ];
-    let by_subscription = match subscription {
-        Some(uuid) => {
-            values.push(uuid.to_owned().into());
-            "subscription_uuid = $5 AND "
-        }
-        None => "",
-    };
+    let (values, by_subscription) = window_values(subscription, window);
     let sql = format!(
         "SELECT ({epoch} - $1) / $2 AS bucket, COUNT(*) AS n \
          FROM webhook_dead_letters \

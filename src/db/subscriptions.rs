@@ -78,6 +78,8 @@ pub fn new_row(
         shape: Set("raw".to_owned()),
         template: Set(None),
         filter: Set(None),
+        destination: Set(None),
+        destination_secret: Set(None),
     }
 }
 

@@ -17,13 +17,15 @@ use awc::{
     },
     ClientRequest, ClientResponse,
 };
+use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use tokio::sync::{watch, Semaphore};
 
 use super::{
     access::OAuth2,
+    answer::{Protocol, Verdict},
     auth::{self, Authorizer, Granted, Token, TokenError},
-    outcome::{Attempt, DeliveryOutcome, FailureKind},
+    outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure},
     retry::{self, StatusClass},
     settings::DeliverySettings,
     signing,
@@ -48,9 +50,12 @@ const X_DECNET_TIMESTAMP: HeaderName = HeaderName::from_static("x-decnet-timesta
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const X_SPLUNK_REQUEST_CHANNEL: HeaderName = HeaderName::from_static("x-splunk-request-channel");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
 /// Headers set on every request, so the map is sized once (plus the static ones).
-const HEADER_COUNT: usize = 10;
+const HEADER_COUNT: usize = 13;
 /// A token endpoint's answer is read up to this size.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 /// Above this many HTTP clients for per-subscription TLS settings, the ones unused
@@ -64,6 +69,8 @@ const RESOLVE_TTL: Duration = Duration::from_secs(30);
 const SWEEP_AT: usize = 1024;
 /// Response bodies are read (so the connection can be reused) and dropped, up to this.
 const MAX_DRAIN: usize = 64 * 1024;
+/// An answer read to be judged (a `_bulk` result for a batch) is read up to this.
+const MAX_ANSWER: usize = 1024 * 1024;
 const MAX_ERROR_CHARS: usize = 512;
 
 /// Sends deliveries. One per thread (awc's client is `!Send`): create one inside each
@@ -101,6 +108,15 @@ struct AttemptError {
     local: bool,
     /// The receiver answered 401 to the OAuth2 token of this generation.
     rejected_token: Option<u64>,
+    /// Some items of a multi-item body were refused (see [`Verdict::Items`]).
+    items: Option<Split>,
+}
+
+/// A partial answer: items to retry, items failed for good (indices into the items
+/// sent, each with its error).
+struct Split {
+    retry: Vec<(usize, String)>,
+    failed: Vec<(usize, String)>,
 }
 
 impl AttemptError {
@@ -112,6 +128,7 @@ impl AttemptError {
             retry_after: None,
             local: false,
             rejected_token: None,
+            items: None,
         }
     }
 
@@ -130,9 +147,14 @@ impl AttemptError {
     }
 }
 
-/// What stays the same across the attempts of one delivery.
+/// What stays the same across the attempts of one delivery (of one body: a
+/// partial answer prepares the items left anew).
 struct Prepared {
     uri: Uri,
+    /// The body on the wire (the protocol may add to the stored body).
+    body: Bytes,
+    /// Items the body holds.
+    items: usize,
     webhook_id: String,
     event_id: HeaderValue,
     topic: HeaderValue,
@@ -155,6 +177,8 @@ impl Prepared {
         let webhook_id = format!("msg_{}", event.id);
         Ok(Self {
             uri,
+            body: target.protocol.wire_body(&event.body),
+            items: event.parts.as_ref().map_or(1, |p| p.len()),
             event_id: value("event id", &event.id)?,
             topic: value("event topic", &event.topic)?,
             webhook_id_value: value("event id", &webhook_id)?,
@@ -171,9 +195,9 @@ struct Signed {
 }
 
 impl Signed {
-    fn new(target: &Target, event: &Event, prepared: &Prepared) -> Result<Self, AttemptError> {
+    fn new(target: &Target, prepared: &Prepared) -> Result<Self, AttemptError> {
         let now = unix_now();
-        let signatures = signing::sign(&target.secrets, &prepared.webhook_id, now, &event.body);
+        let signatures = signing::sign(&target.secrets, &prepared.webhook_id, now, &prepared.body);
         match (
             HeaderValue::try_from(signatures.decnet),
             HeaderValue::try_from(signatures.standard),
@@ -232,17 +256,21 @@ impl DeliveryClient {
     ) -> DeliveryOutcome {
         let started = Instant::now();
         let mut log = Vec::with_capacity(1);
-        let prepared = match Prepared::new(target, event) {
+        let mut prepared = match Prepared::new(target, event) {
             Ok(p) => p,
             Err(error) => return failed(error, FailureKind::NonRetryable, 1, started, log),
         };
+        let mut items = Items::new(event);
+        // After a partial answer, the event of the items left to send.
+        let mut rest: Option<Event> = None;
         let mut delays = schedule.iter();
         let mut attempts = 0u32;
         let mut token_renewed = false;
         loop {
             attempts += 1;
             let (at, began) = (chrono::Utc::now(), Instant::now());
-            let failure = match self.attempt(target, event, &prepared).await {
+            let sending = rest.as_ref().unwrap_or(event);
+            let mut failure = match self.attempt(target, sending, &prepared).await {
                 Ok(status) => {
                     log.push(Attempt {
                         at,
@@ -251,7 +279,7 @@ impl DeliveryClient {
                         error: None,
                         local: false,
                     });
-                    return DeliveryOutcome {
+                    return items.settled(DeliveryOutcome {
                         failure: None,
                         status: Some(status),
                         error: None,
@@ -259,10 +287,46 @@ impl DeliveryClient {
                         latency: started.elapsed(),
                         gone: false,
                         attempt_log: log,
-                    };
+                        item_failures: Vec::new(),
+                    });
                 }
                 Err(failure) => failure,
             };
+            if let Some(split) = failure.items.take() {
+                items.refused(split.failed);
+                if split.retry.is_empty() {
+                    // Every item is settled: in, or refused for good.
+                    items.live.clear();
+                    log.push(Attempt {
+                        at,
+                        status: failure.status,
+                        latency: began.elapsed(),
+                        error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
+                        local: false,
+                    });
+                    return items.settled(failed(
+                        failure,
+                        FailureKind::NonRetryable,
+                        attempts,
+                        started,
+                        log,
+                    ));
+                }
+                let next = items.keep(&split.retry, event);
+                prepared = match Prepared::new(target, &next) {
+                    Ok(p) => p,
+                    Err(error) => {
+                        return items.settled(failed(
+                            error,
+                            FailureKind::NonRetryable,
+                            attempts,
+                            started,
+                            log,
+                        ))
+                    }
+                };
+                rest = Some(next);
+            }
             log.push(Attempt {
                 at,
                 status: failure.status,
@@ -304,10 +368,16 @@ impl DeliveryClient {
                 } else {
                     FailureKind::NonRetryable
                 };
-                return failed(failure, kind, attempts, started, log);
+                return items.settled(failed(failure, kind, attempts, started, log));
             };
             if !pause(retry::next_delay(scheduled, failure.retry_after), stop).await {
-                return failed(failure, FailureKind::Shutdown, attempts, started, log);
+                return items.settled(failed(
+                    failure,
+                    FailureKind::Shutdown,
+                    attempts,
+                    started,
+                    log,
+                ));
             }
         }
     }
@@ -349,10 +419,10 @@ impl DeliveryClient {
                 (_, Some(token)) => Some(&token.header),
                 _ => None,
             };
-            let signed = Signed::new(target, event, prepared)?;
+            let signed = Signed::new(target, prepared)?;
             let response = self
-                .send_pinned(&target.url, event.body.clone(), |addr| {
-                    self.request(&http, prepared, &signed, access, authorization, addr)
+                .send_pinned(&target.url, prepared.body.clone(), |addr| {
+                    self.request(&http, target, event, prepared, &signed, authorization, addr)
                 })
                 .await
                 .map_err(|e| match e {
@@ -382,27 +452,43 @@ impl DeliveryClient {
         } else {
             None
         };
-        // The status has decided; a slow or endless body only costs the connection.
-        let _ = tokio::time::timeout_at(deadline, drain(&mut response)).await;
-        match retry::classify(status) {
-            StatusClass::Success => Ok(status),
-            StatusClass::Retryable => Err(AttemptError {
-                error: format!("HTTP {status}"),
-                status: Some(status),
-                retryable: true,
-                retry_after,
-                local: false,
-                rejected_token: None,
-            }),
-            StatusClass::Final => Err(AttemptError {
-                error: format!("non-retryable {status}"),
-                status: Some(status),
-                retryable: false,
-                retry_after: None,
-                local: false,
-                rejected_token: token.filter(|_| status == 401),
-            }),
+        let rejected_token = token.filter(|_| status == 401);
+        if !target.protocol.reads_body() {
+            // The status has decided; a slow or endless body only costs the connection.
+            let _ = tokio::time::timeout_at(deadline, drain(&mut response)).await;
+            return match retry::classify(status) {
+                StatusClass::Success => Ok(status),
+                StatusClass::Retryable => Err(AttemptError {
+                    error: format!("HTTP {status}"),
+                    status: Some(status),
+                    retryable: true,
+                    retry_after,
+                    local: false,
+                    rejected_token: None,
+                    items: None,
+                }),
+                StatusClass::Final => Err(AttemptError {
+                    error: format!("non-retryable {status}"),
+                    status: Some(status),
+                    retryable: false,
+                    retry_after: None,
+                    local: false,
+                    rejected_token,
+                    items: None,
+                }),
+            };
         }
+        // The protocol reads the answer to judge it (a code, per-item results).
+        let body = tokio::time::timeout_at(deadline, read_answer(&mut response))
+            .await
+            .unwrap_or_default();
+        let verdict = target
+            .protocol
+            .judge(status, retry_after, &body, prepared.items);
+        judged(verdict, status, prepared.items).map_err(|e| AttemptError {
+            rejected_token,
+            ..e
+        })
     }
 
     fn slot(&self, url: &WebhookUrl) -> Rc<Semaphore> {
@@ -551,15 +637,18 @@ impl DeliveryClient {
             })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         http: &awc::Client,
+        target: &Target,
+        event: &Event,
         prepared: &Prepared,
         signed: &Signed,
-        access: &Access,
         authorization: Option<&HeaderValue>,
         addr: SocketAddr,
     ) -> ClientRequest {
+        let access = &target.access;
         let mut request = http
             .request(Method::POST, prepared.uri.clone())
             // Connect to the address the guard checked; Host and TLS name stay the URL's.
@@ -567,7 +656,10 @@ impl DeliveryClient {
             .no_decompress();
         let headers = request.headers_mut();
         headers.reserve(HEADER_COUNT);
-        headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(target.content_type),
+        );
         headers.insert(header::USER_AGENT, USER_AGENT);
         headers.insert(X_DECNET_EVENT_ID, prepared.event_id.clone());
         headers.insert(X_DECNET_EVENT_TOPIC, prepared.topic.clone());
@@ -582,6 +674,22 @@ impl DeliveryClient {
         }
         if let Some(value) = authorization {
             headers.insert(header::AUTHORIZATION, value.clone());
+        }
+        if let Protocol::SplunkHec {
+            channel: Some(channel),
+        } = &target.protocol
+        {
+            headers.insert(X_SPLUNK_REQUEST_CHANNEL, channel.clone());
+        }
+        if let Some(trace) = &event.trace {
+            // Checked when read off the bus; a value that still does not fit a
+            // header is left out rather than failing the delivery.
+            if let Ok(v) = HeaderValue::from_str(&trace.traceparent) {
+                headers.insert(TRACEPARENT, v);
+                if let Some(Ok(state)) = trace.tracestate.as_deref().map(HeaderValue::from_str) {
+                    headers.insert(TRACESTATE, state);
+                }
+            }
         }
         request
     }
@@ -732,6 +840,134 @@ fn failed(
         attempts,
         latency: started.elapsed(),
         attempt_log,
+        item_failures: Vec::new(),
+    }
+}
+
+/// A verdict as the attempt's result. A partial answer to a body of one item
+/// (nothing to split) is that item's fate.
+fn judged(verdict: Verdict, status: u16, items: usize) -> Result<u16, AttemptError> {
+    let error = |error: String, retryable: bool, retry_after: Option<Duration>| AttemptError {
+        error,
+        status: Some(status),
+        retryable,
+        retry_after,
+        local: false,
+        rejected_token: None,
+        items: None,
+    };
+    match verdict {
+        Verdict::Delivered => Ok(status),
+        Verdict::Retry {
+            error: e,
+            retry_after,
+        } => Err(error(e, true, retry_after)),
+        Verdict::Fail { error: e } => Err(error(e, false, None)),
+        Verdict::Items { retry, failed } if items <= 1 => match (failed.first(), retry.first()) {
+            (Some((_, e)), _) => Err(error(e.clone(), false, None)),
+            (None, Some((_, e))) => Err(error(e.clone(), true, None)),
+            (None, None) => Ok(status),
+        },
+        Verdict::Items { retry, failed } => {
+            let first = retry.first().or(failed.first()).map(|(_, e)| e.clone());
+            let summary = format!(
+                "{} of {items} items refused, {} to retry; first: {}",
+                retry.len() + failed.len(),
+                retry.len(),
+                first.unwrap_or_default()
+            );
+            Err(AttemptError {
+                items: Some(Split { retry, failed }),
+                ..error(summary, true, None)
+            })
+        }
+    }
+}
+
+/// The fates of a multi-item body's items across the attempts of one delivery.
+struct Items {
+    total: usize,
+    /// Original indices of the items still to send, in order.
+    live: Vec<usize>,
+    /// Items refused for good, with their errors.
+    refused: Vec<ItemFailure>,
+}
+
+impl Items {
+    fn new(event: &Event) -> Self {
+        let total = event.parts.as_ref().map_or(1, |p| p.len());
+        Self {
+            total,
+            live: (0..total).collect(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// Items of the last body sent that failed for good.
+    fn refused(&mut self, failed: Vec<(usize, String)>) {
+        for (i, error) in failed {
+            if let Some(&index) = self.live.get(i) {
+                self.refused.push(ItemFailure {
+                    index,
+                    kind: FailureKind::NonRetryable,
+                    error: truncate_chars(&error, MAX_ERROR_CHARS),
+                });
+            }
+        }
+    }
+
+    /// Keep only the items `retry` names (indices into the last body sent); the
+    /// event of their body.
+    fn keep(&mut self, retry: &[(usize, String)], event: &Event) -> Event {
+        self.live = retry
+            .iter()
+            .filter_map(|(i, _)| self.live.get(*i).copied())
+            .collect();
+        let parts: Vec<Bytes> = match &event.parts {
+            Some(parts) => self
+                .live
+                .iter()
+                .filter_map(|&i| parts.get(i).cloned())
+                .collect(),
+            None => vec![event.body.clone()],
+        };
+        let mut next = Event::outgoing(
+            event.id.clone(),
+            event.topic.clone(),
+            Bytes::from(parts.concat()),
+        );
+        next.trace = event.trace.clone();
+        next.parts = Some(parts.into());
+        next
+    }
+
+    /// The delivery's outcome with the items' fates: when some items went in, the
+    /// delivery succeeded and the others are item failures (those still live with
+    /// the delivery's last error); when none did, it failed, each refused item
+    /// keeping its own error.
+    fn settled(self, mut outcome: DeliveryOutcome) -> DeliveryOutcome {
+        if self.refused.is_empty() && (outcome.ok() || self.live.len() == self.total) {
+            return outcome;
+        }
+        let mut failures = self.refused;
+        if let Some(kind) = outcome.failure {
+            let error = outcome.error.clone().unwrap_or_default();
+            failures.extend(self.live.iter().map(|&index| ItemFailure {
+                index,
+                kind,
+                error: error.clone(),
+            }));
+        }
+        let delivered = self.total.saturating_sub(failures.len());
+        if delivered > 0 {
+            outcome.failure = None;
+            outcome.gone = false;
+        } else if outcome.failure.is_none() {
+            outcome.failure = Some(FailureKind::NonRetryable);
+        }
+        failures.sort_by_key(|f| f.index);
+        outcome.item_failures = failures;
+        outcome
     }
 }
 
@@ -769,6 +1005,22 @@ where
             break;
         }
     }
+}
+
+/// The answer's body, up to [`MAX_ANSWER`] (what is past it is not read).
+async fn read_answer<S>(response: &mut ClientResponse<S>) -> Vec<u8>
+where
+    S: Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let mut body = Vec::new();
+    while let Some(Ok(chunk)) = response.next().await {
+        let room = MAX_ANSWER.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER {
+            break;
+        }
+    }
+    body
 }
 
 fn io_error(e: &io::Error) -> String {

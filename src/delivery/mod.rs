@@ -6,6 +6,7 @@
 //! failure means (circuit breaker, dead letter, test-ping answer).
 
 pub mod access;
+pub mod answer;
 pub mod auth;
 mod client;
 pub mod outcome;
@@ -16,7 +17,8 @@ pub mod target;
 pub mod tls;
 
 pub use access::ReceiverAccess;
+pub use answer::{Protocol, Verdict};
 pub use client::DeliveryClient;
-pub use outcome::{Attempt, DeliveryOutcome, FailureKind};
+pub use outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure};
 pub use settings::DeliverySettings;
 pub use target::Target;

@@ -19,6 +19,18 @@ pub struct DeliveryOutcome {
     pub gone: bool,
     /// Every attempt made, in order (the delivery log).
     pub attempt_log: Vec<Attempt>,
+    /// Items of a multi-item body (a `_bulk` batch) that failed on their own while
+    /// the others went in; empty otherwise. Indices are into the items sent.
+    pub item_failures: Vec<ItemFailure>,
+}
+
+/// One item of a multi-item body the receiver refused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemFailure {
+    pub index: usize,
+    pub kind: FailureKind,
+    /// The receiver's own error for this item.
+    pub error: String,
 }
 
 /// One HTTP attempt of a delivery.
@@ -63,6 +75,7 @@ impl DeliveryOutcome {
             latency: Duration::ZERO,
             gone: false,
             attempt_log: Vec::new(),
+            item_failures: Vec::new(),
         }
     }
 }

@@ -1,11 +1,16 @@
-//! Where a delivery goes, how it is signed, and how it gets in.
+//! Where a delivery goes, how it is signed, how it gets in, and what protocol the
+//! receiver speaks.
 
 use std::sync::Arc;
 
 use awc::http::header::{HeaderName, HeaderValue};
 
-use super::{access::ReceiverAccess, auth::Authorizer, tls::TlsSettings};
-use crate::{config::Secret, domain::webhook_url::WebhookUrl};
+use super::{access::ReceiverAccess, answer::Protocol, auth::Authorizer, tls::TlsSettings};
+use crate::{
+    config::Secret,
+    domain::webhook_url::{UrlError, WebhookUrl},
+    shape::Shape,
+};
 
 /// Where and how to deliver: one subscription's URL, signing secrets and the way in.
 #[derive(Clone, Debug)]
@@ -15,6 +20,10 @@ pub struct Target {
     pub secrets: Vec<Secret>,
     /// Static headers (sensitive values), the `Authorization`, and TLS settings.
     pub access: Arc<Access>,
+    /// How the request is framed and the answer judged.
+    pub protocol: Protocol,
+    /// The request's `Content-Type`.
+    pub content_type: &'static str,
 }
 
 /// A receiver's access, ready to send with.
@@ -63,7 +72,26 @@ impl Target {
             url,
             secrets,
             access: Arc::default(),
+            protocol: Protocol::Http,
+            content_type: "application/json",
         }
+    }
+
+    /// The target of subscription `uuid` with `shape`: its stored `url` (for
+    /// `sentinel`, the endpoint the stream path is added to), its secrets, and the
+    /// routing key of `pagerduty`.
+    pub fn for_subscription(
+        url: &str,
+        secrets: Vec<Secret>,
+        shape: &Shape,
+        uuid: &str,
+        routing_key: Option<Secret>,
+    ) -> Result<Self, UrlError> {
+        Ok(Self {
+            protocol: Protocol::for_shape(shape, uuid, routing_key),
+            content_type: shape.content_type(),
+            ..Self::new(WebhookUrl::parse(&shape.request_url(url))?, secrets)
+        })
     }
 
     /// The same target, reached with `access`.

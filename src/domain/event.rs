@@ -1,8 +1,12 @@
 //! Events in from the bus, and the envelope body out to receivers.
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value};
+
+use super::trace::TraceContext;
 
 /// The `X-DECNET-Event-Topic` of a batch.
 pub const BATCH_TOPIC: &str = "batch";
@@ -17,6 +21,11 @@ pub struct Event {
     pub payload: Value,
     /// Compact JSON `{"id","payload","topic","ts","type","v":1}`, keys sorted at every depth.
     pub body: Bytes,
+    /// The bus message's trace context, passed on to the receiver.
+    pub trace: Option<Arc<TraceContext>>,
+    /// For a body that is its items concatenated (a `_bulk` batch), the items, so
+    /// the ones a receiver asks to retry can be sent again alone.
+    pub parts: Option<Arc<[Bytes]>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +43,15 @@ impl Event {
             kind,
             payload,
             body,
+            trace: None,
+            parts: None,
         }
+    }
+
+    /// The same event carrying `trace`.
+    pub fn with_trace(mut self, trace: Option<Arc<TraceContext>>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// A body to send as it is: a shaped event or a batch. Only `id`, `topic` and
@@ -47,6 +64,8 @@ impl Event {
             kind: String::new(),
             payload: Value::Null,
             body,
+            trace: None,
+            parts: None,
         }
     }
 

@@ -7,8 +7,11 @@ use super::limits::{MAX_OUTPUT_BYTES, MAX_TEMPLATE_BYTES, TEMPLATE_FUEL};
 /// Errors cross the sandbox's pipe as JSON, hence the serde derives.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShapeError {
-    #[error("unknown shape {0:?}: use raw, slack, thehive or template")]
+    #[error("unknown shape {0:?}: use raw, slack, thehive, template, splunk_hec, elastic_bulk, sentinel, pagerduty, teams or discord")]
     Unknown(String),
+    /// The subscription's destination settings do not fit its shape.
+    #[error("{0}")]
+    Destination(String),
     #[error("shape \"template\" needs a template")]
     MissingTemplate,
     #[error("template is {size} bytes; at most {max} are allowed", max = MAX_TEMPLATE_BYTES)]

@@ -17,6 +17,8 @@ pub struct Changes {
     pub enabled: Option<bool>,
     /// The delivery options after the PATCH, when it gave any.
     pub options: Option<Options>,
+    /// The destination secret to store, sealed (`Some(None)` clears it).
+    pub destination_secret: Option<Option<String>>,
     /// The receiver access columns, when what they hold changes.
     pub access: Option<SealedAccess>,
     /// The filter after the PATCH (`Some(None)`: removed), when it gave one.
@@ -70,6 +72,10 @@ impl Changes {
         if let Some(options) = self.options {
             changed |= set_options(&mut active, row, options);
         }
+        if let Some(secret) = self.destination_secret {
+            active.destination_secret = Set(secret);
+            changed = true;
+        }
         if let Some(access) = self.access {
             set_access(&mut active, access);
             changed = true;
@@ -117,6 +123,10 @@ fn set_options(active: &mut ActiveModel, row: &Model, new: Options) -> bool {
         active.template = Set(new.template);
         changed = true;
     }
+    if new.destination != row.destination {
+        active.destination = Set(new.destination);
+        changed = true;
+    }
     changed
 }
 
@@ -150,6 +160,8 @@ mod tests {
             rate_limit_per_sec: None,
             shape: "raw".into(),
             template: None,
+            destination: None,
+            destination_secret: None,
             headers: None,
             auth: None,
             tls_ca_pem: None,
@@ -167,6 +179,7 @@ mod tests {
             patterns: None,
             enabled: None,
             options: None,
+            destination_secret: None,
             access: None,
             filter: None,
         }
@@ -182,6 +195,7 @@ mod tests {
             patterns: Some(vec!["a.>".into()]),
             enabled: Some(true),
             options: Some(Options::of(&row)),
+            destination_secret: None,
             access: None,
             filter: Some(None),
         };

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     db::dead_letters,
     domain::{event::iso, pattern::first_starting_with_wildcard, SimpleEvent},
+    shape::Destination,
 };
 
 pub const INSECURE_URL_WARNING: &str =
@@ -76,6 +77,15 @@ pub struct WebhookCreate {
     #[serde(default)]
     #[schema(max_length = 16384)]
     pub template: Option<String>,
+    /// Settings of a destination shape (docs/destinations.md); each shape takes
+    /// only its own, and `sentinel` requires `dcr_immutable_id` and `stream`.
+    #[serde(default)]
+    pub destination: Option<Destination>,
+    /// PagerDuty's integration key, required with `shape = "pagerduty"`; stored
+    /// sealed and never shown again.
+    #[serde(default)]
+    #[schema(write_only, min_length = 32, max_length = 32)]
+    pub routing_key: Option<String>,
     /// Static request headers, name → value, at most 20 (README "Authenticating to
     /// receivers"). Values are write-only: answers list the names only.
     #[serde(default)]
@@ -144,6 +154,16 @@ pub struct WebhookUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 16384)]
     pub template: Option<Option<String>>,
+    /// Replaces the destination settings; `null` clears them. A new shape without
+    /// them starts with none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Destination>)]
+    pub destination: Option<Option<Destination>>,
+    /// A new PagerDuty integration key (kept when absent; dropped when leaving
+    /// `shape = "pagerduty"`).
+    #[serde(default)]
+    #[schema(write_only, min_length = 32, max_length = 32)]
+    pub routing_key: Option<String>,
     /// Replaces every static header; a header given as `null` keeps its stored
     /// value; `null` removes them all.
     #[serde(default, deserialize_with = "present")]
@@ -190,6 +210,10 @@ pub struct Webhook {
     #[schema(value_type = ShapeName)]
     pub shape: String,
     pub template: Option<String>,
+    /// The destination shape's settings; null when it has none.
+    pub destination: Option<Destination>,
+    /// Whether a PagerDuty routing key is stored (the key itself is never shown).
+    pub routing_key_set: bool,
     /// Names of the static headers; their values are never shown.
     pub headers: Vec<String>,
     /// The authorization scheme and its non-secret fields.
@@ -234,6 +258,10 @@ impl From<&Model> for Webhook {
             rate_limit_per_sec: row.rate_limit_per_sec,
             shape: row.shape.clone(),
             template: row.template.clone(),
+            destination: Destination::from_json(row.destination.as_ref())
+                .ok()
+                .filter(|d| !d.is_empty()),
+            routing_key_set: row.destination_secret.is_some(),
             headers: super::access::header_names(row),
             auth: AuthView::of(row),
             tls: TlsView::of(row),

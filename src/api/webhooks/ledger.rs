@@ -58,7 +58,13 @@ pub async fn ledger(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let row = find(&state, &path).await?;
+    answer(&state, &path).await
+}
+
+/// The ledger of the subscription `uuid`, as both the admin and the console routes
+/// answer it.
+pub async fn answer(state: &AppState, uuid: &str) -> Result<HttpResponse, AppError> {
+    let row = find(state, uuid).await?;
     let shares = ledger::shares(&state.db, &row.uuid).await?;
     let mut totals = Counts::default();
     for share in &shares {

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::{
     error::AppError,
-    shape::{sandbox::Sandbox, Shape, ShapeError},
+    shape::{sandbox::Sandbox, Batching, Destination, Shape, ShapeError},
 };
 
 pub const MAX_BATCH: i32 = 50;
@@ -20,9 +20,9 @@ pub const MAX_LINGER_MS: i32 = 5000;
 pub const MIN_RATE_PER_SEC: f64 = crate::actors::rate::MIN_RATE;
 pub const MAX_RATE_PER_SEC: f64 = crate::actors::rate::MAX_RATE;
 
-/// The body each event becomes (docs/shapes.md).
+/// The body each event becomes (docs/shapes.md, docs/destinations.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ShapeName {
     /// The envelope itself (the default).
     Raw,
@@ -32,6 +32,18 @@ pub enum ShapeName {
     Thehive,
     /// The subscription's own minijinja template.
     Template,
+    /// Splunk HTTP Event Collector events.
+    SplunkHec,
+    /// Elasticsearch/OpenSearch `_bulk` (NDJSON, ECS documents).
+    ElasticBulk,
+    /// Microsoft Sentinel through the Azure Monitor Logs Ingestion API.
+    Sentinel,
+    /// PagerDuty Events API v2 triggers.
+    Pagerduty,
+    /// A Microsoft Teams Workflows message with an Adaptive Card.
+    Teams,
+    /// A Discord webhook message.
+    Discord,
 }
 
 impl ShapeName {
@@ -41,6 +53,12 @@ impl ShapeName {
             Self::Slack => "slack",
             Self::Thehive => "thehive",
             Self::Template => "template",
+            Self::SplunkHec => "splunk_hec",
+            Self::ElasticBulk => "elastic_bulk",
+            Self::Sentinel => "sentinel",
+            Self::Pagerduty => "pagerduty",
+            Self::Teams => "teams",
+            Self::Discord => "discord",
         }
     }
 }
@@ -54,6 +72,8 @@ pub struct Options {
     pub rate_limit_per_sec: Option<f64>,
     pub shape: String,
     pub template: Option<String>,
+    /// The destination settings as stored (`None`: none).
+    pub destination: Option<serde_json::Value>,
 }
 
 /// The options a PATCH gives: `None` when absent; for the nullable ones
@@ -66,6 +86,7 @@ pub struct OptionsPatch {
     pub rate_limit_per_sec: Option<Option<f64>>,
     pub shape: Option<ShapeName>,
     pub template: Option<Option<String>>,
+    pub destination: Option<Option<Destination>>,
 }
 
 impl OptionsPatch {
@@ -76,6 +97,7 @@ impl OptionsPatch {
             && self.rate_limit_per_sec.is_none()
             && self.shape.is_none()
             && self.template.is_none()
+            && self.destination.is_none()
     }
 }
 
@@ -88,6 +110,7 @@ impl Options {
             rate_limit_per_sec: row.rate_limit_per_sec,
             shape: row.shape.clone(),
             template: row.template.clone(),
+            destination: row.destination.clone(),
         }
     }
 
@@ -100,6 +123,7 @@ impl Options {
             rate_limit_per_sec: None,
             shape: ShapeName::Raw.as_str().to_owned(),
             template: None,
+            destination: None,
         }
     }
 
@@ -123,7 +147,14 @@ impl Options {
             None if shape == ShapeName::Template.as_str() => self.template.clone(),
             None => None,
         };
+        // Settings belong to their shape: a new shape starts without them.
+        let destination = match patch.destination {
+            Some(given) => given.and_then(|d| d.to_json()),
+            None if shape == self.shape => self.destination.clone(),
+            None => None,
+        };
         let options = Self {
+            destination,
             ordered: patch.ordered.unwrap_or(self.ordered),
             batch_max,
             batch_linger_ms,
@@ -143,6 +174,7 @@ impl Options {
         row.rate_limit_per_sec = Set(self.rate_limit_per_sec);
         row.shape = Set(self.shape);
         row.template = Set(self.template);
+        row.destination = Set(self.destination);
     }
 
     fn check(&self) -> Result<(), AppError> {
@@ -189,20 +221,28 @@ impl Options {
             }
             _ => {}
         }
-        if batching && (self.shape == "slack" || self.shape == "thehive") {
+        let destination = Destination::from_json(self.destination.as_ref())
+            .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+        destination
+            .check(&self.shape)
+            .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+        let shape =
+            Shape::from_row(&self.shape, self.template.as_deref(), &destination).map_err(|e| {
+                let field = if is_template { "template" } else { "shape" };
+                invalid(field, e)
+            })?;
+        if batching && shape.batching() == Batching::Never {
             return Err(invalid(
                 "batch_max",
                 format!(
                     "shape {:?} posts one object per request, as its receiver expects; \
-                     batching needs shape \"raw\" or \"template\"",
+                     batching needs shape \"raw\", \"template\", \"splunk_hec\", \
+                     \"elastic_bulk\" or \"sentinel\"",
                     self.shape
                 ),
             ));
         }
-        Shape::validate(&self.shape, self.template.as_deref()).map_err(|e| {
-            let field = if is_template { "template" } else { "shape" };
-            invalid(field, e)
-        })
+        Ok(())
     }
 }
 

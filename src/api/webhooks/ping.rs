@@ -8,9 +8,10 @@ use serde_json::json;
 use super::{dto::TestResult, lookup::find};
 use crate::{
     api::{auth::Admin, state::AppState},
-    delivery::DeliveryClient,
+    delivery::{DeliveryClient, DeliveryOutcome, FailureKind},
     domain::{event::iso, Event},
     error::{AppError, ErrorBody},
+    shape::Shape,
 };
 
 /// Send one `test.ping` event to the subscription's receiver (one attempt, no retries,
@@ -49,7 +50,17 @@ pub async fn test_ping(
                     "triggered_by": user.username,
                 }),
             );
-            let outcome = client.attempt_once(&target, &event).await;
+            // A destination's receiver takes only its own format: the ping is shaped.
+            let event = match super::secret::shape_of(&row) {
+                Shape::Raw | Shape::Slack | Shape::TheHive | Shape::Template(_) => Ok(event),
+                destination => destination
+                    .render(&event)
+                    .map(|body| Event::outgoing(event.id.clone(), event.topic.clone(), body)),
+            };
+            let outcome = match event {
+                Ok(event) => client.attempt_once(&target, &event).await,
+                Err(e) => DeliveryOutcome::not_attempted(FailureKind::NonRetryable, e.to_string()),
+            };
             TestResult {
                 delivered: outcome.ok(),
                 status_code: outcome.status,

@@ -46,6 +46,9 @@ pub struct OptionDefaults {
     pub template: Option<String>,
     /// No filter: every event is delivered.
     pub filter: Option<String>,
+    /// No destination settings (they belong to the destination shapes).
+    #[schema(value_type = Option<Object>)]
+    pub destination: Option<serde_json::Value>,
 }
 
 /// The accepted ranges of the numeric options (inclusive).
@@ -72,11 +75,17 @@ const EVENTS: [(SimpleEvent, &str); 3] = [
     (SimpleEvent::SystemStatus, "System status"),
 ];
 
-const SHAPES: [ShapeName; 4] = [
+const SHAPES: [ShapeName; 10] = [
     ShapeName::Raw,
     ShapeName::Slack,
     ShapeName::Thehive,
     ShapeName::Template,
+    ShapeName::SplunkHec,
+    ShapeName::ElasticBulk,
+    ShapeName::Sentinel,
+    ShapeName::Pagerduty,
+    ShapeName::Teams,
+    ShapeName::Discord,
 ];
 
 fn shape_preset(name: ShapeName) -> ShapePreset {
@@ -85,6 +94,12 @@ fn shape_preset(name: ShapeName) -> ShapePreset {
         ShapeName::Slack => ("slack", false),
         ShapeName::Thehive => ("thehive", false),
         ShapeName::Template => ("template", true),
+        ShapeName::SplunkHec => ("Splunk HEC", true),
+        ShapeName::ElasticBulk => ("Elasticsearch / OpenSearch _bulk", true),
+        ShapeName::Sentinel => ("Microsoft Sentinel (Logs Ingestion)", true),
+        ShapeName::Pagerduty => ("PagerDuty Events v2", false),
+        ShapeName::Teams => ("Microsoft Teams (Workflows)", false),
+        ShapeName::Discord => ("Discord", false),
     };
     ShapePreset {
         name,
@@ -113,6 +128,7 @@ pub fn presets() -> Presets {
             shape: off.shape,
             template: off.template,
             filter: None,
+            destination: None,
         },
         option_limits: OptionLimits {
             batch_max: [1, MAX_BATCH],
@@ -162,12 +178,19 @@ mod tests {
             p.simple_events[1].patterns,
             ["decky.*.state", "decky.*.traffic"]
         );
-        // Each shape's batching flag is what option validation enforces.
+        // Each shape's batching flag is what option validation enforces (given the
+        // settings a shape cannot go without).
+        let sentinel = crate::shape::Destination {
+            dcr_immutable_id: Some(format!("dcr-{}", "0".repeat(32))),
+            stream: Some("Custom-DecnetEvents_CL".into()),
+            ..Default::default()
+        };
         for shape in &p.shapes {
             let patch = super::super::options::OptionsPatch {
                 batch_max: Some(Some(2)),
                 shape: Some(shape.name),
                 template: Some((shape.name == ShapeName::Template).then(|| "{{ id }}".into())),
+                destination: Some((shape.name == ShapeName::Sentinel).then(|| sentinel.clone())),
                 ..Default::default()
             };
             assert_eq!(

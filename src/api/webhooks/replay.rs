@@ -153,14 +153,7 @@ pub async fn replay(
 /// The event as the client needs it: only the id, topic and body go on the wire, and
 /// the body is the exact stored envelope.
 fn stored_event(entry: dead_letters::StoredDeadLetter) -> Event {
-    Event {
-        id: entry.event_id,
-        topic: entry.topic,
-        ts: String::new(),
-        kind: String::new(),
-        payload: serde_json::Value::Null,
-        body: Bytes::from(entry.body),
-    }
+    Event::outgoing(entry.event_id, entry.topic, Bytes::from(entry.body))
 }
 
 /// The attempts of one replayed delivery as delivery-log rows, as the worker writes them.

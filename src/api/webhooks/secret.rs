@@ -96,8 +96,26 @@ pub(super) fn target(
         tracing::error!(uuid = %row.uuid, error = %e, "cannot open the stored receiver access");
         AppError::Internal
     })?;
-    Ok(crate::domain::WebhookUrl::parse(&row.url)
-        .map(|url| crate::delivery::Target::new(url, secrets).with_access(&access)))
+    let routing_key = destination_secret(state, row)?;
+    Ok(crate::delivery::Target::for_subscription(
+        &row.url,
+        secrets,
+        &shape_of(row),
+        &row.uuid,
+        routing_key,
+    )
+    .map(|target| target.with_access(&access)))
+}
+
+/// The subscription's shape; one that cannot be built sends as `raw` (the worker
+/// dead-letters its events with the reason).
+pub(super) fn shape_of(row: &Model) -> crate::shape::Shape {
+    crate::shape::Shape::from_stored(
+        &row.shape,
+        row.template.as_deref(),
+        row.destination.as_ref(),
+    )
+    .unwrap_or_default()
 }
 
 /// A PATCH `secret`: `None` when it equals the current one, else the value to store.
@@ -108,4 +126,50 @@ pub(super) fn patched_secret(state: &AppState, row: &Model, new: Option<String>)
         .open(&row.uuid, &row.secret)
         .is_ok_and(|current| current.expose() == new);
     (!same).then(|| state.secrets.seal(&row.uuid, &new))
+}
+
+/// The destination secret (PagerDuty's routing key) a request sends with, opened.
+/// One that does not open is logged by uuid and answered 500, never sent.
+pub(super) fn destination_secret(
+    state: &AppState,
+    row: &Model,
+) -> Result<Option<Secret>, AppError> {
+    row.destination_secret
+        .as_deref()
+        .map(|stored| state.secrets.open(&row.uuid, stored))
+        .transpose()
+        .map_err(|e| {
+            tracing::error!(uuid = %row.uuid, error = %e, "cannot open the stored destination secret");
+            AppError::Internal
+        })
+}
+
+/// What a request does to the stored routing key, given the shape the subscription
+/// will have: `Some(new)` to write (`Some(None)` clears), `None` to keep. A
+/// `pagerduty` subscription must end with one; other shapes keep none.
+pub(super) fn routing_key_change(
+    state: &AppState,
+    uuid: &str,
+    stored: Option<&str>,
+    shape: &str,
+    given: Option<String>,
+) -> Result<Option<Option<String>>, AppError> {
+    let pagerduty = shape == "pagerduty";
+    match given {
+        Some(_) if !pagerduty => Err(AppError::Unprocessable(
+            "routing_key: only allowed with shape \"pagerduty\"".into(),
+        )),
+        Some(key) => {
+            let key = super::validate::routing_key(key)?;
+            let same = stored
+                .and_then(|s| state.secrets.open(uuid, s).ok())
+                .is_some_and(|current| current.expose() == key);
+            Ok((!same).then(|| Some(state.secrets.seal(uuid, &key))))
+        }
+        None if pagerduty && stored.is_none() => Err(AppError::Unprocessable(
+            "routing_key: required with shape \"pagerduty\"".into(),
+        )),
+        None if !pagerduty && stored.is_some() => Ok(Some(None)),
+        None => Ok(None),
+    }
 }

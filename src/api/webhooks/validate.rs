@@ -52,6 +52,17 @@ pub fn name(name: String) -> Result<String, AppError> {
     Ok(name)
 }
 
+/// A PagerDuty integration key: 32 letters and digits.
+pub fn routing_key(key: String) -> Result<String, AppError> {
+    if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid(
+            "routing_key",
+            "must be the 32 letters and digits of a PagerDuty integration key",
+        ));
+    }
+    Ok(key)
+}
+
 /// 16–256 characters.
 pub fn secret(secret: String) -> Result<String, AppError> {
     let chars = secret.chars().count();

@@ -498,7 +498,40 @@ const OPTION_NUMBERS = [
 ];
 
 function syncTemplateField() {
-  $('editor-template-field').hidden = $('editor-shape').value !== 'template';
+  const shape = $('editor-shape').value;
+  $('editor-template-field').hidden = shape !== 'template';
+  // A destination shape's own settings (docs/destinations.md): only its fields show.
+  let any = false;
+  document.querySelectorAll('#editor-destination [data-shapes]').forEach((node) => {
+    node.hidden = !node.dataset.shapes.split(' ').includes(shape);
+    any ||= !node.hidden;
+  });
+  $('editor-destination').hidden = !any;
+}
+
+function destinationFields() {
+  return Array.from(document.querySelectorAll('#editor-destination [data-field]'));
+}
+
+function fillDestination(w) {
+  const d = w?.destination || {};
+  for (const node of destinationFields()) {
+    if (node.type === 'checkbox') node.checked = Boolean(d[node.dataset.field]);
+    else node.value = d[node.dataset.field] ?? '';
+  }
+  $('editor-dest-routing-key').value = '';
+  $('editor-dest-routing-key').placeholder = w?.routing_key_set ? 'stored; blank keeps it' : '';
+}
+
+// The settings the chosen shape takes, or null when none is set.
+function readDestination(shape) {
+  const d = {};
+  for (const node of destinationFields()) {
+    if (!node.closest('[data-shapes]').dataset.shapes.split(' ').includes(shape)) continue;
+    if (node.type === 'checkbox') { if (node.checked) d[node.dataset.field] = true; }
+    else if (node.value.trim() !== '') d[node.dataset.field] = node.value.trim();
+  }
+  return Object.keys(d).length ? d : null;
 }
 
 function fillOptions(w) {
@@ -511,6 +544,7 @@ function fillOptions(w) {
   $('editor-template').value = o.template ?? '';
   $('editor-filter').value = o.filter ?? '';
   $('editor-filter-result').textContent = '';
+  fillDestination(w);
   syncTemplateField();
 }
 
@@ -530,7 +564,14 @@ function readOptions() {
     shape,
     template: shape === 'template' ? $('editor-template').value : null,
     filter: $('editor-filter').value.trim() || null,
+    destination: readDestination(shape),
   };
+}
+
+// PagerDuty's routing key when one is typed (blank keeps the stored one).
+function readRoutingKey(shape) {
+  const key = $('editor-dest-routing-key').value.trim();
+  return shape === 'pagerduty' && key ? { routing_key: key } : {};
 }
 
 // Receiver authentication. Secret parts are write-only: the API never returns them, so
@@ -718,8 +759,9 @@ async function submitEditor(event) {
         body.topic_patterns = raw;
       }
       for (const [key, value] of Object.entries(options)) {
-        if (value !== (w[key] ?? OPTION_DEFAULTS[key])) body[key] = value;
+        if (JSON.stringify(value) !== JSON.stringify(w[key] ?? OPTION_DEFAULTS[key])) body[key] = value;
       }
+      Object.assign(body, readRoutingKey(options.shape));
       Object.assign(body, readAccess(w));
       if (Object.keys(body).length > 0) await api('PATCH', `/webhooks/${encodeURIComponent(w.uuid)}`, body);
       closeDialog($('editor'));
@@ -728,6 +770,7 @@ async function submitEditor(event) {
       for (const [key, value] of Object.entries(options)) {
         if (value !== OPTION_DEFAULTS[key]) body[key] = value;
       }
+      Object.assign(body, readRoutingKey(options.shape));
       Object.assign(body, readAccess(null));
       const secret = $('editor-secret').value;
       if (secret) body.secret = secret;
@@ -989,6 +1032,7 @@ async function loadDetail() {
       dayDue ? api('GET', `${base}/stats?window=1d&step=30m`) : Promise.resolve(d.day),
       api('GET', `${base}/deliveries?limit=${DETAIL_PAGE}&offset=${d.logOffset}${outcome}`),
       api('GET', `${base}/dead-letters?limit=${DETAIL_PAGE}&offset=${d.deadOffset}`),
+      api('GET', `${base}/ledger`),
     ]);
   } catch (err) {
     if (state.detail !== d) return;
@@ -1001,9 +1045,9 @@ async function loadDetail() {
     return;
   }
   if (state.detail !== d) return;
-  const [webhook, hour, day, log, dead] = answers;
+  const [webhook, hour, day, log, dead, ledger] = answers;
   if (dayDue) d.dayAt = Date.now();
-  Object.assign(d, { webhook, hour, day, log, dead, missing: false });
+  Object.assign(d, { webhook, hour, day, log, dead, ledger, missing: false });
   $('detail-refreshed').textContent = `Updated ${utcTime(new Date())} UTC`;
   renderDetail();
 }
@@ -1019,7 +1063,7 @@ function changed(d, part, data) {
 function renderDetail() {
   const d = state.detail;
   $('detail-missing').hidden = !d.missing;
-  for (const id of ['health', 'delivery-log', 'dead-letters']) $(id).hidden = d.missing;
+  for (const id of ['health', 'delivery-log', 'dead-letters', 'ledger']) $(id).hidden = d.missing;
   if (d.missing || !d.webhook) return;
   const w = d.webhook;
   $('detail-name').textContent = w.name;
@@ -1027,15 +1071,40 @@ function renderDetail() {
   if (changed(d, 'chips', w)) $('detail-chips').replaceChildren(statusChips(w));
   if (changed(d, 'hour', d.hour.buckets)) drawChart('chart-hour', d.hour, (t) => utcTime(t).slice(0, 5));
   if (changed(d, 'day', d.day.buckets)) drawChart('chart-day', d.day, (t) => utcTime(t).slice(0, 5));
+  if (changed(d, 'ledger', d.ledger)) renderLedger(d.ledger);
   renderLog(d);
   renderDead(d);
   $('replay-controls').hidden = !isAdmin();
 }
 
-// The ledger of GET /webhooks/{uuid}/ledger, once the API has it: until then the
-// section stays hidden.
+// What became of every event the subscription received, summed over every worker:
+// received = filtered + delivered + dead-lettered + released + queued + in flight.
+const LEDGER_TERMS = [
+  ['filtered', 'filtered'], ['delivered', 'delivered'], ['dead_lettered', 'dead-lettered'],
+  ['released', 'released'], ['queued', 'queued'], ['in_flight', 'in flight'],
+];
+
 function renderLedger(ledger) {
-  $('ledger').hidden = !ledger;
+  const node = $('ledger');
+  node.hidden = !ledger;
+  if (!ledger) return;
+  const head = el('div', { class: 'panel-head' }, el('h2', {}, 'Ledger ',
+    el('span', { class: 'muted' }, `· ${ledger.workers.length} worker${ledger.workers.length === 1 ? '' : 's'} reporting`)));
+  const row = (label, counts) => el('tr', {},
+    el('td', {}, label),
+    el('td', { class: 'num' }, String(counts.received)),
+    ...LEDGER_TERMS.map(([key]) => el('td', { class: 'num' }, String(counts[key]))));
+  const table = el('table', { 'data-testid': 'ledger-table' },
+    el('thead', {}, el('tr', {}, el('th', {}, ''), el('th', {}, 'received'),
+      ...LEDGER_TERMS.map(([, label]) => el('th', {}, label)))),
+    el('tbody', {}, row('all workers', ledger),
+      ...ledger.workers.map((w) => row(`${w.worker_id.slice(0, 8)} · ${utcTime(new Date(w.reported_at))} UTC`, w))));
+  const reasons = Object.entries(ledger.dead_lettered_by_reason || {}).filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`);
+  const notes = [];
+  if (ledger.filter_errors > 0) notes.push(`${ledger.filter_errors} of the filtered failed the filter's evaluation`);
+  if (reasons.length) notes.push(`dead-lettered by reason: ${reasons.join(', ')}`);
+  node.replaceChildren(head, table, ...(notes.length ? [el('p', { class: 'muted' }, notes.join(' · '))] : []));
 }
 
 // ---------------------------------------------------------------- charts (inline SVG)

@@ -89,6 +89,18 @@ async fn viewers_read_the_console_routes_without_urls_paths_or_templates() {
         .await;
     assert_eq!(stats.status, 200, "{}", stats.text);
     assert_eq!(stats.json()["buckets"].as_array().map(Vec::len), Some(12));
+    let ledger = app
+        .get(
+            &format!("/api/v1/console/webhooks/{uuid}/ledger"),
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(ledger.status, 200, "{}", ledger.text);
+    let admins = app
+        .get(&format!("/api/v1/webhooks/{uuid}/ledger"), Some(&admin))
+        .await;
+    assert_eq!(ledger.json(), admins.json(), "the same ledger for both");
+    assert_eq!(ledger.json()["uuid"], uuid);
     let all = app
         .get("/api/v1/console/stats?window=5m&step=1m", Some(&viewer))
         .await;
@@ -105,6 +117,7 @@ async fn viewers_read_the_console_routes_without_urls_paths_or_templates() {
         format!("/api/v1/console/webhooks/{uuid}/stats"),
         format!("/api/v1/console/webhooks/{uuid}/deliveries"),
         format!("/api/v1/console/webhooks/{uuid}/dead-letters"),
+        format!("/api/v1/console/webhooks/{uuid}/ledger"),
         "/api/v1/console/stats".to_owned(),
     ] {
         let anonymous = app.get(&path, None).await;
@@ -146,12 +159,26 @@ async fn presets_and_option_defaults_come_from_the_api() {
         .iter()
         .filter_map(|s| s["name"].as_str())
         .collect();
-    assert_eq!(shapes, ["raw", "slack", "thehive", "template"]);
+    assert_eq!(
+        shapes,
+        [
+            "raw",
+            "slack",
+            "thehive",
+            "template",
+            "splunk_hec",
+            "elastic_bulk",
+            "sentinel",
+            "pagerduty",
+            "teams",
+            "discord"
+        ]
+    );
     assert_eq!(
         p["option_defaults"],
         json!({"ordered": false, "batch_max": null, "batch_linger_ms": null,
                "rate_limit_per_sec": null, "shape": "raw", "template": null,
-               "filter": null})
+               "filter": null, "destination": null})
     );
     assert_eq!(p["option_limits"]["batch_max"], json!([1, 50]));
     // A subscription created with nothing but the required fields has those defaults.

@@ -6,6 +6,7 @@ mod console;
 mod crud;
 mod dead_letters;
 mod deliveries;
+mod destinations;
 mod edge;
 mod filters;
 mod input;

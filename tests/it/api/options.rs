@@ -370,7 +370,18 @@ async fn the_openapi_document_describes_the_options() {
     }
     assert_eq!(
         schemas["ShapeName"]["enum"],
-        json!(["raw", "slack", "thehive", "template"])
+        json!([
+            "raw",
+            "slack",
+            "thehive",
+            "template",
+            "splunk_hec",
+            "elastic_bulk",
+            "sentinel",
+            "pagerduty",
+            "teams",
+            "discord"
+        ])
     );
     let create = &schemas["WebhookCreate"]["properties"];
     assert_eq!(create["batch_max"]["maximum"], json!(50));

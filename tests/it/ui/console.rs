@@ -295,6 +295,29 @@ async fn subscription_page_in_a_real_browser() {
     );
     b.visible("[data-testid=chart-day] [data-testid=chart-counts]")
         .await;
+    // The ledger: every event the subscription received, accounted for (the worker
+    // writes its counts every few seconds; the page reads them on each refresh).
+    let received = delivered + 3;
+    let want: Vec<String> = [received, 0, delivered, 3, 0, 0, 0]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    b.until("the ledger to account for every event", || async {
+        let cells = b
+            .client
+            .execute(
+                "const row = document.querySelector('[data-testid=ledger-table] tbody tr');
+                 return row ? [...row.querySelectorAll('td.num')].map((td) => td.textContent) : [];",
+                vec![],
+            )
+            .await?;
+        let cells: Vec<String> = cells
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        Ok((cells == want).then_some(()))
+    })
+    .await;
     b.visible("[data-testid=log-filter]")
         .await
         .select_by_value("")

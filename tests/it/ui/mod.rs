@@ -594,6 +594,71 @@ async fn webhooks_page_in_a_real_browser() {
         .await;
     assert!(failed.starts_with("FAILED · 500"), "{failed}");
 
+    // --- A destination through Edit: choosing PagerDuty shows its fields only; the
+    // routing key is stored, never shown again, and kept when left blank.
+    let edit_chat = format!("{} [data-testid=edit-button]", row("chat-alerts"));
+    b.click(&edit_chat).await;
+    b.visible("[data-testid=editor-dialog]").await;
+    assert!(!b.shows("[data-testid=editor-destination]").await);
+    b.visible("[data-testid=editor-shape]")
+        .await
+        .select_by_value("pagerduty")
+        .await
+        .expect("choose the pagerduty shape");
+    b.visible("[data-testid=editor-dest-routing-key]").await;
+    assert!(!b.shows("[data-testid=editor-dest-index]").await);
+    assert!(!b.shows("[data-testid=editor-dest-dcr]").await);
+    b.fill(
+        "[data-testid=editor-dest-routing-key]",
+        "R0ut1ngK3yR0ut1ngK3yR0ut1ngK3y12",
+    )
+    .await;
+    b.visible("[data-testid=editor-dest-severity]")
+        .await
+        .select_by_value("error")
+        .await
+        .expect("choose a minimum severity");
+    b.click("[data-testid=editor-submit]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+    let paged = subscriptions::find_by_name(&db, "chat-alerts")
+        .await
+        .expect("query")
+        .expect("still there");
+    assert_eq!(paged.shape, "pagerduty");
+    assert_eq!(paged.destination, Some(json!({"min_severity": "error"})));
+    assert!(paged.destination_secret.is_some());
+    b.click(&edit_chat).await;
+    b.visible("[data-testid=editor-dialog]").await;
+    let key = b.visible("[data-testid=editor-dest-routing-key]").await;
+    assert_eq!(key.prop("value").await.expect("value").as_deref(), Some(""));
+    assert_eq!(
+        key.attr("placeholder")
+            .await
+            .expect("placeholder")
+            .as_deref(),
+        Some("stored; blank keeps it")
+    );
+    // Splunk's fields replace PagerDuty's.
+    b.visible("[data-testid=editor-shape]")
+        .await
+        .select_by_value("splunk_hec")
+        .await
+        .expect("choose the splunk shape");
+    b.fill("[data-testid=editor-dest-index]", "honeypot").await;
+    assert!(!b.shows("[data-testid=editor-dest-routing-key]").await);
+    b.click("[data-testid=editor-submit]").await;
+    b.gone("[data-testid=editor-dialog]").await;
+    let hec = subscriptions::find_by_name(&db, "chat-alerts")
+        .await
+        .expect("query")
+        .expect("still there");
+    assert_eq!(hec.shape, "splunk_hec");
+    assert_eq!(hec.destination, Some(json!({"index": "honeypot"})));
+    assert_eq!(
+        hec.destination_secret, None,
+        "leaving pagerduty drops the key"
+    );
+
     // --- Delete, after a confirmation.
     b.click(&format!(
         "{} [data-testid=delete-button]",

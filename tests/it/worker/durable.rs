@@ -209,3 +209,33 @@ async fn more_replicas_than_servers_stops_the_start_naming_the_setting() {
         "{message}"
     );
 }
+
+#[actix_rt::test]
+async fn own_publishes_to_a_captured_subject_are_stored_with_a_message_id() {
+    use crate::helpers::{worker::settings, TestDb};
+    use decnet_webhook::bus::{durable, Bus, SUBSCRIPTIONS_CHANGED};
+    let nats = NatsServer::start_jetstream();
+    let db = TestDb::new().await;
+    let settings = settings(&nats, &db, &[("webhook_durable", "true")]);
+    let bus = Bus::connect(&settings).await;
+    let client = nats.client().await;
+    durable::prepare(&client, &durable::StreamSpec::from_settings(&settings))
+        .await
+        .expect("the stream is prepared");
+    bus.publish_json(SUBSCRIPTIONS_CHANGED, &serde_json::json!({}))
+        .await;
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("DECNET_EVENTS").await.expect("stream");
+    let stored = crate::helpers::eventually(WAIT, "the signal stored", || async {
+        stream
+            .get_last_raw_message_by_subject(SUBSCRIPTIONS_CHANGED)
+            .await
+            .ok()
+    })
+    .await;
+    assert!(
+        stored.headers.get("Nats-Msg-Id").is_some(),
+        "published with a message id, as a JetStream publish: {:?}",
+        stored.headers
+    );
+}

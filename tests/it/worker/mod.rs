@@ -3,6 +3,7 @@
 mod cluster;
 mod dead_letters;
 mod delivery;
+mod destinations;
 mod durable;
 mod end_to_end;
 mod faults;

@@ -289,7 +289,7 @@ async fn a_slack_subscription_receives_the_shape_of_each_event() {
     app.publish("attacker.observed", body).await;
     let req = &rx.wait_for(1, WAIT).await[0];
     let event = Event::from_bus("attacker.observed", body, None, chrono::Utc::now()).unwrap();
-    let expected = Shape::from_row("slack", None)
+    let expected = Shape::from_row("slack", None, &Default::default())
         .unwrap()
         .render(&event)
         .unwrap();

@@ -1,0 +1,384 @@
+//! How a receiver's answer is judged, per protocol. A plain webhook succeeds on any
+//! 2xx; Splunk HEC, Elasticsearch `_bulk`, PagerDuty and Discord say more in the
+//! body (a code, per-item results, a rate-limit wait), read here so the client
+//! stays generic: it sends, then asks [`Protocol::judge`].
+
+use std::time::Duration;
+
+use awc::http::header::HeaderValue;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::retry::{self, StatusClass, RETRY_AFTER_CAP};
+use crate::{config::Secret, db::truncate_chars, shape::Shape};
+
+/// Characters of a receiver's own error text kept in an error.
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// The protocol of a subscription's receiver.
+#[derive(Clone, Debug, Default)]
+pub enum Protocol {
+    /// A webhook: 2xx is success, 429 and 5xx are retried.
+    #[default]
+    Http,
+    /// Splunk HEC: success only with `"code": 0`; code 9 and 503 mean busy.
+    /// With indexer acknowledgement, every request names its channel.
+    SplunkHec { channel: Option<HeaderValue> },
+    /// `_bulk`: a 200 may hold refused items, judged one by one.
+    ElasticBulk,
+    /// Events API v2: the routing key goes into the body on the wire only.
+    PagerDuty { routing_key: Option<Secret> },
+    /// Discord: a 429's wait is in the body (`retry_after`, seconds).
+    Discord,
+}
+
+/// What one answer means.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    Delivered,
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    Fail {
+        error: String,
+    },
+    /// Some items of a multi-item body were refused: `retry` are worth sending
+    /// again, `failed` are not; indices are into the items sent. The others are in.
+    Items {
+        retry: Vec<(usize, String)>,
+        failed: Vec<(usize, String)>,
+    },
+}
+
+impl Protocol {
+    /// The protocol of `shape`; `channel` is the subscription's uuid (Splunk's
+    /// indexer-acknowledgement channel), `routing_key` PagerDuty's.
+    pub fn for_shape(shape: &Shape, channel: &str, routing_key: Option<Secret>) -> Self {
+        match shape {
+            Shape::SplunkHec(settings) => Self::SplunkHec {
+                channel: settings
+                    .indexer_ack
+                    .then(|| HeaderValue::from_str(channel).ok())
+                    .flatten(),
+            },
+            Shape::ElasticBulk(_) => Self::ElasticBulk,
+            Shape::PagerDuty(_) => Self::PagerDuty { routing_key },
+            Shape::Discord => Self::Discord,
+            _ => Self::Http,
+        }
+    }
+
+    /// Whether the answer's body must be read to judge it.
+    pub fn reads_body(&self) -> bool {
+        !matches!(self, Self::Http)
+    }
+
+    /// The body as it goes on the wire: PagerDuty's gets its routing key as the
+    /// first member (it is never stored, so dead letters never hold it).
+    pub fn wire_body(&self, body: &Bytes) -> Bytes {
+        let Self::PagerDuty {
+            routing_key: Some(key),
+        } = self
+        else {
+            return body.clone();
+        };
+        let Some(rest) = body.strip_prefix(b"{") else {
+            return body.clone();
+        };
+        let key = serde_json::to_string(key.expose()).unwrap_or_default();
+        let mut out = Vec::with_capacity(body.len() + key.len() + 18);
+        out.extend_from_slice(b"{\"routing_key\":");
+        out.extend_from_slice(key.as_bytes());
+        if !rest.starts_with(b"}") {
+            out.push(b',');
+        }
+        out.extend_from_slice(rest);
+        Bytes::from(out)
+    }
+
+    /// Judge an answer: its status, its `Retry-After` (already parsed, on 429 and
+    /// 503), its body (read only when [`Self::reads_body`]) and how many items
+    /// the request held.
+    pub fn judge(
+        &self,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+        items: usize,
+    ) -> Verdict {
+        match self {
+            Self::Http => by_status(status, retry_after, None),
+            Self::SplunkHec { .. } => splunk(status, retry_after, body),
+            Self::ElasticBulk => elastic(status, retry_after, body, items),
+            Self::PagerDuty { .. } => by_status(status, retry_after, detail(body)),
+            Self::Discord => discord(status, retry_after, body),
+        }
+    }
+}
+
+/// The webhook contract, with the receiver's own words when it gave some.
+fn by_status(status: u16, retry_after: Option<Duration>, detail: Option<String>) -> Verdict {
+    let with = |text: String| match &detail {
+        Some(d) => format!("{text}: {d}"),
+        None => text,
+    };
+    match retry::classify(status) {
+        StatusClass::Success => Verdict::Delivered,
+        StatusClass::Retryable => Verdict::Retry {
+            error: with(format!("HTTP {status}")),
+            retry_after,
+        },
+        StatusClass::Final => Verdict::Fail {
+            error: with(format!("non-retryable {status}")),
+        },
+    }
+}
+
+fn json(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+fn short(s: &str) -> String {
+    truncate_chars(
+        &crate::shape::fields::plain(s, MAX_DETAIL_CHARS),
+        MAX_DETAIL_CHARS,
+    )
+}
+
+/// A JSON error body's message: `message`, `text`, `error.reason` or `error`
+/// (with `errors` when PagerDuty lists them).
+fn detail(body: &[u8]) -> Option<String> {
+    let v = json(body)?;
+    let text = ["message", "text"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| {
+            v.pointer("/error/reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .or_else(|| v.get("error").and_then(Value::as_str).map(str::to_owned))?;
+    let errors = v
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|e| {
+            e.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|e| !e.is_empty());
+    Some(short(&match errors {
+        Some(e) => format!("{text} ({e})"),
+        None => text,
+    }))
+}
+
+/// HEC answers `{"text": …, "code": n}`; only code 0 is success. Code 9 (server
+/// busy) and 503 are retried, as are 429 and other 5xx.
+fn splunk(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
+    let answer = json(body);
+    let code = answer
+        .as_ref()
+        .and_then(|v| v.get("code"))
+        .and_then(Value::as_i64);
+    let text = answer
+        .as_ref()
+        .and_then(|v| v.get("text"))
+        .and_then(Value::as_str)
+        .map(short)
+        .unwrap_or_default();
+    match code {
+        Some(0) if (200..300).contains(&status) => Verdict::Delivered,
+        Some(9) => Verdict::Retry {
+            error: format!("splunk code 9 (HTTP {status}): {text}"),
+            retry_after,
+        },
+        Some(code) => match retry::classify(status) {
+            StatusClass::Retryable => Verdict::Retry {
+                error: format!("splunk code {code} (HTTP {status}): {text}"),
+                retry_after,
+            },
+            _ => Verdict::Fail {
+                error: format!("splunk code {code} (HTTP {status}): {text}"),
+            },
+        },
+        None => match retry::classify(status) {
+            StatusClass::Success => Verdict::Fail {
+                error: format!("HTTP {status} without a Splunk HEC answer (no \"code\")"),
+            },
+            _ => by_status(status, retry_after, None),
+        },
+    }
+}
+
+/// A `_bulk` answer: a 200 with `"errors": true` is read item by item; an item
+/// answered 429 or 5xx is retried, a 409 on `create` is an item indexed before
+/// (success), any other refusal fails with the item's own error.
+fn elastic(status: u16, retry_after: Option<Duration>, body: &[u8], sent: usize) -> Verdict {
+    if !(200..300).contains(&status) {
+        return by_status(status, retry_after, detail(body));
+    }
+    let Some(answer) = json(body) else {
+        return Verdict::Fail {
+            error: format!("HTTP {status} without a _bulk answer"),
+        };
+    };
+    if answer.get("errors").and_then(Value::as_bool) == Some(false) {
+        return Verdict::Delivered;
+    }
+    let Some(items) = answer.get("items").and_then(Value::as_array) else {
+        return Verdict::Fail {
+            error: "_bulk answer has errors but no items".into(),
+        };
+    };
+    if items.len() != sent {
+        return Verdict::Fail {
+            error: format!("_bulk answer lists {} items for {sent} sent", items.len()),
+        };
+    }
+    let (mut retry, mut failed) = (Vec::new(), Vec::new());
+    for (i, item) in items.iter().enumerate() {
+        let result = item.as_object().and_then(|o| o.values().next());
+        let item_status = result
+            .and_then(|r| r.get("status"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if (200..300).contains(&item_status) || item_status == 409 {
+            continue;
+        }
+        let kind = result
+            .and_then(|r| r.pointer("/error/type"))
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        let reason = result
+            .and_then(|r| r.pointer("/error/reason"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let error = short(&format!("item {item_status} {kind}: {reason}"));
+        if item_status == 429 || item_status >= 500 {
+            retry.push((i, error));
+        } else {
+            failed.push((i, error));
+        }
+    }
+    if retry.is_empty() && failed.is_empty() {
+        Verdict::Delivered
+    } else {
+        Verdict::Items { retry, failed }
+    }
+}
+
+/// Discord's 429 says how long to wait in its body (`retry_after`, seconds).
+fn discord(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
+    if status == 429 {
+        let wait = json(body)
+            .and_then(|v| v.get("retry_after").and_then(Value::as_f64))
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(RETRY_AFTER_CAP.as_secs_f64())))
+            .or(retry_after);
+        return Verdict::Retry {
+            error: "HTTP 429: rate limited".into(),
+            retry_after: wait,
+        };
+    }
+    by_status(status, retry_after, detail(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(v: Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn splunk_succeeds_only_on_code_zero() {
+        let hec = Protocol::SplunkHec { channel: None };
+        let ok = body(json!({"text": "Success", "code": 0}));
+        assert_eq!(hec.judge(200, None, &ok, 1), Verdict::Delivered);
+        let busy = body(json!({"text": "Server is busy", "code": 9}));
+        assert!(matches!(
+            hec.judge(503, None, &busy, 1),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            hec.judge(200, None, &busy, 1),
+            Verdict::Retry { .. }
+        ));
+        let bad =
+            body(json!({"text": "Invalid data format", "code": 6, "invalid-event-number": 0}));
+        assert_eq!(
+            hec.judge(400, None, &bad, 1),
+            Verdict::Fail {
+                error: "splunk code 6 (HTTP 400): Invalid data format".into()
+            }
+        );
+        assert!(matches!(
+            hec.judge(200, None, b"<html>", 1),
+            Verdict::Fail { .. }
+        ));
+    }
+
+    #[test]
+    fn elastic_items_are_judged_one_by_one() {
+        let answer = body(json!({"took": 3, "errors": true, "items": [
+            {"create": {"_id": "a", "status": 201}},
+            {"create": {"_id": "b", "status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "exists"}}},
+            {"create": {"_id": "c", "status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}},
+            {"create": {"_id": "d", "status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse"}}},
+        ]}));
+        assert_eq!(
+            Protocol::ElasticBulk.judge(200, None, &answer, 4),
+            Verdict::Items {
+                retry: vec![(
+                    2,
+                    "item 429 es_rejected_execution_exception: queue full".into()
+                )],
+                failed: vec![(
+                    3,
+                    "item 400 mapper_parsing_exception: failed to parse".into()
+                )],
+            }
+        );
+        let fine = body(json!({"errors": false, "items": []}));
+        assert_eq!(
+            Protocol::ElasticBulk.judge(200, None, &fine, 4),
+            Verdict::Delivered
+        );
+        assert!(matches!(
+            Protocol::ElasticBulk.judge(200, None, &answer, 3),
+            Verdict::Fail { .. }
+        ));
+    }
+
+    #[test]
+    fn discord_waits_as_its_429_says() {
+        let answer = body(
+            json!({"message": "You are being rate limited.", "retry_after": 0.25, "global": false}),
+        );
+        assert_eq!(
+            Protocol::Discord.judge(429, None, &answer, 1),
+            Verdict::Retry {
+                error: "HTTP 429: rate limited".into(),
+                retry_after: Some(Duration::from_millis(250))
+            }
+        );
+    }
+
+    #[test]
+    fn the_routing_key_is_added_on_the_wire_only() {
+        let pd = Protocol::PagerDuty {
+            routing_key: Some(Secret::new("R0ut1ng\"key")),
+        };
+        let body = Bytes::from_static(b"{\"dedup_key\":\"k\"}");
+        let wire = pd.wire_body(&body);
+        let v: Value = serde_json::from_slice(&wire).unwrap();
+        assert_eq!(v["routing_key"], "R0ut1ng\"key");
+        assert_eq!(v["dedup_key"], "k");
+        assert_eq!(Protocol::Http.wire_body(&body), body);
+    }
+}
