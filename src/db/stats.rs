@@ -112,6 +112,21 @@ fn window_values(subscription: Option<&str>, window: Window) -> (Vec<Value>, &'s
     (values, by_subscription)
 }
 
+/// Run `sql`, written with `$n` placeholders, on whichever database `db` is.
+async fn run(
+    db: &DatabaseConnection,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+    let backend = db.get_database_backend();
+    db.query_all_raw(Statement::from_sql_and_values(
+        backend,
+        placeholders(backend, sql),
+        values,
+    ))
+    .await
+}
+
 /// Attempts in `window`, grouped by bucket, outcome and latency class; of one
 /// subscription, or of all.
 pub async fn attempt_groups(
@@ -134,13 +149,7 @@ pub async fn attempt_groups(
         epoch = epoch(backend, "attempted_at"),
         class = latency_class_sql(),
     );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            placeholders(backend, &sql),
-            values,
-        ))
-        .await?;
+    let rows = run(db, &sql, values).await?;
     rows.iter()
         .map(|row| {
             Ok(AttemptGroup {
@@ -170,13 +179,7 @@ pub async fn dead_letter_groups(
          GROUP BY bucket",
         epoch = epoch(backend, "created_at"),
     );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            placeholders(backend, &sql),
-            values,
-        ))
-        .await?;
+    let rows = run(db, &sql, values).await?;
     rows.iter()
         .map(|row| {
             Ok(DeadLetterGroup {

@@ -63,14 +63,7 @@ fn embed_fields(payload: &Value) -> Vec<Value> {
     let Value::Object(payload) = payload else {
         return Vec::new();
     };
-    let known = KEY_FIELDS.iter().filter_map(|k| payload.get_key_value(*k));
-    let mut rest: Vec<(&String, &Value)> = payload
-        .iter()
-        .filter(|(k, _)| !KEY_FIELDS.contains(&k.as_str()))
-        .collect();
-    rest.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    known
-        .chain(rest)
+    super::fields::in_showing_order(payload, &KEY_FIELDS)
         .filter_map(|(k, v)| {
             let value = fields::scalar(v)?;
             let name = fields::markdown_text(k, FIELD_NAME_CHARS);

@@ -4,9 +4,24 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::domain::Event;
+
+/// The payload's entries in the order chat messages show them: the keys of `first`
+/// that are present, in that order, then the others in key order.
+pub fn in_showing_order<'a>(
+    payload: &'a Map<String, Value>,
+    first: &'a [&str],
+) -> impl Iterator<Item = (&'a String, &'a Value)> {
+    let known = first.iter().filter_map(|k| payload.get_key_value(*k));
+    let mut rest: Vec<(&String, &Value)> = payload
+        .iter()
+        .filter(|(k, _)| !first.contains(&k.as_str()))
+        .collect();
+    rest.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    known.chain(rest)
+}
 
 /// The payload's `attacker_ip`, when it is an IP address.
 pub fn attacker_ip(event: &Event) -> Option<&str> {

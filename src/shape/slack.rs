@@ -45,14 +45,7 @@ fn text(event: &Event) -> String {
 /// `key=value` for the payload's scalars: `KEY_FIELDS` first, then the rest in
 /// key order; nulls, lists and objects are left out.
 fn fields(payload: &Map<String, Value>) -> Vec<String> {
-    let known = KEY_FIELDS.iter().filter_map(|k| payload.get_key_value(*k));
-    let mut rest: Vec<(&String, &Value)> = payload
-        .iter()
-        .filter(|(k, _)| !KEY_FIELDS.contains(&k.as_str()))
-        .collect();
-    rest.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    known
-        .chain(rest)
+    super::fields::in_showing_order(payload, &KEY_FIELDS)
         .filter_map(|(k, v)| scalar(v).map(|v| format!("{}={v}", one_line(k))))
         .take(MAX_FIELDS)
         .collect()
