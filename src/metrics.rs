@@ -50,6 +50,7 @@ pub struct Metrics {
     attempts: IntCounterVec,
     duration: Histogram,
     queue_depth: IntGaugeVec,
+    queue_bytes: IntGaugeVec,
     inflight: IntGaugeVec,
     trips: IntCounterVec,
     restarts: IntCounterVec,
@@ -116,6 +117,13 @@ impl Metrics {
             Opts::new(
                 "decnet_webhook_queue_depth",
                 "Events waiting in a subscription's queue.",
+            ),
+            &["subscription"],
+        )?;
+        let queue_bytes = IntGaugeVec::new(
+            Opts::new(
+                "decnet_webhook_queue_bytes",
+                "What the events waiting in a subscription's queue weigh, in bytes (counted against DECNET_WEBHOOK_QUEUE_BYTES_PER_SUB).",
             ),
             &["subscription"],
         )?;
@@ -188,6 +196,7 @@ impl Metrics {
         registry.register(Box::new(attempts.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(queue_bytes.clone()))?;
         registry.register(Box::new(inflight.clone()))?;
         registry.register(Box::new(trips.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
@@ -205,6 +214,7 @@ impl Metrics {
             attempts,
             duration,
             queue_depth,
+            queue_bytes,
             inflight,
             trips,
             restarts,
@@ -246,7 +256,7 @@ impl Metrics {
             metrics: self.clone(),
             uuid: uuid.clone(),
             handles: None,
-            reported: (0, 0),
+            reported: (0, 0, 0),
         }
     }
 
@@ -341,6 +351,7 @@ impl Metrics {
                     let _ = self.attempts.remove_label_values(&[id, result]);
                 }
                 let _ = self.queue_depth.remove_label_values(&[id]);
+                let _ = self.queue_bytes.remove_label_values(&[id]);
                 let _ = self.inflight.remove_label_values(&[id]);
                 let _ = self.trips.remove_label_values(&[id]);
                 let _ = self.restarts.remove_label_values(&[id]);
@@ -376,8 +387,8 @@ pub struct SubscriptionMetrics {
     metrics: Arc<Metrics>,
     uuid: Arc<str>,
     handles: Option<Box<Handles>>,
-    /// What this holder added to the shared gauges (queued, in flight).
-    reported: (i64, i64),
+    /// What this holder added to the shared gauges (queued, its bytes, in flight).
+    reported: (i64, i64, i64),
 }
 
 struct Handles {
@@ -385,6 +396,7 @@ struct Handles {
     failure: IntCounter,
     attempts: [IntCounter; RESULTS.len()],
     queue_depth: IntGauge,
+    queue_bytes: IntGauge,
     inflight: IntGauge,
 }
 
@@ -397,6 +409,7 @@ impl SubscriptionMetrics {
                 failure: metrics.deliveries.with_label_values(&[id, "failure"]),
                 attempts: RESULTS.map(|r| metrics.attempts.with_label_values(&[id, r])),
                 queue_depth: metrics.queue_depth.with_label_values(&[id]),
+                queue_bytes: metrics.queue_bytes.with_label_values(&[id]),
                 inflight: metrics.inflight.with_label_values(&[id]),
             })
         })
@@ -429,13 +442,11 @@ impl SubscriptionMetrics {
         }
     }
 
-    /// The subscription's queue length and deliveries in flight now. Gauges add up
-    /// over every holder of the uuid (a restarting subscription's old and new actor).
-    pub fn set_load(&mut self, queued: usize, inflight: usize) {
-        let now = (
-            i64::try_from(queued).unwrap_or(i64::MAX),
-            i64::try_from(inflight).unwrap_or(i64::MAX),
-        );
+    /// The subscription's queue length, what it weighs, and deliveries in flight now.
+    /// Gauges add up over every holder of the uuid (a restarting subscription's old and
+    /// new actor).
+    pub fn set_load(&mut self, queued: usize, queued_bytes: usize, inflight: usize) {
+        let now = (gauge(queued), gauge(queued_bytes), gauge(inflight));
         if now == self.reported {
             return;
         }
@@ -445,15 +456,22 @@ impl SubscriptionMetrics {
             h.queue_depth.add(now.0 - reported.0);
         }
         if now.1 != reported.1 {
-            h.inflight.add(now.1 - reported.1);
+            h.queue_bytes.add(now.1 - reported.1);
+        }
+        if now.2 != reported.2 {
+            h.inflight.add(now.2 - reported.2);
         }
         self.reported = now;
     }
 }
 
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 impl Drop for SubscriptionMetrics {
     fn drop(&mut self) {
-        self.set_load(0, 0);
+        self.set_load(0, 0, 0);
         self.metrics.release(&self.uuid);
     }
 }
@@ -508,7 +526,7 @@ mod tests {
         let mut s = m.subscription(&uuid);
         s.delivered(&outcome(true, &[Some(503), None, Some(204)]));
         s.delivered(&outcome(false, &[Some(404)]));
-        s.set_load(7, 3);
+        s.set_load(7, 7_000, 3);
         let sub = ("subscription", &*uuid);
         let deliveries = "decnet_webhook_deliveries_total";
         assert_eq!(
@@ -536,6 +554,10 @@ mod tests {
         let count = value(&m, "decnet_webhook_delivery_duration_seconds_count", &[]);
         assert_eq!(count, Some(2.0));
         assert_eq!(value(&m, "decnet_webhook_queue_depth", &[sub]), Some(7.0));
+        assert_eq!(
+            value(&m, "decnet_webhook_queue_bytes", &[sub]),
+            Some(7_000.0)
+        );
         assert_eq!(value(&m, "decnet_webhook_inflight", &[sub]), Some(3.0));
         assert_eq!(
             value(&m, "decnet_webhook_subscriptions_running", &[]),
@@ -565,10 +587,14 @@ mod tests {
         // A restart: the new actor takes the uuid before the old one has finished.
         let mut old = m.subscription(&uuid);
         let mut new = m.subscription(&uuid);
-        old.set_load(2, 1);
-        new.set_load(1, 1);
+        old.set_load(2, 2_000, 1);
+        new.set_load(1, 1_000, 1);
         old.delivered(&outcome(true, &[Some(200)]));
         assert_eq!(value(&m, "decnet_webhook_inflight", &[sub]), Some(2.0));
+        assert_eq!(
+            value(&m, "decnet_webhook_queue_bytes", &[sub]),
+            Some(3_000.0)
+        );
         assert_eq!(
             value(&m, "decnet_webhook_subscriptions_running", &[]),
             Some(1.0)
@@ -576,6 +602,10 @@ mod tests {
         drop(old);
         // Kept while the new actor runs, without the old one's load.
         assert_eq!(value(&m, "decnet_webhook_inflight", &[sub]), Some(1.0));
+        assert_eq!(
+            value(&m, "decnet_webhook_queue_bytes", &[sub]),
+            Some(1_000.0)
+        );
         assert_eq!(value(&m, "decnet_webhook_queue_depth", &[sub]), Some(1.0));
         m.circuit_tripped(&uuid);
         assert_eq!(
@@ -605,7 +635,7 @@ mod tests {
         let uuid: Arc<str> = "2c9d4f0e-7a61-4b8e-9c3d-5e6f7a8b9c0d".into();
         let sub = ("subscription", &*uuid);
         let mut s = m.subscription(&uuid);
-        s.set_load(4, 2);
+        s.set_load(4, 4_000, 2);
         s.delivered(&outcome(false, &[Some(500)]));
         m.circuit_tripped(&uuid);
         drop(s);

@@ -606,7 +606,8 @@ impl SubscriptionActor {
                 Next::Idle => break,
             }
         }
-        self.metrics.set_load(self.schedule.len(), self.held.len());
+        self.metrics
+            .set_load(self.schedule.len(), self.schedule.bytes(), self.held.len());
         if self.held.is_empty() && self.schedule.is_empty() && self.draining.is_some() {
             if let Some(done) = self.drained.take() {
                 let _ = done.send(());
@@ -732,7 +733,7 @@ impl SubscriptionActor {
         for item in held {
             self.settle_crashed(Place::InFlight, &item.sent, item.ack, &in_flight);
         }
-        self.metrics.set_load(0, 0);
+        self.metrics.set_load(0, 0, 0);
         if let Some((to, generation)) = self.on_exit.take() {
             to.do_send(Exited {
                 uuid: self.spec.uuid.clone(),
