@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     if let Some(code) = decnet_webhook::shape::sandbox::child_entry() {
         return code;
     }
-    // A worker of `cluster` in a process of its own, to be killed with SIGKILL.
+    // A worker in a process of its own, stopped with SIGTERM or killed with SIGKILL.
     if std::env::args().nth(1).as_deref() == Some(rig::WORKER_CHILD) {
         return rig::worker_child(std::env::args().skip(2));
     }

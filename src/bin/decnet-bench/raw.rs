@@ -7,9 +7,17 @@ use awc::http::header::{HeaderName, HeaderValue};
 
 use super::{clock, report::BenchError};
 
-/// POST `n` requests (ids `0..n`) to `url` with `concurrency` in flight; returns the
-/// wall time from the first send to the last answer.
-pub async fn measure(url: String, n: usize, concurrency: usize) -> Result<f64, BenchError> {
+/// What one raw run measured, from the first send to the last answer.
+pub struct RawRun {
+    /// Wall time (s).
+    pub elapsed_s: f64,
+    /// CPU time of the client's thread (s), `None` where the clock cannot be read:
+    /// the client alone, without the receiver.
+    pub client_cpu_s: Option<f64>,
+}
+
+/// POST `n` requests (ids `0..n`) to `url` with `concurrency` in flight.
+pub async fn measure(url: String, n: usize, concurrency: usize) -> Result<RawRun, BenchError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("bench-raw-client".into())
@@ -22,12 +30,14 @@ pub async fn measure(url: String, n: usize, concurrency: usize) -> Result<f64, B
         .map_err(|_| BenchError("raw client thread died".into()))?
 }
 
-async fn run(url: String, n: usize, concurrency: usize) -> Result<f64, BenchError> {
+async fn run(url: String, n: usize, concurrency: usize) -> Result<RawRun, BenchError> {
     let client = awc::Client::builder()
         .connector(awc::Connector::new().limit(0))
         .disable_redirects()
         .finish();
     let next = Rc::new(Cell::new(0usize));
+    // Every future of the client runs on this thread: its CPU time is the client's.
+    let cpu0 = thread_cpu_s();
     let started = Instant::now();
     let loops = (0..concurrency.max(1)).map(|_| {
         let (client, next, url) = (client.clone(), next.clone(), url.clone());
@@ -43,7 +53,26 @@ async fn run(url: String, n: usize, concurrency: usize) -> Result<f64, BenchErro
         }
     });
     futures::future::try_join_all(loops).await?;
-    Ok(started.elapsed().as_secs_f64())
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let client_cpu_s = match (cpu0, thread_cpu_s()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    Ok(RawRun {
+        elapsed_s,
+        client_cpu_s,
+    })
+}
+
+/// The calling thread's CPU time so far (user and system, s).
+fn thread_cpu_s() -> Option<f64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which lives on this stack frame.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
 }
 
 async fn post(client: &awc::Client, url: &str, seq: usize) -> Result<(), BenchError> {

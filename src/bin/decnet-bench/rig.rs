@@ -177,8 +177,8 @@ impl Rig {
 pub const WORKER_CHILD: &str = "worker-child";
 
 impl Rig {
-    /// The worker in a process of its own (this executable as [`worker_child`]), to
-    /// be killed with SIGKILL.
+    /// The worker in a process of its own (this executable as [`worker_child`]):
+    /// stopped with SIGTERM by [`ChildWorker::stop`], else killed with SIGKILL.
     pub fn spawn_child_worker(&self) -> Result<ChildWorker, BenchError> {
         let exe = std::env::current_exe().map_err(|e| BenchError::setup("own executable", e))?;
         let child = std::process::Command::new(exe)
@@ -187,23 +187,113 @@ impl Rig {
             .stdout(std::process::Stdio::null())
             .spawn()
             .map_err(|e| BenchError::setup("worker process", e))?;
-        Ok(ChildWorker(child))
+        Ok(ChildWorker {
+            pid: child.id(),
+            child: Some(child),
+        })
+    }
+
+    /// Dead letters in the rig's database: (queue overflow, every other reason).
+    pub async fn dead_letters(&self) -> Result<(u64, u64), BenchError> {
+        use entity::dead_letter::{Column, Entity};
+        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+        let fail = |e| BenchError::setup("count dead letters", e);
+        let overflow = decnet_webhook::db::dead_letters::Reason::QueueOverflow.as_str();
+        let all = Entity::find().count(&self.db).await.map_err(fail)?;
+        let overflowed = Entity::find()
+            .filter(Column::Reason.eq(overflow))
+            .count(&self.db)
+            .await
+            .map_err(fail)?;
+        Ok((overflowed, all.saturating_sub(overflowed)))
     }
 }
 
-/// A worker process; killed (SIGKILL) when dropped.
-pub struct ChildWorker(std::process::Child);
+/// A worker process; killed (SIGKILL) when dropped unless stopped.
+pub struct ChildWorker {
+    pid: u32,
+    /// `None` once reaped.
+    child: Option<std::process::Child>,
+}
+
+/// How a worker process ended.
+pub struct Stopped {
+    /// Its CPU time over its life (user and system, s), as `wait4` reports it: the
+    /// children it reaped included.
+    pub cpu_s: f64,
+    /// It exited by itself on SIGTERM within the bound (not killed by a signal).
+    pub graceful: bool,
+}
+
+/// How long a killed process may take to be reaped.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 impl ChildWorker {
     /// Its process id (to read its CPU time and memory from `/proc`).
     pub fn pid(&self) -> u32 {
-        self.0.id()
+        self.pid
     }
 
     pub fn kill9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+
+    /// SIGTERM, then wait at most `within` for it to finish its deliveries and write
+    /// what it deferred (as `decnet webhook` stops); SIGKILL after that.
+    pub async fn stop(mut self, within: Duration) -> Result<Stopped, BenchError> {
+        let child = self
+            .child
+            .take()
+            .ok_or_else(|| BenchError("the worker process was already stopped".into()))?;
+        // Not reaped yet (its handle is held): the pid is still this child's.
+        let pid = self.pid as libc::pid_t;
+        // SAFETY: kill takes plain integers.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let started = Instant::now();
+        let mut killed = false;
+        let (status, usage) = loop {
+            if let Some(ended) = reap(pid)? {
+                break ended;
+            }
+            if !killed && started.elapsed() >= within {
+                killed = true;
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if started.elapsed() >= within + KILL_WAIT {
+                return Err(BenchError(format!("the worker process {pid} never exited")));
+            }
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        };
+        // Reaped by `reap`: the handle has nothing left to wait for.
+        drop(child);
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Ok(Stopped {
+            cpu_s: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+            graceful: libc::WIFEXITED(status),
+        })
+    }
+}
+
+/// Reap the child `pid` if it has ended, returning its wait status and resource use;
+/// `None` while it runs.
+fn reap(pid: libc::pid_t) -> Result<Option<(libc::c_int, libc::rusage)>, BenchError> {
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes into the two locals above; WNOHANG keeps it from blocking.
+    let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+    if got == pid {
+        return Ok(Some((status, usage)));
+    }
+    let error = std::io::Error::last_os_error();
+    if got == 0 || error.kind() == std::io::ErrorKind::Interrupted {
+        return Ok(None);
+    }
+    Err(BenchError::setup("waiting for the worker process", error))
 }
 
 impl Drop for ChildWorker {
@@ -213,7 +303,7 @@ impl Drop for ChildWorker {
 }
 
 /// `decnet-bench worker-child key=value…`: run the worker on these settings until
-/// killed.
+/// SIGTERM (a graceful stop) or SIGKILL.
 pub fn worker_child(args: impl Iterator<Item = String>) -> std::process::ExitCode {
     let pairs: Vec<(String, String)> = args
         .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
@@ -235,11 +325,15 @@ pub fn worker_child(args: impl Iterator<Item = String>) -> std::process::ExitCod
             api: false,
             worker: true,
         };
-        match Application::build(settings, components, None, None).await {
-            Ok(app) => {
-                let _ = app.run_until(std::future::pending::<()>()).await;
-                std::process::ExitCode::SUCCESS
+        let app = match Application::build(settings, components, None, None).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("{WORKER_CHILD}: {e}");
+                return std::process::ExitCode::FAILURE;
             }
+        };
+        match app.run_until_stopped().await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{WORKER_CHILD}: {e}");
                 std::process::ExitCode::FAILURE

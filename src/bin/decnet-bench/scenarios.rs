@@ -9,8 +9,8 @@ use super::{
     raw,
     receiver::{Blackhole, Ledger, Receiver, Tally},
     report::{round, secs, BenchError, Report, Scenario, Size},
-    rig::{settle, Rig, RunningWorker, Sub},
-    stats::{cpu_s_of, ratio, rss_mib, rss_mib_of, CpuMeter, CpuUse},
+    rig::{settle, ChildWorker, Rig, RunningWorker, Sub},
+    stats::{cpu_s_of, cpu_s_with_reaped_of, ratio, rss_mib, rss_mib_of, CpuMeter, CpuUse},
 };
 
 /// How big each scenario runs.
@@ -107,6 +107,9 @@ impl Dims {
 }
 
 const STOP_WAIT: Duration = Duration::from_secs(3);
+/// How long a worker process may take to exit on SIGTERM (its drain and deferred
+/// writes, then the process's exit) before it is killed.
+const CHILD_STOP_WAIT: Duration = Duration::from_secs(5);
 
 pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
     super::clock::init();
@@ -141,6 +144,8 @@ struct Ceiling {
     posts_per_s: f64,
     /// Busy CPU µs per POST, client and receiver together.
     cpu_us_per_post: f64,
+    /// CPU µs per POST of the client's thread alone.
+    client_cpu_us_per_post: Option<f64>,
 }
 
 /// POST/s of a fresh receiver from an awc client at the worker's concurrency.
@@ -148,19 +153,21 @@ async fn ceiling(n: usize, report: &mut Report) -> Result<Ceiling, BenchError> {
     let c = concurrency()?;
     let receiver = Receiver::start(Ledger::new(1, n))?;
     let cpu = CpuMeter::now();
-    let elapsed = raw::measure(receiver.url(0), n, c).await?;
+    let run = raw::measure(receiver.url(0), n, c).await?;
     let used = cpu_since(cpu);
     let tally = receiver.ledger.tally(0..1, 0..n);
     report.check("raw POSTs received", n as u64, tally.delivered);
     report.check("raw duplicates", 0, tally.duplicated);
     report.set("concurrency", c);
+    let posts = tally.delivered.max(1) as f64;
     Ok(Ceiling {
-        posts_per_s: if elapsed > 0.0 {
-            n as f64 / elapsed
+        posts_per_s: if run.elapsed_s > 0.0 {
+            n as f64 / run.elapsed_s
         } else {
             0.0
         },
         cpu_us_per_post: used.map_or(0.0, |u| u.us_per(tally.delivered)),
+        client_cpu_us_per_post: run.client_cpu_s.map(|s| round(s * 1e6 / posts, 1)),
     })
 }
 
@@ -196,6 +203,9 @@ async fn around<T>(
         "raw_cpu_us_per_post",
         round((before.cpu_us_per_post + after.cpu_us_per_post) / 2.0, 1),
     );
+    if let (Some(b), Some(a)) = (before.client_cpu_us_per_post, after.client_cpu_us_per_post) {
+        report.set("raw_client_cpu_us_per_post", round((b + a) / 2.0, 1));
+    }
     Ok((out, mean))
 }
 
@@ -204,6 +214,7 @@ async fn raw_only(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let raw = ceiling(d.raw_posts, report).await?;
     report.set("raw_posts_per_s", raw.posts_per_s.round());
     report.set("cpu_us_per_post", raw.cpu_us_per_post);
+    report.set("raw_client_cpu_us_per_post", raw.client_cpu_us_per_post);
     Ok(())
 }
 
@@ -223,6 +234,52 @@ async fn worker(rig: &Rig, n: usize) -> Result<RunningWorker, BenchError> {
     w.wait_ready(n, Duration::from_secs(30), Duration::from_millis(5))
         .await?;
     Ok(w)
+}
+
+/// Probes published (one at a time, 100 ms apart) until a worker process consumes.
+const PROBES: usize = 200;
+
+/// The worker in a process of its own on the rig's rows (`uuids`, routes `0..` of
+/// `receiver`, each subscribed to `subject`), once it consumes for every one of them:
+/// in durable mode once each consumer has a pull waiting, on core NATS once each route
+/// got a probe, events `probes` outside the counted range (probes published before it
+/// subscribed are lost, by design).
+async fn child_worker(
+    rig: &Rig,
+    uuids: &[String],
+    subject: &str,
+    receiver: &Receiver,
+    probes: std::ops::Range<usize>,
+) -> Result<ChildWorker, BenchError> {
+    let child = rig.spawn_child_worker()?;
+    if rig.settings.webhook.durable {
+        let client = async_nats::connect(rig.url())
+            .await
+            .map_err(|e| BenchError::setup("readiness client", e))?;
+        for uuid in uuids {
+            let consumer = decnet_webhook::bus::durable::consumer_name(uuid, subject);
+            wait_pulling(&client, &rig.settings.webhook.stream, &consumer, 1).await?;
+        }
+        return Ok(child);
+    }
+    let consumes =
+        || (0..uuids.len()).all(|r| receiver.ledger.delivered(r..r + 1, probes.clone()) > 0);
+    for probe in probes.clone() {
+        if consumes() {
+            return Ok(child);
+        }
+        let plan = Plan {
+            subject: subject.into(),
+            seqs: probe..probe + 1,
+            rate: None,
+        };
+        publisher::publish(rig.url(), plan).await?;
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    if consumes() {
+        return Ok(child);
+    }
+    Err(BenchError("the worker process never consumed".into()))
 }
 
 /// The counts every delivery figure stands on.
@@ -254,9 +311,10 @@ async fn throughput(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
 async fn fanout(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let rig = Rig::new(&[]).await?;
     let (n, events) = (d.fanout_subs, d.fanout_events);
-    let receiver = Receiver::start(Ledger::new(n, events))?;
-    rig.insert(&subs(&receiver, n, "bench.fanout")).await?;
-    let w = worker(&rig, n).await?;
+    let receiver = Receiver::start(Ledger::new(n, events + PROBES))?;
+    let uuids = rig.insert(&subs(&receiver, n, "bench.fanout")).await?;
+    let probes = events..events + PROBES;
+    let w = child_worker(&rig, &uuids, "bench.fanout", &receiver, probes).await?;
     let plan = Plan {
         subject: "bench.fanout".into(),
         seqs: 0..events,
@@ -375,12 +433,17 @@ async fn isolation(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// What one flat-out run measured: counts read before the worker stopped, CPU up to
-/// its stop.
+/// What one flat-out run measured: arrivals counted before the worker stopped, CPU
+/// and dead letters up to its exit.
 struct FlatOut {
     published: Published,
     tally: Tally,
+    /// The whole machine's.
     cpu: Option<CpuUse>,
+    /// The worker process's own CPU time over the run (s).
+    worker_cpu_s: Option<f64>,
+    /// The worker exited by itself on SIGTERM (so it wrote what it deferred).
+    stopped: bool,
     overflow: u64,
     failed: u64,
     connections: u64,
@@ -397,9 +460,10 @@ async fn flat_out(
     via: Via,
     stall: Duration,
 ) -> Result<FlatOut, BenchError> {
-    let receiver = Receiver::start(Ledger::new(1, events))?;
-    rig.insert(&subs(&receiver, 1, subject)).await?;
-    let w = worker(rig, 1).await?;
+    let receiver = Receiver::start(Ledger::new(1, events + PROBES))?;
+    let uuids = rig.insert(&subs(&receiver, 1, subject)).await?;
+    let probes = events..events + PROBES;
+    let w = child_worker(rig, &uuids, subject, &receiver, probes).await?;
     let plan = Plan {
         subject: subject.into(),
         seqs: 0..events,
@@ -409,11 +473,11 @@ async fn flat_out(
 }
 
 /// Publish `plan` flat out, wait until `routes` × its events settle, and stop the
-/// worker (its delivery log written) before anything else is measured: deferred
-/// writes are this run's cost, not noise in the next ceiling.
+/// worker process (its delivery log and dead letters written) before anything else
+/// is measured: deferred writes are this run's cost, not noise in the next ceiling.
 async fn drive(
     rig: &Rig,
-    w: RunningWorker,
+    w: ChildWorker,
     receiver: &Receiver,
     routes: std::ops::Range<usize>,
     plan: Plan,
@@ -421,15 +485,18 @@ async fn drive(
     stall: Duration,
 ) -> Result<FlatOut, BenchError> {
     let seqs = plan.seqs.clone();
-    let cpu = CpuMeter::now();
+    let (cpu, worker_cpu) = (CpuMeter::now(), cpu_s_with_reaped_of(w.pid()));
     let published = publisher::publish_via(rig.url(), plan, via).await?;
     let tally = settle(&receiver.ledger, routes, seqs, stall).await;
-    let (overflow, failed) = (w.overflow(), w.failed());
-    w.stop(STOP_WAIT).await;
+    let stopped = w.stop(CHILD_STOP_WAIT).await?;
+    let cpu = cpu_since(cpu);
+    let (overflow, failed) = rig.dead_letters().await?;
     Ok(FlatOut {
         published,
         tally,
-        cpu: cpu_since(cpu),
+        cpu,
+        worker_cpu_s: worker_cpu.map(|s| stopped.cpu_s - s),
+        stopped: stopped.graceful,
         overflow,
         failed,
         connections: connections(receiver),
@@ -451,6 +518,7 @@ fn report_flat_out(report: &mut Report, label: &str, run: &FlatOut, raw: f64, ev
     report.set("p99_ms", run.tally.percentile_ms(99.0));
     report.set("connections", run.connections);
     cpu_cost(report, run.cpu, run.tally.delivered);
+    worker_cpu_cost(report, label, run);
     report.check(
         format!("{label} published"),
         events as u64,
@@ -459,10 +527,29 @@ fn report_flat_out(report: &mut Report, label: &str, run: &FlatOut, raw: f64, ev
     delivery_counts(report, label, &run.tally, run.stray);
 }
 
+/// The worker process's own CPU µs per delivery, and whether it stopped by itself.
+fn worker_cpu_cost(report: &mut Report, label: &str, run: &FlatOut) {
+    if let Some(s) = run.worker_cpu_s {
+        let per = s * 1e6 / run.tally.delivered.max(1) as f64;
+        report.set("worker_cpu_us_per_delivery", round(per, 1));
+    }
+    stopped_check(report, label, run);
+}
+
+/// A worker killed after the bound left what it deferred (dead letters included)
+/// unwritten and uncounted.
+fn stopped_check(report: &mut Report, label: &str, run: &FlatOut) {
+    report.check(
+        format!("{label} worker stopped on SIGTERM"),
+        1,
+        u64::from(run.stopped),
+    );
+}
+
 /// `throughput` in durable mode: events published into a JetStream stream (each
 /// acknowledged as stored, pipelined) and consumed through the worker's durable
-/// consumer. A core-mode run of the same size, in this same process and between the
-/// same two raw measurements, gives the same-run ratio.
+/// consumer. A core-mode run of the same size, in this same run and between the same
+/// two raw measurements, gives the same-run ratio.
 async fn durable(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let n = d.durable_events;
     let queue = n.to_string();
@@ -486,6 +573,7 @@ async fn durable(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     report_flat_out(report, "durable", &durable, raw, n);
     report.check("core run published", n as u64, core.published.count as u64);
     delivery_counts(report, "core run", &core.tally, core.stray);
+    stopped_check(report, "core run", &core);
     Ok(())
 }
 
@@ -590,7 +678,7 @@ async fn set_template(rig: &Rig, uuids: &[String], source: &str) -> Result<(), B
 }
 
 /// What the template sandbox costs and whom a bad template holds up: one templated
-/// subscription flat out beside the same run in the raw shape (same process, same
+/// subscription flat out beside the same run in the raw shape (same bench run, same
 /// size), then templated subscriptions at a steady rate without and then beside a
 /// subscription whose template runs every render to the time limit.
 async fn templates(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
@@ -600,10 +688,11 @@ async fn templates(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     let raw_rig = Rig::new(&settings).await?;
     let raw = flat_out(&raw_rig, n, "bench.raw", Via::Core, d.stall).await?;
     let rig = Rig::new(&settings).await?;
-    let receiver = Receiver::start(Ledger::new(1, n))?;
+    let receiver = Receiver::start(Ledger::new(1, n + PROBES))?;
     let uuids = rig.insert(&subs(&receiver, 1, "bench.template")).await?;
     set_template(&rig, &uuids, TEMPLATE).await?;
-    let w = worker(&rig, 1).await?;
+    let probes = n..n + PROBES;
+    let w = child_worker(&rig, &uuids, "bench.template", &receiver, probes).await?;
     let plan = Plan {
         subject: "bench.template".into(),
         seqs: 0..n,
@@ -618,6 +707,7 @@ async fn templates(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     report.set("p50_ms", templated.tally.percentile_ms(50.0));
     report.set("p99_ms", templated.tally.percentile_ms(99.0));
     cpu_cost(report, templated.cpu, templated.tally.delivered);
+    worker_cpu_cost(report, "templated", &templated);
     report.check(
         "templated published",
         n as u64,
@@ -626,6 +716,7 @@ async fn templates(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     delivery_counts(report, "templated", &templated.tally, templated.stray);
     report.check("raw shape published", n as u64, raw.published.count as u64);
     delivery_counts(report, "raw shape", &raw.tally, raw.stray);
+    stopped_check(report, "raw shape", &raw);
 
     // Steady phases: the healthy templated subscriptions alone, then beside one whose
     // template runs to the time limit on the same events.
@@ -995,9 +1086,6 @@ async fn wait_pulling(
     }
 }
 
-/// Probes published (one at a time) until the worker delivers one: it consumes.
-const BURST_PROBES: usize = 200;
-
 /// A burst at the default settings to one subscription on a healthy receiver, the
 /// worker in a process of its own as `decnet webhook` runs: what it delivers and
 /// dead-letters, its memory idle, at the burst's peak and after the queue drained,
@@ -1006,26 +1094,13 @@ async fn burst(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     const SUBJECT: &str = "bench.burst";
     let n = d.burst_events;
     let rig = Rig::new(&[]).await?;
-    let receiver = Receiver::start(Ledger::new(1, n + BURST_PROBES))?;
-    let uuid = rig.insert(&subs(&receiver, 1, SUBJECT)).await?.remove(0);
-    let child = rig.spawn_child_worker()?;
+    let receiver = Receiver::start(Ledger::new(1, n + PROBES))?;
+    let uuids = rig.insert(&subs(&receiver, 1, SUBJECT)).await?;
+    let uuid = uuids
+        .first()
+        .ok_or_else(|| BenchError("no subscription inserted".into()))?;
+    let child = child_worker(&rig, &uuids, SUBJECT, &receiver, n..n + PROBES).await?;
     let pid = child.pid();
-    // Ready once a probe (outside the counted range) arrives; earlier ones are lost
-    // on core NATS, by design.
-    let mut probe = n;
-    while receiver.ledger.arrived() == 0 {
-        if probe == n + BURST_PROBES {
-            return Err(BenchError("the worker process never consumed".into()));
-        }
-        let plan = Plan {
-            subject: SUBJECT.into(),
-            seqs: probe..probe + 1,
-            rate: None,
-        };
-        publisher::publish(rig.url(), plan).await?;
-        probe += 1;
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
     // Idle: started, one subscription consuming, nothing queued.
     actix_rt::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = rss_mib_of(pid);
@@ -1072,7 +1147,7 @@ async fn burst(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         }
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     }
-    let dead = decnet_webhook::db::dead_letters::list(&rig.db, &uuid, 1, 0)
+    let dead = decnet_webhook::db::dead_letters::list(&rig.db, uuid, 1, 0)
         .await
         .map(|(_, total)| total)
         .map_err(|e| BenchError::setup("dead letters", e))?;

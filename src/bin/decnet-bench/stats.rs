@@ -39,15 +39,28 @@ pub fn rss_mib_of(pid: u32) -> Option<f64> {
 
 /// A process's CPU time so far (user and system, seconds), from `/proc/<pid>/stat`.
 pub fn cpu_s_of(pid: u32) -> Option<f64> {
+    stat_cpu_s(pid, false)
+}
+
+/// The same, the children it has reaped included: what `wait4` reports for it when
+/// it exits.
+pub fn cpu_s_with_reaped_of(pid: u32) -> Option<f64> {
+    stat_cpu_s(pid, true)
+}
+
+fn stat_cpu_s(pid: u32, reaped: bool) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces: fields count from after its `)`.
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf reads a constant of the system; no pointer is involved.
-    let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (per_s > 0).then(|| ticks as f64 / per_s as f64)
+    // utime, stime, cutime and cstime are fields 14 to 17 of the line, 12 to 15
+    // after the name.
+    let fields = if reaped { 11..15 } else { 11..13 };
+    let mut ticks = 0u64;
+    for i in fields {
+        ticks += f.get(i)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / ticks_per_second())
 }
 
 /// The whole machine's CPU time so far, from the first line of `/proc/stat`: every
@@ -164,5 +177,6 @@ mod tests {
         assert!(rss_mib().is_some_and(|m| m > 0.0));
         assert!(rss_mib_of(std::process::id()).is_some_and(|m| m > 0.0));
         assert!(cpu_s_of(std::process::id()).is_some_and(|s| s >= 0.0));
+        assert!(cpu_s_with_reaped_of(std::process::id()).is_some_and(|s| s >= 0.0));
     }
 }
