@@ -64,6 +64,9 @@ pub struct Metrics {
     running: IntGauge,
     live: Mutex<HashMap<Arc<str>, Live>>,
     grace: Duration,
+    /// Bumped whenever series are dropped, so handles kept elsewhere
+    /// ([`EventCounters`]) know to look theirs up again.
+    pruned: std::sync::atomic::AtomicU64,
     /// When starting a subscription may next sweep the map: a sweep walks every
     /// entry, and ten thousand starts must not walk it ten thousand times.
     next_prune: Mutex<Instant>,
@@ -228,6 +231,7 @@ impl Metrics {
             running,
             live: Mutex::default(),
             grace,
+            pruned: std::sync::atomic::AtomicU64::new(0),
             next_prune: Mutex::new(Instant::now()),
         })
     }
@@ -304,19 +308,32 @@ impl Metrics {
     }
 
     /// The ledger moved `n` events of `uuid`: received (when `arrived`), and into a
-    /// final outcome (label, dead-letter reason) when there is one.
+    /// final outcome (label, dead-letter reason) when there is one. `cache` keeps the
+    /// subscription's series between calls, so a step takes no labelled lookup.
     pub fn events_moved(
         &self,
+        cache: &mut Option<EventCounters>,
         uuid: &str,
         arrived: bool,
         outcome: Option<(&str, Option<&str>)>,
         n: u64,
     ) {
+        let epoch = self.pruned.load(std::sync::atomic::Ordering::Relaxed);
+        let counters = match cache {
+            Some(c) if c.epoch == epoch => c,
+            _ => cache.insert(EventCounters {
+                epoch,
+                by_outcome: LEDGER_OUTCOMES.map(|o| self.events.with_label_values(&[uuid, o])),
+            }),
+        };
         if arrived {
-            self.events.with_label_values(&[uuid, "received"]).inc_by(n);
+            counters.by_outcome[0].inc_by(n);
         }
         if let Some((outcome, reason)) = outcome {
-            self.events.with_label_values(&[uuid, outcome]).inc_by(n);
+            match LEDGER_OUTCOMES.iter().position(|o| *o == outcome) {
+                Some(i) => counters.by_outcome[i].inc_by(n),
+                None => self.events.with_label_values(&[uuid, outcome]).inc_by(n),
+            }
             if let Some(reason) = reason {
                 self.events_dead_lettered
                     .with_label_values(&[uuid, reason])
@@ -364,6 +381,10 @@ impl Metrics {
                         .remove_label_values(&[id, reason.as_str()]);
                 }
             }
+            if expired {
+                self.pruned
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             !expired
         });
     }
@@ -378,6 +399,14 @@ impl Metrics {
             }
         }
     }
+}
+
+/// A subscription's `decnet_webhook_events_total` series by outcome (in
+/// `LEDGER_OUTCOMES` order), as of a prune epoch.
+#[derive(Debug)]
+pub struct EventCounters {
+    epoch: u64,
+    by_outcome: [IntCounter; LEDGER_OUTCOMES.len()],
 }
 
 /// One subscription's metric handles, held by its actor: updating them takes no

@@ -13,7 +13,7 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
 };
 use chrono::Utc;
-use sea_orm::{DatabaseConnection, Set};
+use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
 
 use super::stats::WorkerStats;
@@ -26,6 +26,8 @@ use crate::{
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
 const MAX_BUFFERED: usize = 200_000;
+/// Delivery-log rows written by one flush (one transaction, statements of `BATCH`).
+const MAX_LOG_PER_WRITE: usize = 20 * BATCH;
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How often the ledger is written (only subscriptions whose counts moved).
 const LEDGER_EVERY: Duration = Duration::from_secs(2);
@@ -46,13 +48,32 @@ pub struct RecordDeadLetter {
     pub ack: Option<Acker>,
 }
 
-/// The attempts of one delivery, for the delivery log.
+/// Rows for the delivery log: the attempts of one delivery or, batched by the
+/// sender, of many.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub struct RecordAttempts {
-    pub subscription: Arc<str>,
-    pub event_id: String,
-    pub attempts: Vec<Attempt>,
+    pub rows: Vec<delivery_log::LogRow>,
+}
+
+/// Append the attempts of one delivery of `event_id` to `out`, as log rows.
+pub fn log_rows(
+    subscription: &Arc<str>,
+    event_id: &str,
+    attempts: Vec<Attempt>,
+    out: &mut Vec<delivery_log::LogRow>,
+) {
+    for (i, t) in attempts.into_iter().enumerate() {
+        out.push(delivery_log::LogRow {
+            subscription: subscription.clone(),
+            event_id: event_id.to_owned(),
+            attempt: i32::try_from(i + 1).unwrap_or(i32::MAX),
+            at: t.at,
+            status: t.status.map(i32::from),
+            latency_ms: i32::try_from(t.latency.as_millis()).unwrap_or(i32::MAX),
+            error: t.error,
+        });
+    }
 }
 
 /// Write everything buffered now; answers when written (or given up for now).
@@ -77,7 +98,7 @@ pub struct JournalActor {
     db: DatabaseConnection,
     retention: Retention,
     dead: Vec<(dead_letters::NewDeadLetter, Option<Acker>)>,
-    attempts: Vec<entity::delivery_attempt::ActiveModel>,
+    attempts: Vec<delivery_log::LogRow>,
     writing: bool,
     dropped_attempts: u64,
     waiters: Vec<oneshot::Sender<()>>,
@@ -156,10 +177,14 @@ impl JournalActor {
         }
         self.writing = true;
         let dead: Vec<_> = self.dead.drain(..self.dead.len().min(BATCH)).collect();
-        let attempts: Vec<_> = self
-            .attempts
-            .drain(..self.attempts.len().min(BATCH))
-            .collect();
+        // The log is taken whole (up to a bound): draining the front of a long
+        // buffer would move the rest on every write.
+        let attempts = if self.attempts.len() > MAX_LOG_PER_WRITE {
+            let rest = self.attempts.split_off(MAX_LOG_PER_WRITE);
+            std::mem::replace(&mut self.attempts, rest)
+        } else {
+            std::mem::replace(&mut self.attempts, Vec::with_capacity(BATCH))
+        };
         let db = self.db.clone();
         let fut = async move {
             let dead_rows: Vec<_> = dead.iter().map(|(r, _)| r.clone().into_active()).collect();
@@ -178,7 +203,7 @@ impl JournalActor {
                     dead
                 }
             };
-            let attempt_res = delivery_log::insert_many(&db, attempts.clone()).await;
+            let attempt_res = delivery_log::insert_batches(&db, &attempts, BATCH).await;
             let attempts_back = match attempt_res {
                 Ok(()) => Vec::new(),
                 Err(e) => {
@@ -279,20 +304,7 @@ impl Handler<RecordAttempts> for JournalActor {
     type Result = ();
 
     fn handle(&mut self, msg: RecordAttempts, ctx: &mut Self::Context) {
-        let subscription = msg.subscription.to_string();
-        for (i, t) in msg.attempts.into_iter().enumerate() {
-            self.attempts.push(entity::delivery_attempt::ActiveModel {
-                subscription_uuid: Set(subscription.clone()),
-                event_id: Set(msg.event_id.clone()),
-                attempt: Set(i32::try_from(i + 1).unwrap_or(i32::MAX)),
-                attempted_at: Set(t.at),
-                status: Set(t.status.map(i32::from)),
-                latency_ms: Set(i32::try_from(t.latency.as_millis()).unwrap_or(i32::MAX)),
-                ok: Set(t.error.is_none()),
-                error: Set(t.error),
-                ..Default::default()
-            });
-        }
+        self.attempts.extend(msg.rows);
         self.bound();
         if self.attempts.len() >= BATCH {
             self.flush(ctx);

@@ -47,6 +47,8 @@ struct State {
     counts: Counts,
     /// Moved since the last snapshot taken for writing.
     dirty: bool,
+    /// Its metric series, looked up once.
+    counters: Option<crate::metrics::EventCounters>,
 }
 
 impl Default for Ledger {
@@ -172,8 +174,15 @@ impl Account {
                 Place::Released => c.released += n,
             }
             s.dirty = true;
+            let counters = &mut s.counters;
+            crate::metrics::global().events_moved(
+                counters,
+                &self.uuid,
+                from.is_none(),
+                outcome(to),
+                n,
+            );
         }
-        crate::metrics::global().events_moved(&self.uuid, from.is_none(), outcome(to), n);
     }
 }
 

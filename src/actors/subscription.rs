@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use super::{
     circuit::Report,
     delivery::{Deliver, DeliveryPool},
-    journal::{JournalActor, RecordAttempts, RecordDeadLetter},
+    journal::{self, JournalActor, RecordAttempts, RecordDeadLetter},
     ledger::{Account, Place},
     pattern::{Incoming, PatternActor, StopPattern},
     schedule::{queued_cost, Full, Next, QueueLimits, Schedule},
@@ -32,11 +32,16 @@ use super::{
 use crate::{
     bus::{Acker, PatternSource},
     db::dead_letters::Reason,
-    delivery::{DeliveryOutcome, FailureKind, ItemFailure, Target},
+    delivery::{Attempt, DeliveryOutcome, FailureKind, ItemFailure, Target},
     domain::Event,
     filter::{Filter, FilterError},
     shape::{self, sandbox::Sandbox, Batching, Shape, ShapeError},
 };
+
+/// Delivery-log rows sent to the journal in one message, at most…
+const LOG_BATCH: usize = 256;
+/// …or this long after the first of them.
+const LOG_LINGER: Duration = Duration::from_millis(100);
 
 /// Stop consuming, let in-flight deliveries finish (bounded), then stop.
 #[derive(Message, Clone, Copy, Debug)]
@@ -111,6 +116,10 @@ pub struct SubscriptionActor {
     on_exit: Option<(Recipient<Exited>, u64)>,
     journal: Option<Recipient<RecordDeadLetter>>,
     attempt_log: Option<Recipient<RecordAttempts>>,
+    /// Delivery-log rows not yet sent to the journal, and whether a timer will send
+    /// them: one message carries many deliveries.
+    log_rows: Vec<crate::db::delivery_log::LogRow>,
+    log_timer: bool,
     patterns: Vec<Addr<PatternActor>>,
     schedule: Schedule<Incoming>,
     /// The shape of `spec.options`, or why it cannot be built (each event then
@@ -175,6 +184,8 @@ impl SubscriptionActor {
             on_exit: None,
             journal: None,
             attempt_log: None,
+            log_rows: Vec::new(),
+            log_timer: false,
             patterns: Vec::new(),
             wake: None,
             seen: HashSet::new(),
@@ -501,13 +512,8 @@ impl SubscriptionActor {
                 let mut outcome = res.unwrap_or_else(|e| pool_failure(&e));
                 act.stats.record_delivery(outcome.ok());
                 act.metrics.delivered(&outcome);
-                if let Some(log) = &act.attempt_log {
-                    log.do_send(RecordAttempts {
-                        subscription: act.spec.uuid.clone(),
-                        event_id: event.id.clone(),
-                        attempts: std::mem::take(&mut outcome.attempt_log),
-                    });
-                }
+                let attempts = std::mem::take(&mut outcome.attempt_log);
+                act.log_attempts(&event.id, attempts, ctx);
                 let ok = outcome.ok();
                 if ok {
                     let mut refused = outcome.item_failures.iter().peekable();
@@ -582,6 +588,36 @@ impl SubscriptionActor {
             },
         );
         ctx.spawn(fut);
+    }
+
+    /// Keep the attempts of one delivery for the delivery log; they go to the
+    /// journal at `LOG_BATCH` rows, or `LOG_LINGER` after the first one waits.
+    fn log_attempts(&mut self, event_id: &str, attempts: Vec<Attempt>, ctx: &mut Context<Self>) {
+        if self.attempt_log.is_none() || attempts.is_empty() {
+            return;
+        }
+        if self.log_rows.capacity() == 0 {
+            // Taken whole when sent, so an idle subscription holds no buffer.
+            self.log_rows.reserve(LOG_BATCH);
+        }
+        journal::log_rows(&self.spec.uuid, event_id, attempts, &mut self.log_rows);
+        if self.log_rows.len() >= LOG_BATCH {
+            self.send_log();
+        } else if !self.log_timer {
+            self.log_timer = true;
+            ctx.run_later(LOG_LINGER, |act, _ctx| {
+                act.log_timer = false;
+                act.send_log();
+            });
+        }
+    }
+
+    fn send_log(&mut self) {
+        if let (Some(log), false) = (&self.attempt_log, self.log_rows.is_empty()) {
+            log.do_send(RecordAttempts {
+                rows: std::mem::take(&mut self.log_rows),
+            });
+        }
     }
 
     /// Deliveries this subscription may have in flight.
@@ -695,6 +731,8 @@ impl Actor for SubscriptionActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        // Timers die with the actor: what the log holds goes now.
+        self.send_log();
         self.stop_patterns();
         if !self.stop_expected {
             self.stopped_unexpectedly();

@@ -27,6 +27,14 @@ pub async fn connect_and_count_migrations(url: &str) -> Result<(DatabaseConnecti
     if url.starts_with("sqlite:") {
         // One writer at a time is SQLite's rule; a small pool avoids lock churn.
         opts.max_connections(4);
+        // Write-ahead logging: a commit appends to one log file and syncs it, where
+        // the default rollback journal creates, syncs and deletes a file per commit;
+        // readers (the API) no longer wait for the worker's writes. Synchronous stays
+        // FULL: a committed dead letter survives a power cut.
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+        });
     } else {
         opts.max_connections(16);
     }
