@@ -26,7 +26,9 @@ use crate::{
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
 const MAX_BUFFERED: usize = 200_000;
-/// Delivery-log rows written by one flush (one transaction, statements of `BATCH`).
+/// Delivery-log rows of one statement, at most.
+const LOG_STATEMENT: usize = 128;
+/// Delivery-log rows written by one flush (one transaction).
 const MAX_LOG_PER_WRITE: usize = 20 * BATCH;
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How often the ledger is written (only subscriptions whose counts moved).
@@ -203,7 +205,7 @@ impl JournalActor {
                     dead
                 }
             };
-            let attempt_res = delivery_log::insert_batches(&db, &attempts, BATCH).await;
+            let attempt_res = delivery_log::insert_batches(&db, &attempts, LOG_STATEMENT).await;
             let attempts_back = match attempt_res {
                 Ok(()) => Vec::new(),
                 Err(e) => {

@@ -167,10 +167,11 @@ impl QueueMemory {
             );
             crate::memory::release_free_heap();
             // What the rest of the path held for the burst (delivery-log rows being
-            // written, buffers) is freed a little later: hand that back too.
+            // written, buffers, idle connections, closed after 4 s) is freed a little
+            // later: hand that back too, 1, 5 and 7 s after.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async {
-                    for wait in [1, 4] {
+                    for wait in [1, 4, 2] {
                         tokio::time::sleep(Duration::from_secs(wait)).await;
                         crate::memory::release_free_heap();
                     }

@@ -24,23 +24,40 @@ const LOG_COLUMNS: &str = "INSERT INTO webhook_delivery_attempts \
     (subscription_uuid, event_id, attempt, attempted_at, status, latency_ms, ok, error) VALUES ";
 const LOG_ARITY: usize = 8;
 
-/// Insert `rows` in one transaction, `per_statement` rows at a time: all or none.
+/// Insert `rows` in one transaction (all or none), in statements of at most
+/// `per_statement` rows whose sizes are powers of two: each connection prepares and
+/// caches a statement per distinct text, and a batch of any size then reuses at most
+/// a dozen of them instead of caching one more large statement per size.
 pub async fn insert_batches(
     db: &DatabaseConnection,
     rows: &[LogRow],
     per_statement: usize,
 ) -> Result<(), DbErr> {
-    match rows.len() {
-        0 => Ok(()),
-        n if n <= per_statement => insert_rows(db, rows).await,
-        _ => {
+    let largest = prev_power_of_two(per_statement.max(1));
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = prev_power_of_two(rest.len()).min(largest);
+        let (chunk, after) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = after;
+    }
+    match chunks.as_slice() {
+        [] => Ok(()),
+        [one] => insert_rows(db, one).await,
+        many => {
             let txn = db.begin().await?;
-            for chunk in rows.chunks(per_statement.max(1)) {
+            for chunk in many {
                 insert_rows(&txn, chunk).await?;
             }
             txn.commit().await
         }
     }
+}
+
+/// The largest power of two not above `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
 }
 
 /// Insert `rows` in one statement, written directly: the worker's batches skip the
@@ -136,4 +153,15 @@ pub async fn sweep(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64
         .exec(db)
         .await?
         .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statement_sizes_are_powers_of_two() {
+        assert_eq!(super::prev_power_of_two(1), 1);
+        assert_eq!(super::prev_power_of_two(137), 128);
+        assert_eq!(super::prev_power_of_two(512), 512);
+        assert_eq!(super::prev_power_of_two(1000), 512);
+    }
 }

@@ -31,9 +31,14 @@ pub async fn connect_and_count_migrations(url: &str) -> Result<(DatabaseConnecti
         // the default rollback journal creates, syncs and deletes a file per commit;
         // readers (the API) no longer wait for the worker's writes. Synchronous stays
         // FULL: a committed dead letter survives a power cut.
+        // Each connection's page cache is capped at 512 KiB (SQLite's default is 2 MiB):
+        // the log's pages are written once and rarely read back, the system's file
+        // cache serves the console's reads, and four connections' caches filled by a
+        // burst would otherwise stay resident after it.
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                .pragma("cache_size", "-512")
         });
     } else {
         opts.max_connections(16);

@@ -63,6 +63,8 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 const TLS_CLIENTS_SWEEP_AT: usize = 64;
 const TLS_CLIENT_IDLE: Duration = Duration::from_secs(600);
 
+/// How long a connection may wait idle for the next delivery.
+const IDLE_CONNECTION: Duration = Duration::from_secs(4);
 /// How long a guarded resolution is trusted.
 const RESOLVE_TTL: Duration = Duration::from_secs(30);
 /// Above this many cached hosts (or destinations), unused entries are swept on insert.
@@ -768,6 +770,11 @@ fn http_client(
     let mut connector = awc::Connector::new()
         // Many deliveries run at once; the per-subscription caps bound them, not the pool.
         .limit(0)
+        // An idle connection is closed after IDLE_CONNECTION, under the 5 s many
+        // servers (Node.js, Apache) allow, so a delivery never reuses a connection the
+        // receiver is closing; idle connections and their buffers also go soon after
+        // a burst.
+        .conn_keep_alive(IDLE_CONNECTION)
         .timeout(settings.timeout)
         .handshake_timeout(settings.timeout);
     if let Some(tls) = tls {
