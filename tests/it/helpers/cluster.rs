@@ -24,11 +24,17 @@ pub struct NatsCluster {
     pub nodes: Vec<Node>,
 }
 
-/// A loopback port free now (the OS hands out a fresh one each time).
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+/// `n` distinct loopback ports free now: every listener is held until all are
+/// bound, since the OS may hand out a port again once it is released.
+fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("no free port: {e}"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("no free port: {e}"))
 }
 
@@ -43,13 +49,14 @@ impl NatsCluster {
 
     pub async fn try_start(size: usize) -> Result<Self, String> {
         let mut nodes = Vec::with_capacity(size);
-        for i in 0..size {
+        let ports = free_ports(3 * size)?;
+        for (i, p) in ports.chunks(3).enumerate() {
             nodes.push(Node {
                 child: None,
                 name: format!("n{i}"),
-                port: free_port()?,
-                route_port: free_port()?,
-                monitor_port: free_port()?,
+                port: p[0],
+                route_port: p[1],
+                monitor_port: p[2],
                 store: tempfile::tempdir().map_err(|e| format!("JetStream store dir: {e}"))?,
             });
         }
