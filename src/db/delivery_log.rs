@@ -7,7 +7,8 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
 
-/// One attempt as the worker logs it: borrowed by the batch insert, never copied.
+/// One attempt as the worker logs it. The batch insert borrows the rows, so a
+/// failed write keeps them for the next try without a copy.
 #[derive(Clone, Debug)]
 pub struct LogRow {
     pub subscription: std::sync::Arc<str>,
@@ -26,8 +27,8 @@ const LOG_ARITY: usize = 8;
 
 /// Insert `rows` in one transaction (all or none), in statements of at most
 /// `per_statement` rows whose sizes are powers of two: each connection prepares and
-/// caches a statement per distinct text, and a batch of any size then reuses at most
-/// a dozen of them instead of caching one more large statement per size.
+/// caches a statement per distinct text, and a batch of any size then reuses one per
+/// power of two up to `per_statement` instead of caching one more per batch size.
 pub async fn insert_batches(
     db: &DatabaseConnection,
     rows: &[LogRow],
