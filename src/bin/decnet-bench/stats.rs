@@ -9,18 +9,9 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// This process's resident memory, from `/proc/self/status` (MiB).
+/// This process's resident memory (MiB).
 pub fn rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(super::report::round(kib / 1024.0, 1))
+    rss_mib_of(std::process::id())
 }
 
 /// A process's resident memory, from `/proc/<pid>/status` (MiB).

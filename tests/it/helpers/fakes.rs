@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
@@ -77,29 +77,16 @@ impl FakeService {
             arrived: Notify::new(),
             handler: Box::new(handler),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
         let s = shared.clone();
-        std::thread::spawn(move || {
-            let system = actix_rt::System::new();
-            system.block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(s.clone()))
-                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
-                        .default_service(web::to(serve))
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(0)
-                .bind(("127.0.0.1", 0))
-                .expect("fake binds");
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).expect("report port");
-                let _ = server.await;
-            });
-        });
-        let (port, handle) = rx.recv().expect("fake started");
+        let (port, handle) = super::http::serve_on_thread(
+            "fake",
+            move |cfg| {
+                cfg.app_data(web::Data::new(s.clone()))
+                    .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                    .default_service(web::to(serve));
+            },
+            None,
+        );
         Self {
             port,
             shared,

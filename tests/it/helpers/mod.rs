@@ -6,6 +6,7 @@ pub mod app;
 pub mod cluster;
 pub mod db;
 pub mod fakes;
+pub mod http;
 pub mod nats;
 pub mod oauth;
 pub mod probe;

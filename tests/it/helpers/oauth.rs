@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 /// What `/token` answers.
@@ -63,28 +63,16 @@ impl OAuthServer {
             token_requests: Vec::new(),
             hooks: Vec::new(),
         }));
-        let (tx, rx) = std::sync::mpsc::channel();
         let s = state.clone();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(s.clone()))
-                        .route("/token", web::post().to(token))
-                        .route("/hook", web::post().to(hook))
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(0)
-                .bind(("127.0.0.1", 0))
-                .expect("token server binds");
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).expect("report port");
-                let _ = server.await;
-            });
-        });
-        let (port, handle) = rx.recv().expect("token server started");
+        let (port, handle) = super::http::serve_on_thread(
+            "token server",
+            move |cfg| {
+                cfg.app_data(web::Data::new(s.clone()))
+                    .route("/token", web::post().to(token))
+                    .route("/hook", web::post().to(hook));
+            },
+            None,
+        );
         Self {
             port,
             state,

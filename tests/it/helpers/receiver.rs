@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
@@ -101,36 +101,21 @@ impl TestReceiver {
     pub fn start() -> Self {
         let shared = Arc::new(Shared::default());
         *shared.default.lock().unwrap() = Some(Reply::Status(200));
-        let (tx, rx) = std::sync::mpsc::channel();
         let s = shared.clone();
-        std::thread::spawn(move || {
-            let system = actix_rt::System::new();
-            system.block_on(async move {
-                let s2 = s.clone();
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(s2.clone()))
-                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
-                        .default_service(web::to(handle))
-                })
-                .on_connect(|conn, ext| {
-                    use std::os::fd::AsRawFd;
-                    if let Some(s) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                        ext.insert(ConnFd(s.as_raw_fd()));
-                    }
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(0)
-                .bind(("127.0.0.1", 0))
-                .expect("receiver binds");
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, server.handle())).expect("report port");
-                let _ = server.await;
-            });
-        });
-        let (port, handle) = rx.recv().expect("receiver started");
+        let (port, handle) = super::http::serve_on_thread(
+            "receiver",
+            move |cfg| {
+                cfg.app_data(web::Data::new(s.clone()))
+                    .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                    .default_service(web::to(handle));
+            },
+            Some(|conn, ext| {
+                use std::os::fd::AsRawFd;
+                if let Some(s) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    ext.insert(ConnFd(s.as_raw_fd()));
+                }
+            }),
+        );
         Self {
             port,
             shared,
