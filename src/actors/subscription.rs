@@ -80,7 +80,7 @@ pub struct Budget {
 /// Replace URL, secret or name without touching the streams.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct UpdateTarget(pub SubscriptionSpec);
+pub struct UpdateTarget(pub Arc<SubscriptionSpec>);
 
 /// A subscription actor stopped without being drained.
 #[derive(Message, Clone, Debug)]
@@ -102,7 +102,7 @@ pub struct Exited {
 pub struct Fail;
 
 pub struct SubscriptionActor {
-    spec: SubscriptionSpec,
+    spec: Arc<SubscriptionSpec>,
     target: Arc<Target>,
     budget: Budget,
     source: PatternSource,
@@ -157,7 +157,7 @@ pub struct SubscriptionActor {
 
 impl SubscriptionActor {
     pub fn new(
-        spec: SubscriptionSpec,
+        spec: Arc<SubscriptionSpec>,
         target: Target,
         budget: Budget,
         source: PatternSource,
@@ -946,8 +946,9 @@ impl SubscriptionActor {
             if act.spec.previous_secret_expires_at != Some(expires) {
                 return;
             }
-            act.spec.previous_secret = None;
-            act.spec.previous_secret_expires_at = None;
+            let spec = Arc::make_mut(&mut act.spec);
+            spec.previous_secret = None;
+            spec.previous_secret_expires_at = None;
             if let Ok(target) = act.spec.target() {
                 act.target = Arc::new(target);
                 tracing::info!(subscription = %act.spec.uuid, "previous secret expired; signing with the new one alone");

@@ -75,7 +75,8 @@ pub struct Status {
 }
 
 struct Running {
-    spec: SubscriptionSpec,
+    /// Shared with the running actor: one copy per subscription, not two.
+    spec: Arc<SubscriptionSpec>,
     addr: Addr<SubscriptionActor>,
     ready: bool,
     /// Which start this is: an exit report of an older one is not about it.
@@ -85,7 +86,7 @@ struct Running {
 
 /// A subscription that stopped unexpectedly, until its restart is due.
 struct Restart {
-    spec: SubscriptionSpec,
+    spec: Arc<SubscriptionSpec>,
     /// Consecutive unexpected stops (each within `STABLE` of its start).
     failures: u32,
     /// The timer that restarts it; a newer stop or a reload replaces it.
@@ -174,7 +175,7 @@ impl SupervisorActor {
         }
     }
 
-    fn start_subscription(&mut self, spec: SubscriptionSpec) {
+    fn start_subscription(&mut self, spec: Arc<SubscriptionSpec>) {
         let target = match spec.target() {
             Ok(t) => t,
             Err(e) => {
@@ -237,7 +238,7 @@ impl SupervisorActor {
         // Secrets are opened here and nowhere else in the worker. A row whose secret
         // does not open is skipped: a running copy keeps its last good spec.
         let mut unreadable = std::collections::HashSet::new();
-        let desired: HashMap<Arc<str>, SubscriptionSpec> = rows
+        let desired: HashMap<Arc<str>, Arc<SubscriptionSpec>> = rows
             .iter()
             .filter_map(|row| match SubscriptionSpec::from_row(row, &self.secrets) {
                 Ok(spec) => Some(spec),
@@ -247,7 +248,7 @@ impl SupervisorActor {
                     None
                 }
             })
-            .map(|s| (s.uuid.clone(), s))
+            .map(|s| (s.uuid.clone(), Arc::new(s)))
             .collect();
         let (mut started, mut stopped, mut updated) = (0, 0, 0);
         let keep = |uuid: &Arc<str>| desired.contains_key(uuid) || unreadable.contains(&**uuid);

@@ -187,7 +187,7 @@ async fn subscription_holds_at_most_its_budget_and_reports_outcomes() {
     };
     let stats = Arc::new(WorkerStats::default());
     SubscriptionActor::new(
-        spec.clone(),
+        Arc::new(spec.clone()),
         spec.target().unwrap(),
         Budget {
             max_inflight: 2,
