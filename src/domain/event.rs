@@ -197,7 +197,12 @@ fn write_sorted(out: &mut Vec<u8>, value: &Value) {
             out.push(b']');
         }
         Value::String(s) => write_str(out, s),
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        // The same digits as `Number`'s Display, written in place.
+        Value::Number(n) => {
+            if serde_json::to_writer(&mut *out, n).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Null => out.extend_from_slice(b"null"),
@@ -205,11 +210,21 @@ fn write_sorted(out: &mut Vec<u8>, value: &Value) {
 }
 
 fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    // Byte order of UTF-8 equals code-point order, as Python's sort_keys.
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Byte order of UTF-8 equals code-point order, as Python's sort_keys. serde_json's
+    // map iterates in that order unless a dependency turns on `preserve_order`: only
+    // then is a sorted copy of the entries needed.
+    if map.keys().is_sorted() {
+        write_entries(out, map.iter());
+    } else {
+        let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        write_entries(out, entries.into_iter());
+    }
+}
+
+fn write_entries<'a>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
     out.push(b'{');
-    for (i, (k, v)) in entries.into_iter().enumerate() {
+    for (i, (k, v)) in entries.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -248,6 +263,20 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&e.body).unwrap(),
             r#"{"id":"e1","payload":{"a":2,"b":1},"topic":"attacker.observed","ts":"2026-04-24T10:00:00+00:00","type":"t","v":1}"#
+        );
+    }
+
+    #[test]
+    fn keys_are_sorted_by_code_point_at_every_depth() {
+        let value: Value = serde_json::from_str(
+            r#"{"z":[{"y":1,"x":-2}],"é":1.5,"a":{"c":null,"b":true},"Z":18446744073709551615,"aa":"q\"\n"}"#,
+        )
+        .unwrap();
+        // What Python's json.dumps(sort_keys=True, separators=(",", ":"),
+        // ensure_ascii=False) writes for the same value.
+        assert_eq!(
+            std::str::from_utf8(&to_sorted_json(&value)).unwrap(),
+            r#"{"Z":18446744073709551615,"a":{"b":true,"c":null},"aa":"q\"\n","z":[{"x":-2,"y":1}],"é":1.5}"#
         );
     }
 
