@@ -1,7 +1,7 @@
 //! `GET /metrics`: the process-wide registry as Prometheus text, on the API listener
 //! or on a listener of its own (`DECNET_METRICS_BIND`).
 
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, http::KeepAlive, web, App, HttpResponse, HttpServer};
 
@@ -33,13 +33,17 @@ async fn scrape() -> HttpResponse {
 }
 
 /// A server of `/metrics` alone, on its own listener (`DECNET_METRICS_BIND`), with
-/// the API's request deadlines and a small bound on connections.
+/// the API's request deadlines and answer headers, and a small bound on connections.
 pub fn server(listener: TcpListener, request_timeout: Duration) -> std::io::Result<Server> {
     set_backlog(&listener)?;
     Ok(HttpServer::new(move || {
         App::new()
             .configure(configure)
             .default_service(web::to(HttpResponse::NotFound))
+            // Any `Host`: a scraper names the address it was given.
+            .wrap(actix_web::middleware::from_fn(|req, next| {
+                super::edge::guard(Arc::from([]), req, next)
+            }))
             .wrap(actix_web::middleware::NormalizePath::trim())
             .wrap(BodyDeadline(request_timeout))
     })

@@ -265,6 +265,10 @@ async fn lone_worker_serves_metrics_only_on_metrics_bind() {
         value(&m, "decnet_webhook_subscriptions_running", &[]),
         Some(1.0)
     );
+    // Its answers carry the API's headers: nothing caches or sniffs them.
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     // Only `/metrics` lives on that address.
     let other = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
         .await
