@@ -3,8 +3,9 @@
 use actix_web::{web, HttpResponse};
 use utoipa::{
     openapi::{
+        path::Operation,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-        OpenApi as OpenApiDoc,
+        ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder,
     },
     Modify, OpenApi,
 };
@@ -51,7 +52,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
     ),
     // Schemas named only by tuple-style parameters are not collected on their own.
     components(schemas(ErrorBody, webhooks::deliveries::Outcome)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EdgeAnswers),
     tags(
         (name = "auth", description = "Access tokens"),
         (name = "webhooks", description = "Subscriptions (admins only)"),
@@ -77,6 +78,60 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The answers every route can give before its handler runs, named on each
+/// operation they apply to: 421 for a `Host` outside `DECNET_API_ALLOWED_HOSTS`
+/// (every route but `/healthz`), and for a body, 415 when it is not declared JSON and
+/// 408 when it does not arrive in time.
+struct EdgeAnswers;
+
+impl Modify for EdgeAnswers {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if path != "/healthz" {
+                    answer(
+                        operation,
+                        421,
+                        "Host is not one DECNET_API_ALLOWED_HOSTS lists",
+                    );
+                }
+                if operation.request_body.is_some() {
+                    answer(operation, 415, "Body not declared as application/json");
+                    answer(
+                        operation,
+                        408,
+                        "Body did not arrive within the request timeout",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn answer(operation: &mut Operation, status: u16, description: &str) {
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert(response.into());
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

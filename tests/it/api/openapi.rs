@@ -192,3 +192,32 @@ async fn undocumented_methods_are_405_with_allow() {
         }
     }
 }
+
+#[actix_rt::test]
+async fn answers_given_before_a_handler_are_documented() {
+    let app = TestApp::spawn_default().await;
+    let doc = app.get("/api/v1/openapi.json", None).await.json();
+    let responses = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} is not documented"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    // A route with a body: the Host check, the media type and the body deadline.
+    let create = responses("/api/v1/webhooks/", "post");
+    for status in ["408", "415", "421"] {
+        assert!(create.contains(&status.to_owned()), "{status}: {create:?}");
+    }
+    // Without a body: only the Host check.
+    let list = responses("/api/v1/webhooks/", "get");
+    assert!(list.contains(&"421".to_owned()), "{list:?}");
+    assert!(!list.contains(&"415".to_owned()), "{list:?}");
+    // A probe may use any Host.
+    let health = responses("/healthz", "get");
+    assert!(!health.contains(&"421".to_owned()), "{health:?}");
+    let error = &doc["paths"]["/api/v1/webhooks/"]["post"]["responses"]["415"]["content"]
+        ["application/json"]["schema"]["$ref"];
+    assert_eq!(error.as_str(), Some("#/components/schemas/ErrorBody"));
+}
