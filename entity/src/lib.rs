@@ -1,5 +1,6 @@
 //! SeaORM entities of decnet-webhook.
 
+pub mod attempt_minute;
 pub mod dead_letter;
 pub mod delivery_attempt;
 pub mod ledger;

@@ -10,6 +10,7 @@ mod m20261130_000001_receiver_auth;
 mod m20261130_000002_filters_and_ledger;
 mod m20261130_000003_console_indexes;
 mod m20261130_000005_destinations;
+mod m20261130_000006_attempt_minutes;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_filters_and_ledger::Migration),
             Box::new(m20261130_000003_console_indexes::Migration),
             Box::new(m20261130_000005_destinations::Migration),
+            Box::new(m20261130_000006_attempt_minutes::Migration),
         ]
     }
 }

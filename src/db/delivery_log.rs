@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use entity::delivery_attempt::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
+
+use super::attempt_minutes::{self, Rollup};
 
 /// One attempt as the worker logs it. The batch insert borrows the rows, so a
 /// failed write keeps them for the next try without a copy.
@@ -25,68 +27,44 @@ const LOG_COLUMNS: &str = "INSERT INTO webhook_delivery_attempts \
     (subscription_uuid, event_id, attempt, attempted_at, status, latency_ms, ok, error) VALUES ";
 const LOG_ARITY: usize = 8;
 
-/// Insert `rows` in one transaction (all or none), in statements of at most
-/// `per_statement` rows whose sizes are powers of two: each connection prepares and
-/// caches a statement per distinct text, and a batch of any size then reuses one per
-/// power of two up to `per_statement` instead of caching one more per batch size.
+/// Insert `rows`, and add them to the per-minute roll-ups, in one transaction (all or
+/// none), in statements of at most `per_statement` rows (powers of two, so each
+/// connection caches a handful of statements, not one per batch size).
 pub async fn insert_batches(
     db: &DatabaseConnection,
     rows: &[LogRow],
     per_statement: usize,
 ) -> Result<(), DbErr> {
-    let largest = prev_power_of_two(per_statement.max(1));
-    let mut chunks = Vec::new();
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let size = prev_power_of_two(rest.len()).min(largest);
-        let (chunk, after) = rest.split_at(size);
-        chunks.push(chunk);
-        rest = after;
+    if rows.is_empty() {
+        return Ok(());
     }
-    match chunks.as_slice() {
-        [] => Ok(()),
-        [one] => insert_rows(db, one).await,
-        many => {
-            let txn = db.begin().await?;
-            for chunk in many {
-                insert_rows(&txn, chunk).await?;
-            }
-            txn.commit().await
-        }
+    let mut rollup = Rollup::default();
+    for row in rows {
+        rollup.add(
+            &row.subscription,
+            row.at,
+            row.error.is_none(),
+            i64::from(row.latency_ms),
+        );
     }
-}
-
-/// The largest power of two not above `n` (`n` ≥ 1).
-fn prev_power_of_two(n: usize) -> usize {
-    1 << (usize::BITS - 1 - n.leading_zeros())
+    let txn = db.begin().await?;
+    for chunk in super::power_of_two_chunks(rows, per_statement) {
+        insert_rows(&txn, chunk).await?;
+    }
+    rollup.write(&txn).await?;
+    txn.commit().await
 }
 
 /// Insert `rows` in one statement, written directly: the worker's batches skip the
 /// query builder, whose per-value expressions cost more than the write. The values
 /// are the same as the entity's, so both databases store them alike.
-pub async fn insert_rows(db: &impl ConnectionTrait, rows: &[LogRow]) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
+async fn insert_rows(db: &impl ConnectionTrait, rows: &[LogRow]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let mut sql = String::with_capacity(LOG_COLUMNS.len() + rows.len() * LOG_ARITY * 6);
     sql.push_str(LOG_COLUMNS);
+    super::push_value_tuples(&mut sql, backend, rows.len(), LOG_ARITY);
     let mut values = Vec::with_capacity(rows.len() * LOG_ARITY);
-    for (i, row) in rows.iter().enumerate() {
-        sql.push_str(if i == 0 { "(" } else { ",(" });
-        for k in 0..LOG_ARITY {
-            if k > 0 {
-                sql.push(',');
-            }
-            match backend {
-                DbBackend::Postgres => {
-                    use std::fmt::Write as _;
-                    let _ = write!(sql, "${}", i * LOG_ARITY + k + 1);
-                }
-                _ => sql.push('?'),
-            }
-        }
-        sql.push(')');
+    for row in rows {
         values.extend([
             Value::String(Some(row.subscription.to_string())),
             Value::String(Some(row.event_id.clone())),
@@ -103,14 +81,37 @@ pub async fn insert_rows(db: &impl ConnectionTrait, rows: &[LogRow]) -> Result<(
     Ok(())
 }
 
-/// Insert a batch in one statement.
+/// Insert a batch in one statement, and add it to the per-minute roll-ups. Every
+/// column the roll-ups count (subscription, time, outcome, latency) must be set.
 pub async fn insert_many(db: &DatabaseConnection, rows: Vec<ActiveModel>) -> Result<(), DbErr> {
     if rows.is_empty() {
         return Ok(());
     }
+    let mut rollup = Rollup::default();
+    for row in &rows {
+        match (
+            row.subscription_uuid.try_as_ref(),
+            row.attempted_at.try_as_ref(),
+            row.ok.try_as_ref(),
+            row.latency_ms.try_as_ref(),
+        ) {
+            (Some(subscription), Some(at), Some(ok), Some(latency)) => {
+                rollup.add(subscription, *at, *ok, i64::from(*latency))
+            }
+            _ => {
+                return Err(DbErr::Custom(
+                    "a logged attempt needs its subscription, time, outcome and latency".into(),
+                ))
+            }
+        }
+    }
+    let txn = db.begin().await?;
     // No RETURNING: nothing reads the new ids back.
-    Entity::insert_many(rows).exec_without_returning(db).await?;
-    Ok(())
+    Entity::insert_many(rows)
+        .exec_without_returning(&txn)
+        .await?;
+    rollup.write(&txn).await?;
+    txn.commit().await
 }
 
 /// Newest first; `ok` filters by outcome.
@@ -136,33 +137,31 @@ pub async fn list(
     Ok((rows, total))
 }
 
+/// Delete the subscription's attempts and their roll-ups.
 pub async fn delete_for_subscription(
     db: &DatabaseConnection,
     subscription: &str,
 ) -> Result<u64, DbErr> {
-    Ok(Entity::delete_many()
+    let txn = db.begin().await?;
+    let deleted = Entity::delete_many()
         .filter(Column::SubscriptionUuid.eq(subscription))
-        .exec(db)
+        .exec(&txn)
         .await?
-        .rows_affected)
+        .rows_affected;
+    attempt_minutes::delete_for_subscription(&txn, subscription).await?;
+    txn.commit().await?;
+    Ok(deleted)
 }
 
-/// Retention: delete attempts older than `before`.
+/// Retention: delete attempts older than `before`, and roll-ups with them.
 pub async fn sweep(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(Entity::delete_many()
+    let txn = db.begin().await?;
+    let deleted = Entity::delete_many()
         .filter(Column::AttemptedAt.lt(before))
-        .exec(db)
+        .exec(&txn)
         .await?
-        .rows_affected)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn statement_sizes_are_powers_of_two() {
-        assert_eq!(super::prev_power_of_two(1), 1);
-        assert_eq!(super::prev_power_of_two(137), 128);
-        assert_eq!(super::prev_power_of_two(512), 512);
-        assert_eq!(super::prev_power_of_two(1000), 512);
-    }
+        .rows_affected;
+    attempt_minutes::sweep(&txn, before).await?;
+    txn.commit().await?;
+    Ok(deleted)
 }

@@ -1,5 +1,6 @@
 //! Query and mutation functions over a `DatabaseConnection`.
 
+pub mod attempt_minutes;
 pub mod bus_mode;
 pub mod dead_letters;
 pub mod delivery_log;
@@ -11,7 +12,7 @@ pub mod users;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 
 /// Connect (creating the SQLite file if asked) and apply pending migrations.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -54,5 +55,74 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((idx, _)) => s[..idx].to_owned(),
         None => s.to_owned(),
+    }
+}
+
+/// `rows` cut into slices whose lengths are powers of two, none over `largest`: each
+/// connection prepares and caches a statement per distinct text, and a batch of any
+/// size then reuses one per power of two instead of caching one more per batch size.
+pub(crate) fn power_of_two_chunks<T>(rows: &[T], largest: usize) -> Vec<&[T]> {
+    let largest = prev_power_of_two(largest.max(1));
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = prev_power_of_two(rest.len()).min(largest);
+        let (chunk, after) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = after;
+    }
+    chunks
+}
+
+/// The largest power of two not above `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+/// Append `(?,…),(?,…)` (PostgreSQL: `($1,…),($k,…)`): `rows` tuples of `arity`
+/// placeholders, numbered from 1.
+pub(crate) fn push_value_tuples(sql: &mut String, backend: DbBackend, rows: usize, arity: usize) {
+    use std::fmt::Write as _;
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(" } else { ",(" });
+        for k in 0..arity {
+            if k > 0 {
+                sql.push(',');
+            }
+            match backend {
+                DbBackend::Postgres => {
+                    let _ = write!(sql, "${}", i * arity + k + 1);
+                }
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statement_sizes_are_powers_of_two() {
+        assert_eq!(super::prev_power_of_two(1), 1);
+        assert_eq!(super::prev_power_of_two(137), 128);
+        assert_eq!(super::prev_power_of_two(512), 512);
+        assert_eq!(super::prev_power_of_two(1000), 512);
+        let rows: Vec<u8> = vec![0; 300];
+        let sizes: Vec<usize> = super::power_of_two_chunks(&rows, 128)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [128, 128, 32, 8, 4]);
+    }
+
+    #[test]
+    fn value_tuples_are_numbered_for_postgres() {
+        let mut sql = String::new();
+        super::push_value_tuples(&mut sql, sea_orm::DbBackend::Postgres, 2, 3);
+        assert_eq!(sql, "($1,$2,$3),($4,$5,$6)");
+        let mut sql = String::new();
+        super::push_value_tuples(&mut sql, sea_orm::DbBackend::Sqlite, 2, 2);
+        assert_eq!(sql, "(?,?),(?,?)");
     }
 }

@@ -1,5 +1,7 @@
 //! Aggregates of the delivery log and the dead-letter store, grouped in SQL: the
-//! database answers a few hundred rows however many attempts a window holds.
+//! database answers a few hundred rows however many attempts a window holds. Steps
+//! of whole minutes read the log's per-minute roll-ups (`attempt_minutes`), a row per
+//! group and minute rather than per attempt.
 //!
 //! Percentiles: SQLite has no percentile aggregate, and an exact one needs a sort of
 //! every attempt in a bucket. Instead each bucket's latencies are counted in fixed
@@ -77,14 +79,20 @@ fn epoch(backend: DbBackend, column: &str) -> String {
 }
 
 /// `$n` placeholders as the backend spells them.
-fn placeholders(backend: DbBackend, sql: &str) -> String {
+pub(crate) fn placeholders(backend: DbBackend, sql: &str) -> String {
     match backend {
         DbBackend::Postgres => sql.to_owned(),
         _ => sql.replace('$', "?"),
     }
 }
 
-fn latency_class_sql() -> String {
+/// The class of a latency: the first whose bound it does not exceed (as
+/// `latency_class_sql` decides in the database).
+pub(crate) fn latency_class(latency_ms: i64) -> usize {
+    LATENCY_CLASSES.partition_point(|bound| *bound < latency_ms)
+}
+
+pub(crate) fn latency_class_sql() -> String {
     let mut sql = String::from("CASE");
     for (i, bound) in LATENCY_CLASSES.iter().enumerate() {
         sql.push_str(&format!(" WHEN latency_ms <= {bound} THEN {i}"));
@@ -128,8 +136,22 @@ async fn run(
 }
 
 /// Attempts in `window`, grouped by bucket, outcome and latency class; of one
-/// subscription, or of all.
+/// subscription, or of all. Steps of whole minutes read the per-minute roll-ups
+/// (`attempt_minutes`), which hold the same groups; shorter ones read the log.
 pub async fn attempt_groups(
+    db: &DatabaseConnection,
+    subscription: Option<&str>,
+    window: Window,
+) -> Result<Vec<AttemptGroup>, DbErr> {
+    if window.step_secs % 60 == 0 {
+        attempt_groups_by_minute(db, subscription, window).await
+    } else {
+        attempt_groups_in_log(db, subscription, window).await
+    }
+}
+
+/// As [`attempt_groups`], from every attempt in the log.
+pub async fn attempt_groups_in_log(
     db: &DatabaseConnection,
     subscription: Option<&str>,
     window: Window,
@@ -149,7 +171,44 @@ pub async fn attempt_groups(
         epoch = epoch(backend, "attempted_at"),
         class = latency_class_sql(),
     );
-    let rows = run(db, &sql, values).await?;
+    read_attempt_groups(&run(db, &sql, values).await?)
+}
+
+/// As [`attempt_groups`], from the per-minute roll-ups (`window.step_secs` a whole
+/// number of minutes, so every minute lies in one bucket).
+pub async fn attempt_groups_by_minute(
+    db: &DatabaseConnection,
+    subscription: Option<&str>,
+    window: Window,
+) -> Result<Vec<AttemptGroup>, DbErr> {
+    let mut values: Vec<Value> = vec![
+        window.from.timestamp().into(),
+        window.step_secs.into(),
+        window.from.timestamp().into(),
+        window.to().timestamp().into(),
+    ];
+    let by_subscription = match subscription {
+        Some(uuid) => {
+            values.push(uuid.to_owned().into());
+            "subscription_uuid = $5 AND "
+        }
+        None => "",
+    };
+    let sql = format!(
+        "SELECT (minute - $1) / $2 AS bucket, \
+                CAST(CASE WHEN ok THEN 1 ELSE 0 END AS BIGINT) AS ok_n, \
+                CAST(class AS BIGINT) AS class_n, \
+                CAST(SUM(n) AS BIGINT) AS n, \
+                CAST(MIN(min_ms) AS BIGINT) AS min_ms, \
+                CAST(MAX(max_ms) AS BIGINT) AS max_ms \
+         FROM webhook_attempt_minutes \
+         WHERE {by_subscription}minute >= $3 AND minute < $4 \
+         GROUP BY bucket, ok_n, class_n"
+    );
+    read_attempt_groups(&run(db, &sql, values).await?)
+}
+
+fn read_attempt_groups(rows: &[sea_orm::QueryResult]) -> Result<Vec<AttemptGroup>, DbErr> {
     rows.iter()
         .map(|row| {
             Ok(AttemptGroup {
@@ -284,5 +343,16 @@ mod tests {
         assert!(sql.contains("WHEN latency_ms <= 1 THEN 0"));
         assert!(sql.contains("WHEN latency_ms <= 60000 THEN 27"));
         assert!(sql.ends_with("ELSE 28 END"));
+    }
+
+    #[test]
+    fn a_latency_falls_in_the_first_class_it_does_not_exceed() {
+        assert_eq!(latency_class(0), 0);
+        assert_eq!(latency_class(1), 0);
+        assert_eq!(latency_class(2), 1);
+        assert_eq!(latency_class(4), 3);
+        assert_eq!(latency_class(60_000), 27);
+        assert_eq!(latency_class(60_001), 28);
+        assert_eq!(latency_class(i64::from(i32::MAX)), 28);
     }
 }

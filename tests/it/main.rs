@@ -12,6 +12,7 @@ mod monitoring;
 mod process;
 mod receiver_auth;
 mod repository;
+mod rollups;
 mod secrets;
 mod slow_clients;
 mod templates;
