@@ -28,19 +28,26 @@ struct Tally {
     max_ms: i64,
 }
 
-/// Attempts about to be written, counted per group.
+/// Attempts about to be written, counted per subscription, then per (minute,
+/// outcome, class).
 #[derive(Default)]
 pub struct Rollup {
-    groups: HashMap<(String, i64, bool, i32), Tally>,
+    groups: HashMap<String, HashMap<(i64, bool, i32), Tally>>,
 }
 
 impl Rollup {
     pub fn add(&mut self, subscription: &str, at: DateTime<Utc>, ok: bool, latency_ms: i64) {
         let minute = at.timestamp().div_euclid(MINUTE) * MINUTE;
         let class = i32::try_from(latency_class(latency_ms)).unwrap_or(i32::MAX);
-        let key = (subscription.to_owned(), minute, ok, class);
-        self.groups
-            .entry(key)
+        // A batch is mostly one subscription's: its name is copied once, not per row.
+        if !self.groups.contains_key(subscription) {
+            self.groups.insert(subscription.to_owned(), HashMap::new());
+        }
+        let Some(groups) = self.groups.get_mut(subscription) else {
+            return;
+        };
+        groups
+            .entry((minute, ok, class))
             .and_modify(|t| {
                 t.n += 1;
                 t.min_ms = t.min_ms.min(latency_ms);
@@ -56,7 +63,15 @@ impl Rollup {
     /// Add the counted groups to the table (inside the caller's transaction).
     pub async fn write(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         let backend = db.get_database_backend();
-        let groups: Vec<_> = self.groups.into_iter().collect();
+        let groups: Vec<_> = self
+            .groups
+            .iter()
+            .flat_map(|(subscription, groups)| {
+                groups
+                    .iter()
+                    .map(move |((minute, ok, class), t)| (subscription, *minute, *ok, *class, *t))
+            })
+            .collect();
         for chunk in super::power_of_two_chunks(&groups, PER_STATEMENT) {
             let mut sql = String::from(COLUMNS);
             super::push_value_tuples(&mut sql, backend, chunk.len(), ARITY);
@@ -71,9 +86,9 @@ impl Rollup {
                  max_ms = {greatest}(webhook_attempt_minutes.max_ms, excluded.max_ms)"
             ));
             let mut values = Vec::with_capacity(chunk.len() * ARITY);
-            for ((subscription, minute, ok, class), t) in chunk {
+            for (subscription, minute, ok, class, t) in chunk {
                 values.extend([
-                    Value::String(Some(subscription.clone())),
+                    Value::String(Some((*subscription).clone())),
                     Value::BigInt(Some(*minute)),
                     Value::Bool(Some(*ok)),
                     Value::Int(Some(*class)),
