@@ -63,7 +63,7 @@ impl Rollup {
     /// Add the counted groups to the table (inside the caller's transaction).
     pub async fn write(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         let backend = db.get_database_backend();
-        let groups: Vec<_> = self
+        let mut groups: Vec<_> = self
             .groups
             .iter()
             .flat_map(|(subscription, groups)| {
@@ -72,6 +72,9 @@ impl Rollup {
                     .map(move |((minute, ok, class), t)| (subscription, *minute, *ok, *class, *t))
             })
             .collect();
+        // One order for every writer: two workers logging the same subscription lock
+        // its rows in the same sequence, so their upserts never deadlock on PostgreSQL.
+        groups.sort_unstable_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
         for chunk in super::power_of_two_chunks(&groups, PER_STATEMENT) {
             let mut sql = String::from(COLUMNS);
             super::push_value_tuples(&mut sql, backend, chunk.len(), ARITY);
