@@ -48,6 +48,21 @@ fn fanout_delivers_every_event_to_every_subscription_once() {
 }
 
 #[test]
+fn filters_deliver_what_passes_to_every_subscription_once() {
+    let line = smoke("filters");
+    // The bench's filter passes every event: the filtered run delivers them all.
+    assert_eq!(
+        line["deliveries"],
+        line["subscriptions"].as_u64().unwrap() * line["events"].as_u64().unwrap(),
+        "{line}"
+    );
+    assert!(
+        line["filter"].as_str().is_some_and(|f| !f.is_empty()),
+        "{line}"
+    );
+}
+
+#[test]
 fn latency_delivers_every_paced_event_once() {
     smoke("latency");
 }

@@ -34,7 +34,7 @@ use report::{BenchError, Report, Scenario, Size};
 #[derive(Parser)]
 #[command(about = "Benchmark the webhook worker: NATS in, signed HTTP out")]
 struct Args {
-    /// raw, throughput, fanout, latency, isolation, scale, durable, ratelimit, templates, cluster, stats, burst, or all
+    /// raw, throughput, fanout, filters, latency, isolation, scale, durable, ratelimit, templates, cluster, stats, burst, or all
     scenario: String,
     /// small runs every scenario tiny (a smoke test)
     #[arg(long, default_value = "full")]

@@ -11,6 +11,7 @@ pub enum Scenario {
     Raw,
     Throughput,
     Fanout,
+    Filters,
     Latency,
     Isolation,
     Scale,
@@ -23,10 +24,11 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::Raw,
         Scenario::Throughput,
         Scenario::Fanout,
+        Scenario::Filters,
         Scenario::Latency,
         Scenario::Isolation,
         Scenario::Scale,
@@ -43,6 +45,7 @@ impl Scenario {
             Scenario::Raw => "raw",
             Scenario::Throughput => "throughput",
             Scenario::Fanout => "fanout",
+            Scenario::Filters => "filters",
             Scenario::Latency => "latency",
             Scenario::Isolation => "isolation",
             Scenario::Scale => "scale",

@@ -35,6 +35,8 @@ const INSERT_CHUNK: usize = 500;
 pub struct Sub {
     pub url: String,
     pub patterns: Vec<String>,
+    /// A content filter (none: every event of the patterns).
+    pub filter: Option<String>,
 }
 
 pub struct Rig {
@@ -130,6 +132,7 @@ impl Rig {
                         true,
                     );
                     row.uuid = Set(uuid);
+                    row.filter = Set(sub.filter.clone());
                     row
                 })
                 .collect();

@@ -119,6 +119,7 @@ pub async fn run(scenario: Scenario, size: Size) -> Result<Report, BenchError> {
         Scenario::Raw => raw_only(&dims, &mut report).await?,
         Scenario::Throughput => throughput(&dims, &mut report).await?,
         Scenario::Fanout => fanout(&dims, &mut report).await?,
+        Scenario::Filters => filters(&dims, &mut report).await?,
         Scenario::Latency => latency(&dims, &mut report).await?,
         Scenario::Isolation => isolation(&dims, &mut report).await?,
         Scenario::Scale => scale(&dims, &mut report).await?,
@@ -224,6 +225,7 @@ fn subs(receiver: &Receiver, n: usize, pattern: &str) -> Vec<Sub> {
         .map(|route| Sub {
             url: receiver.url(route),
             patterns: vec![pattern.to_owned()],
+            filter: None,
         })
         .collect()
 }
@@ -309,10 +311,65 @@ async fn throughput(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
 
 /// Many subscriptions on one subject: each event goes to every one of them.
 async fn fanout(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let (n, events) = (d.fanout_subs, d.fanout_events);
+    let ((run, _rig), raw) = around(d, report, fanout_run(d, None)).await?;
+    report.set("subscriptions", n);
+    report.set("events", events);
+    report.set("deliveries", run.tally.expected);
+    report_flat_out(report, "fanout", &run, raw, events);
+    Ok(())
+}
+
+/// What an operator's filter reads: the topic and payload fields. Every bench event
+/// passes it, so a filtered run delivers what an unfiltered one does.
+const BENCH_FILTER: &str = r#"topic is startingwith "bench." and payload.service == "ssh" and payload.src_ip not in ["10.0.0.1", "10.0.0.2"]"#;
+
+/// `fanout` with that filter on every subscription, beside the same fan-out without
+/// it, in the same run: what evaluating a filter per subscription and event costs.
+async fn filters(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
+    let (n, events) = (d.fanout_subs, d.fanout_events);
+    let run = async {
+        let (plain, plain_rig) = fanout_run(d, None).await?;
+        let (filtered, rig) = fanout_run(d, Some(BENCH_FILTER)).await?;
+        Ok(((plain, filtered), (plain_rig, rig)))
+    };
+    let (((plain, filtered), _rigs), raw) = around(d, report, run).await?;
+    report.set("subscriptions", n);
+    report.set("events", events);
+    report.set("deliveries", filtered.tally.expected);
+    report.set("filter", BENCH_FILTER);
+    report.set("unfiltered_deliveries_per_s", plain.tally.rate().round());
+    report.set(
+        "ratio_to_unfiltered",
+        ratio(filtered.tally.rate(), plain.tally.rate()),
+    );
+    if let Some(s) = plain.worker_cpu_s {
+        let per = s * 1e6 / plain.tally.delivered.max(1) as f64;
+        report.set("unfiltered_worker_cpu_us_per_delivery", round(per, 1));
+    }
+    report_flat_out(report, "filtered", &filtered, raw, events);
+    report.check(
+        "unfiltered run published",
+        events as u64,
+        plain.published.count as u64,
+    );
+    delivery_counts(report, "unfiltered run", &plain.tally, plain.stray);
+    stopped_check(report, "unfiltered run", &plain);
+    Ok(())
+}
+
+/// One fan-out, every subscription with `filter`, the worker in its own process. The
+/// rig is handed back to live as long as the scenario: a stopped worker's bus client
+/// would log a lost connection if its server went earlier.
+async fn fanout_run(d: &Dims, filter: Option<&str>) -> Result<(FlatOut, Rig), BenchError> {
     let rig = Rig::new(&[]).await?;
     let (n, events) = (d.fanout_subs, d.fanout_events);
     let receiver = Receiver::start(Ledger::new(n, events + PROBES))?;
-    let uuids = rig.insert(&subs(&receiver, n, "bench.fanout")).await?;
+    let mut rows = subs(&receiver, n, "bench.fanout");
+    for row in &mut rows {
+        row.filter = filter.map(str::to_owned);
+    }
+    let uuids = rig.insert(&rows).await?;
     let probes = events..events + PROBES;
     let w = child_worker(&rig, &uuids, "bench.fanout", &receiver, probes).await?;
     let plan = Plan {
@@ -320,13 +377,8 @@ async fn fanout(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         seqs: 0..events,
         rate: None,
     };
-    let run = drive(&rig, w, &receiver, 0..n, plan, Via::Core, d.stall);
-    let (run, raw) = around(d, report, run).await?;
-    report.set("subscriptions", n);
-    report.set("events", events);
-    report.set("deliveries", run.tally.expected);
-    report_flat_out(report, "fanout", &run, raw, events);
-    Ok(())
+    let run = drive(&rig, w, &receiver, 0..n, plan, Via::Core, d.stall).await?;
+    Ok((run, rig))
 }
 
 /// One subscription at a fixed publish rate: publish → arrival.
@@ -395,6 +447,7 @@ async fn isolation(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
     rig.insert(&[Sub {
         url: blackhole.url(),
         patterns: vec!["bench.isolation".into()],
+        filter: None,
     }])
     .await?;
     w.reload(Duration::from_secs(10), Duration::from_millis(5))
@@ -750,6 +803,7 @@ async fn templates(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         .insert(&[Sub {
             url: blackhole.url(),
             patterns: vec!["bench.templates".into()],
+            filter: None,
         }])
         .await?;
     set_template(&rig, &bad, ENDLESS).await?;
@@ -803,6 +857,7 @@ async fn scale(d: &Dims, report: &mut Report) -> Result<(), BenchError> {
         .map(|k| Sub {
             url: receiver.url(k),
             patterns: vec![format!("bench.scale.{k}.a"), format!("bench.scale.{k}.b")],
+            filter: None,
         })
         .collect();
     let uuids = rig.insert(&rows).await?;
