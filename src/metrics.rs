@@ -61,6 +61,7 @@ pub struct Metrics {
     events: IntCounterVec,
     events_dead_lettered: IntCounterVec,
     local_failures: IntCounter,
+    token_failures: IntCounterVec,
     running: IntGauge,
     live: Mutex<HashMap<Arc<str>, Live>>,
     grace: Duration,
@@ -191,6 +192,14 @@ impl Metrics {
             "Delivery attempts that failed for lack of a local resource (descriptors, buffers, \
              memory, ephemeral ports): retried, never counted against the receiver.",
         )?;
+        let token_failures = IntCounterVec::new(
+            Opts::new(
+                "decnet_webhook_token_failures_total",
+                "Delivery attempts that got no access token from the destination's OAuth2 \
+                 token endpoint (the receiver was not asked); counted in the attempts too.",
+            ),
+            &["subscription"],
+        )?;
         let running = IntGauge::new(
             "decnet_webhook_subscriptions_running",
             "Subscriptions the worker runs.",
@@ -210,6 +219,7 @@ impl Metrics {
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(events_dead_lettered.clone()))?;
         registry.register(Box::new(local_failures.clone()))?;
+        registry.register(Box::new(token_failures.clone()))?;
         registry.register(Box::new(running.clone()))?;
         Ok(Self {
             registry,
@@ -228,6 +238,7 @@ impl Metrics {
             events,
             events_dead_lettered,
             local_failures,
+            token_failures,
             running,
             live: Mutex::default(),
             grace,
@@ -372,6 +383,7 @@ impl Metrics {
                 let _ = self.inflight.remove_label_values(&[id]);
                 let _ = self.trips.remove_label_values(&[id]);
                 let _ = self.restarts.remove_label_values(&[id]);
+                let _ = self.token_failures.remove_label_values(&[id]);
                 for outcome in LEDGER_OUTCOMES {
                     let _ = self.events.remove_label_values(&[id, outcome]);
                 }
@@ -450,6 +462,14 @@ impl SubscriptionMetrics {
         if local > 0 {
             self.metrics.local_failures.inc_by(local as u64);
         }
+        // Rare: the series appears with a subscription's first token failure.
+        let token = outcome.attempt_log.iter().filter(|a| a.token).count();
+        if token > 0 {
+            self.metrics
+                .token_failures
+                .with_label_values(&[&self.uuid])
+                .inc_by(token as u64);
+        }
         let h = self.handles();
         if outcome.ok() {
             h.success.inc();
@@ -522,6 +542,7 @@ mod tests {
                 latency: Duration::from_millis(10),
                 error: None,
                 local: false,
+                token: false,
             })
             .collect();
         o
@@ -606,6 +627,30 @@ mod tests {
         s.delivered(&outcome(false, &[Some(503)]));
         let local = value(&m, "decnet_webhook_local_failures_total", &[]);
         assert_eq!(local, Some(2.0));
+    }
+
+    #[test]
+    fn token_failures_are_counted_per_subscription() {
+        let m = Arc::new(Metrics::new(STOPPED_GRACE).unwrap());
+        let uuid: Arc<str> = "0b7c4a52-1f3e-4d8a-9c6b-2e5f7a9d1c3b".into();
+        let mut s = m.subscription(&uuid);
+        s.delivered(&outcome(true, &[Some(200)]));
+        let none = value(
+            &m,
+            "decnet_webhook_token_failures_total",
+            &[("subscription", &*uuid)],
+        );
+        assert_eq!(none, None, "no series before a failure");
+        let mut o = outcome(false, &[None, None]);
+        o.attempt_log[0].token = true;
+        o.attempt_log[1].token = true;
+        s.delivered(&o);
+        let counted = value(
+            &m,
+            "decnet_webhook_token_failures_total",
+            &[("subscription", &*uuid)],
+        );
+        assert_eq!(counted, Some(2.0));
     }
 
     #[test]

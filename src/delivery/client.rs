@@ -108,6 +108,8 @@ struct AttemptError {
     retry_after: Option<Duration>,
     /// For lack of a local resource: retried, never counted against the receiver.
     local: bool,
+    /// The token endpoint gave no access token; the receiver was not asked.
+    token: bool,
     /// The receiver answered 401 to the OAuth2 token of this generation.
     rejected_token: Option<u64>,
     /// Some items of a multi-item body were refused (see [`Verdict::Items`]).
@@ -129,6 +131,7 @@ impl AttemptError {
             retryable: true,
             retry_after: None,
             local: false,
+            token: false,
             rejected_token: None,
             items: None,
         }
@@ -280,6 +283,7 @@ impl DeliveryClient {
                         latency: began.elapsed(),
                         error: None,
                         local: false,
+                        token: false,
                     });
                     return items.settled(DeliveryOutcome {
                         failure: None,
@@ -305,6 +309,7 @@ impl DeliveryClient {
                         latency: began.elapsed(),
                         error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
                         local: false,
+                        token: failure.token,
                     });
                     return items.settled(failed(
                         failure,
@@ -335,6 +340,7 @@ impl DeliveryClient {
                 latency: began.elapsed(),
                 error: Some(truncate_chars(&failure.error, MAX_ERROR_CHARS)),
                 local: failure.local,
+                token: failure.token,
             });
             if failure.local {
                 warn_local_failure(&failure.error);
@@ -411,6 +417,7 @@ impl DeliveryClient {
                         .await
                         .map_err(|e| AttemptError {
                             retryable: e.retryable,
+                            token: true,
                             ..AttemptError::retryable(e.message)
                         })?,
                 ),
@@ -466,6 +473,7 @@ impl DeliveryClient {
                     retryable: true,
                     retry_after,
                     local: false,
+                    token: false,
                     rejected_token: None,
                     items: None,
                 }),
@@ -475,6 +483,7 @@ impl DeliveryClient {
                     retryable: false,
                     retry_after: None,
                     local: false,
+                    token: false,
                     rejected_token,
                     items: None,
                 }),
@@ -860,6 +869,7 @@ fn judged(verdict: Verdict, status: u16, items: usize) -> Result<u16, AttemptErr
         retryable,
         retry_after,
         local: false,
+        token: false,
         rejected_token: None,
         items: None,
     };

@@ -42,6 +42,9 @@ pub struct Attempt {
     pub error: Option<String>,
     /// It failed for lack of a local resource, not because of the receiver.
     pub local: bool,
+    /// No access token could be had from the destination's OAuth2 token endpoint: the
+    /// receiver was not asked.
+    pub token: bool,
 }
 
 /// Why a delivery failed, decided by the client that saw it fail.
