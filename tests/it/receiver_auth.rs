@@ -369,7 +369,10 @@ async fn a_failing_token_endpoint_dead_letters_and_replay_delivers_once_it_works
     // Counted apart, so an alert can tell the token endpoint from the receiver.
     let metrics = decnet_webhook::metrics::global().render().unwrap();
     let series = format!("decnet_webhook_token_failures_total{{subscription=\"{id}\"}} 1");
-    assert!(metrics.lines().any(|l| l == series), "{series} in\n{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == series),
+        "{series} in\n{metrics}"
+    );
 
     idp.set_reply(TokenReply::Grant {
         lifetime: Duration::from_secs(3600),
