@@ -171,8 +171,9 @@ impl QueueMemory {
             // later: hand that back too, 1, 5 and 7 s after.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async {
-                    for wait in [1, 4, 2] {
-                        tokio::time::sleep(Duration::from_secs(wait)).await;
+                    let drained = tokio::time::Instant::now();
+                    for after in [1, 5, 7] {
+                        tokio::time::sleep_until(drained + Duration::from_secs(after)).await;
                         crate::memory::release_free_heap();
                     }
                 });
