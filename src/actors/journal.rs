@@ -20,14 +20,11 @@ use super::stats::WorkerStats;
 use crate::{
     bus::Acker,
     db::{dead_letters, dead_letters::Reason, delivery_log, ledger},
-    delivery::Attempt,
 };
 
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
 const MAX_BUFFERED: usize = 200_000;
-/// Delivery-log rows of one statement, at most.
-const LOG_STATEMENT: usize = 128;
 /// Delivery-log rows written by one flush (one transaction).
 const MAX_LOG_PER_WRITE: usize = 20 * BATCH;
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
@@ -56,26 +53,6 @@ pub struct RecordDeadLetter {
 #[rtype(result = "()")]
 pub struct RecordAttempts {
     pub rows: Vec<delivery_log::LogRow>,
-}
-
-/// Append the attempts of one delivery of `event_id` to `out`, as log rows.
-pub fn log_rows(
-    subscription: &Arc<str>,
-    event_id: &str,
-    attempts: Vec<Attempt>,
-    out: &mut Vec<delivery_log::LogRow>,
-) {
-    for (i, t) in attempts.into_iter().enumerate() {
-        out.push(delivery_log::LogRow {
-            subscription: subscription.clone(),
-            event_id: event_id.to_owned(),
-            attempt: i32::try_from(i + 1).unwrap_or(i32::MAX),
-            at: t.at,
-            status: t.status.map(i32::from),
-            latency_ms: i32::try_from(t.latency.as_millis()).unwrap_or(i32::MAX),
-            error: t.error,
-        });
-    }
 }
 
 /// Write everything buffered now; answers when written (or given up for now).
@@ -205,7 +182,7 @@ impl JournalActor {
                     dead
                 }
             };
-            let attempt_res = delivery_log::insert_batches(&db, &attempts, LOG_STATEMENT).await;
+            let attempt_res = delivery_log::insert(&db, &attempts).await;
             let attempts_back = match attempt_res {
                 Ok(()) => Vec::new(),
                 Err(e) => {

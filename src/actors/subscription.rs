@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use super::{
     circuit::Report,
     delivery::{Deliver, DeliveryPool},
-    journal::{self, JournalActor, RecordAttempts, RecordDeadLetter},
+    journal::{JournalActor, RecordAttempts, RecordDeadLetter},
     ledger::{Account, Place},
     pattern::{Incoming, PatternActor, StopPattern},
     schedule::{queued_cost, Full, Next, QueueLimits, Schedule},
@@ -600,7 +600,7 @@ impl SubscriptionActor {
             // Taken whole when sent, so an idle subscription holds no buffer.
             self.log_rows.reserve(LOG_BATCH);
         }
-        journal::log_rows(&self.spec.uuid, event_id, attempts, &mut self.log_rows);
+        crate::delivery::log_rows(&self.spec.uuid, event_id, attempts, &mut self.log_rows);
         if self.log_rows.len() >= LOG_BATCH {
             self.send_log();
         } else if !self.log_timer {

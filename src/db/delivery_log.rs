@@ -1,7 +1,7 @@
 //! `webhook_delivery_attempts` repository: the delivery log.
 
 use chrono::{DateTime, Utc};
-use entity::delivery_attempt::{ActiveModel, Column, Entity, Model};
+use entity::delivery_attempt::{Column, Entity, Model};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
@@ -27,14 +27,15 @@ const LOG_COLUMNS: &str = "INSERT INTO webhook_delivery_attempts \
     (subscription_uuid, event_id, attempt, attempted_at, status, latency_ms, ok, error) VALUES ";
 const LOG_ARITY: usize = 8;
 
+/// Attempts of one INSERT, at most (a power of two; see `power_of_two_chunks`).
+const PER_STATEMENT: usize = 128;
+
 /// Insert `rows`, and add them to the per-minute roll-ups, in one transaction (all or
-/// none), in statements of at most `per_statement` rows (powers of two, so each
-/// connection caches a handful of statements, not one per batch size).
-pub async fn insert_batches(
-    db: &DatabaseConnection,
-    rows: &[LogRow],
-    per_statement: usize,
-) -> Result<(), DbErr> {
+/// none), in statements of at most `PER_STATEMENT` rows whose sizes are powers of two
+/// (each connection caches a handful of statements, not one per batch size). The one
+/// way attempts enter the log: the worker's journal, the API's replay, tests and the
+/// benchmark all write through it.
+pub async fn insert(db: &DatabaseConnection, rows: &[LogRow]) -> Result<(), DbErr> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -48,7 +49,7 @@ pub async fn insert_batches(
         );
     }
     let txn = db.begin().await?;
-    for chunk in super::power_of_two_chunks(rows, per_statement) {
+    for chunk in super::power_of_two_chunks(rows, PER_STATEMENT) {
         insert_rows(&txn, chunk).await?;
     }
     rollup.write(&txn).await?;
@@ -79,39 +80,6 @@ async fn insert_rows(db: &impl ConnectionTrait, rows: &[LogRow]) -> Result<(), D
     db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())
-}
-
-/// Insert a batch in one statement, and add it to the per-minute roll-ups. Every
-/// column the roll-ups count (subscription, time, outcome, latency) must be set.
-pub async fn insert_many(db: &DatabaseConnection, rows: Vec<ActiveModel>) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut rollup = Rollup::default();
-    for row in &rows {
-        match (
-            row.subscription_uuid.try_as_ref(),
-            row.attempted_at.try_as_ref(),
-            row.ok.try_as_ref(),
-            row.latency_ms.try_as_ref(),
-        ) {
-            (Some(subscription), Some(at), Some(ok), Some(latency)) => {
-                rollup.add(subscription, *at, *ok, i64::from(*latency))
-            }
-            _ => {
-                return Err(DbErr::Custom(
-                    "a logged attempt needs its subscription, time, outcome and latency".into(),
-                ))
-            }
-        }
-    }
-    let txn = db.begin().await?;
-    // No RETURNING: nothing reads the new ids back.
-    Entity::insert_many(rows)
-        .exec_without_returning(&txn)
-        .await?;
-    rollup.write(&txn).await?;
-    txn.commit().await
 }
 
 /// Newest first; `ok` filters by outcome.

@@ -19,6 +19,6 @@ pub mod tls;
 pub use access::ReceiverAccess;
 pub use answer::{Protocol, Verdict};
 pub use client::DeliveryClient;
-pub use outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure};
+pub use outcome::{log_rows, Attempt, DeliveryOutcome, FailureKind, ItemFailure};
 pub use settings::DeliverySettings;
 pub use target::Target;

@@ -1,6 +1,8 @@
 //! What became of a delivery: success or why it failed, with every attempt made.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use crate::db::delivery_log::LogRow;
 
 /// What became of one delivery (all its attempts).
 #[derive(Clone, Debug, PartialEq)]
@@ -80,5 +82,26 @@ impl DeliveryOutcome {
             attempt_log: Vec::new(),
             item_failures: Vec::new(),
         }
+    }
+}
+
+/// Append the attempts of one delivery of `event_id` to `out` as delivery-log rows,
+/// numbered from 1 (the worker's journal and the API's replay log them alike).
+pub fn log_rows(
+    subscription: &Arc<str>,
+    event_id: &str,
+    attempts: Vec<Attempt>,
+    out: &mut Vec<LogRow>,
+) {
+    for (i, t) in attempts.into_iter().enumerate() {
+        out.push(LogRow {
+            subscription: subscription.clone(),
+            event_id: event_id.to_owned(),
+            attempt: i32::try_from(i + 1).unwrap_or(i32::MAX),
+            at: t.at,
+            status: t.status.map(i32::from),
+            latency_ms: i32::try_from(t.latency.as_millis()).unwrap_or(i32::MAX),
+            error: t.error,
+        });
     }
 }

@@ -1,5 +1,5 @@
-//! The delivery log's per-minute roll-ups hold exactly the log's groups: through the
-//! worker's batch writes and the one-statement insert, a retention sweep that ends
+//! The delivery log's per-minute roll-ups hold exactly the log's groups: through
+//! batches of several statements and of a few rows, a retention sweep that ends
 //! inside a minute, a subscription's deletion, and for attempts logged before the
 //! roll-ups existed (rolled up by their migration).
 
@@ -104,14 +104,14 @@ async fn roll_ups_hold_the_logs_groups_through_writes_deletes_and_sweeps() {
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let rows: Vec<LogRow> = (0..ROWS).map(row).collect();
-    // The worker's batches (statements of up to 128 rows), then the one-statement
-    // insert, each adding to minutes the other already counted.
+    // Batches of several statements (up to 128 rows each), then small ones, each
+    // adding to minutes an earlier one already counted.
     for batch in rows[..400].chunks(150) {
-        delivery_log::insert_batches(&db, batch, 128).await.unwrap();
+        delivery_log::insert(&db, batch).await.unwrap();
     }
-    delivery_log::insert_many(&db, rows[400..].iter().map(model).collect())
-        .await
-        .unwrap();
+    for batch in rows[400..].chunks(7) {
+        delivery_log::insert(&db, batch).await.unwrap();
+    }
     assert_eq!(assert_same(&db).await, ROWS as u64);
 
     // Retention ending 30.5 s into a minute: that minute is counted again from the

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use entity::delivery_attempt;
-use sea_orm::{ActiveValue::Set, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 
 use super::{
     dto::{ReplayFailure, ReplayResult},
@@ -20,8 +19,11 @@ use super::{
 };
 use crate::{
     api::{auth::Admin, query::Query, state::AppState},
-    db::{dead_letters, delivery_log},
-    delivery::{Attempt, DeliveryClient},
+    db::{
+        dead_letters,
+        delivery_log::{self, LogRow},
+    },
+    delivery::{log_rows, DeliveryClient},
     domain::Event,
     error::{redact_db_error, AppError, ErrorBody},
 };
@@ -89,6 +91,7 @@ pub async fn replay(
 
     let deadline = Instant::now() + TIME_BUDGET;
     let mut attempts = Vec::new();
+    let subscription: std::sync::Arc<str> = row.uuid.as_str().into();
     let mut replayed = 0;
     let mut failed = None;
     for entry in entries {
@@ -109,11 +112,12 @@ pub async fn replay(
         let id = entry.uuid.clone();
         let event = stored_event(entry);
         let mut outcome = client.attempt_once(target, &event).await;
-        attempts.extend(logged(
-            &row.uuid,
+        log_rows(
+            &subscription,
             &event.id,
             std::mem::take(&mut outcome.attempt_log),
-        ));
+            &mut attempts,
+        );
         if !outcome.ok() {
             failed = Some(ReplayFailure {
                 event_id: event.id,
@@ -156,31 +160,9 @@ fn stored_event(entry: dead_letters::StoredDeadLetter) -> Event {
     Event::outgoing(entry.event_id, entry.topic, Bytes::from(entry.body))
 }
 
-/// The attempts of one replayed delivery as delivery-log rows, as the worker writes them.
-fn logged<'a>(
-    subscription: &'a str,
-    event_id: &'a str,
-    attempts: Vec<Attempt>,
-) -> impl Iterator<Item = delivery_attempt::ActiveModel> + 'a {
-    attempts
-        .into_iter()
-        .enumerate()
-        .map(move |(i, t)| delivery_attempt::ActiveModel {
-            subscription_uuid: Set(subscription.to_owned()),
-            event_id: Set(event_id.to_owned()),
-            attempt: Set(i32::try_from(i + 1).unwrap_or(i32::MAX)),
-            attempted_at: Set(t.at),
-            status: Set(t.status.map(i32::from)),
-            latency_ms: Set(i32::try_from(t.latency.as_millis()).unwrap_or(i32::MAX)),
-            ok: Set(t.error.is_none()),
-            error: Set(t.error),
-            ..Default::default()
-        })
-}
-
 /// The log is a record, not the result: a failure to write it is logged only.
-async fn record(db: &DatabaseConnection, attempts: Vec<delivery_attempt::ActiveModel>) {
-    if let Err(e) = delivery_log::insert_many(db, attempts).await {
+async fn record(db: &DatabaseConnection, attempts: Vec<LogRow>) {
+    if let Err(e) = delivery_log::insert(db, &attempts).await {
         tracing::warn!(error = %redact_db_error(&e), "could not log replay attempts");
     }
 }

@@ -22,8 +22,6 @@ use super::report::{round, BenchError, Report};
 
 /// Attempts per transaction, and dead letters per two.
 const CHUNK: usize = 2_000;
-/// Attempts per INSERT, as the worker's journal writes them.
-const PER_STATEMENT: usize = 128;
 /// Runs of each query; the median is reported.
 const RUNS: usize = 7;
 const TARGET_MS: f64 = 200.0;
@@ -216,7 +214,7 @@ async fn fill(
         }
         // As the worker writes them: the log and its per-minute roll-ups together.
         if batch.len() == CHUNK || i + 1 == rows {
-            delivery_log::insert_batches(db, &std::mem::take(&mut batch), PER_STATEMENT)
+            delivery_log::insert(db, &std::mem::take(&mut batch))
                 .await
                 .map_err(fail)?;
         }

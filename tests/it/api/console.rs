@@ -22,9 +22,9 @@ async fn viewers_read_the_console_routes_without_urls_paths_or_templates() {
         )
         .await;
     let uuid = created["uuid"].as_str().unwrap();
-    delivery_log::insert_many(
+    delivery_log::insert(
         &app.db,
-        vec![
+        &[
             attempt(uuid, "a1", true, at(1)),
             attempt(uuid, "a2", false, at(2)),
         ],

@@ -25,8 +25,8 @@ async fn the_log_is_paged_newest_first_and_filtered_by_outcome() {
         .into_iter()
         .map(|(i, ok)| attempt(&uuid, &format!("a{i}"), ok, at(i)))
         .chain([attempt(&other, "elsewhere", false, at(9))])
-        .collect();
-    delivery_log::insert_many(&app.db, rows).await.unwrap();
+        .collect::<Vec<_>>();
+    delivery_log::insert(&app.db, &rows).await.unwrap();
     let base = format!("/api/v1/webhooks/{uuid}/deliveries");
 
     let all = app.get(&base, Some(&token)).await;

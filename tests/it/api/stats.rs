@@ -2,9 +2,7 @@
 //! latency percentiles per interval, grouped by the database from real rows.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use decnet_webhook::db::delivery_log;
-use entity::delivery_attempt;
-use sea_orm::ActiveValue::Set;
+use decnet_webhook::db::delivery_log::{self, LogRow};
 use serde_json::Value;
 
 use super::{
@@ -13,22 +11,15 @@ use super::{
 };
 use crate::helpers::TestApp;
 
-fn attempt(
-    sub: &str,
-    ok: bool,
-    latency_ms: i32,
-    at: DateTime<Utc>,
-) -> delivery_attempt::ActiveModel {
-    delivery_attempt::ActiveModel {
-        subscription_uuid: Set(sub.to_owned()),
-        event_id: Set(uuid::Uuid::new_v4().to_string()),
-        attempt: Set(1),
-        attempted_at: Set(at),
-        status: Set(Some(if ok { 200 } else { 503 })),
-        latency_ms: Set(latency_ms),
-        ok: Set(ok),
-        error: Set((!ok).then(|| "HTTP 503".to_owned())),
-        ..Default::default()
+fn attempt(sub: &str, ok: bool, latency_ms: i32, at: DateTime<Utc>) -> LogRow {
+    LogRow {
+        subscription: sub.into(),
+        event_id: uuid::Uuid::new_v4().to_string(),
+        attempt: 1,
+        at,
+        status: Some(if ok { 200 } else { 503 }),
+        latency_ms,
+        error: (!ok).then(|| "HTTP 503".to_owned()),
     }
 }
 
@@ -75,7 +66,7 @@ async fn stats_count_attempts_and_dead_letters_per_interval_with_percentiles() {
     // Outside the window, and another subscription's: not counted for `sub`.
     rows.push(attempt(sub, true, 1, hour - Duration::days(2)));
     rows.push(attempt(other, false, 7, busy));
-    delivery_log::insert_many(&app.db, rows).await.unwrap();
+    delivery_log::insert(&app.db, &rows).await.unwrap();
     insert(
         &app.db,
         vec![

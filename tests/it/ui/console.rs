@@ -49,8 +49,7 @@ async fn count(b: &Browser, css: &str) -> usize {
 /// daily swell, latencies of tens of milliseconds with a slow tail, and an outage of
 /// the receiver for a while, from a fixed pseudo-random sequence.
 async fn seed_history(db: &sea_orm::DatabaseConnection, uuid: &str) {
-    use entity::delivery_attempt;
-    use sea_orm::ActiveValue::Set;
+    use decnet_webhook::db::delivery_log::LogRow;
     let now = chrono::Utc::now();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move |n: u64| {
@@ -71,23 +70,19 @@ async fn seed_history(db: &sea_orm::DatabaseConnection, uuid: &str) {
             } else {
                 10_000
             };
-            rows.push(delivery_attempt::ActiveModel {
-                subscription_uuid: Set(uuid.to_owned()),
-                event_id: Set(format!("history-{minute}-{i}")),
-                attempt: Set(1),
-                attempted_at: Set(
-                    now - chrono::Duration::minutes(minute) + chrono::Duration::seconds(i as i64)
-                ),
-                status: Set(ok.then_some(200)),
-                latency_ms: Set(latency),
-                ok: Set(ok),
-                error: Set((!ok).then(|| "timed out after 10 s".to_owned())),
-                ..Default::default()
+            rows.push(LogRow {
+                subscription: uuid.into(),
+                event_id: format!("history-{minute}-{i}"),
+                attempt: 1,
+                at: now - chrono::Duration::minutes(minute) + chrono::Duration::seconds(i as i64),
+                status: ok.then_some(200),
+                latency_ms: latency,
+                error: (!ok).then(|| "timed out after 10 s".to_owned()),
             });
         }
     }
     for chunk in rows.chunks(500) {
-        delivery_log::insert_many(db, chunk.to_vec())
+        delivery_log::insert(db, chunk)
             .await
             .expect("seed the delivery log");
     }
