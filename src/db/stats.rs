@@ -102,13 +102,19 @@ pub(crate) fn latency_class_sql() -> String {
 }
 
 /// The values `$1`–`$4` (the window's start in epoch seconds, the step, its start and
-/// end) and, for one subscription, `$5` with the condition that uses it.
-fn window_values(subscription: Option<&str>, window: Window) -> (Vec<Value>, &'static str) {
+/// end as `bounds` gives them: timestamps for the log, epoch seconds for the
+/// roll-ups) and, for one subscription, `$5` with the condition that uses it.
+fn window_values(
+    subscription: Option<&str>,
+    window: Window,
+    bounds: [Value; 2],
+) -> (Vec<Value>, &'static str) {
+    let [from, to] = bounds;
     let mut values: Vec<Value> = vec![
         window.from.timestamp().into(),
         window.step_secs.into(),
-        window.from.into(),
-        window.to().into(),
+        from,
+        to,
     ];
     let by_subscription = match subscription {
         Some(uuid) => {
@@ -118,6 +124,11 @@ fn window_values(subscription: Option<&str>, window: Window) -> (Vec<Value>, &'s
         None => "",
     };
     (values, by_subscription)
+}
+
+/// A window's bounds as timestamps, for the rows' own time columns.
+fn at_times(window: Window) -> [Value; 2] {
+    [window.from.into(), window.to().into()]
 }
 
 /// Run `sql`, written with `$n` placeholders, on whichever database `db` is.
@@ -157,7 +168,7 @@ pub async fn attempt_groups_in_log(
     window: Window,
 ) -> Result<Vec<AttemptGroup>, DbErr> {
     let backend = db.get_database_backend();
-    let (values, by_subscription) = window_values(subscription, window);
+    let (values, by_subscription) = window_values(subscription, window, at_times(window));
     let sql = format!(
         "SELECT ({epoch} - $1) / $2 AS bucket, \
                 CAST(CASE WHEN ok THEN 1 ELSE 0 END AS BIGINT) AS ok_n, \
@@ -181,19 +192,11 @@ pub async fn attempt_groups_by_minute(
     subscription: Option<&str>,
     window: Window,
 ) -> Result<Vec<AttemptGroup>, DbErr> {
-    let mut values: Vec<Value> = vec![
-        window.from.timestamp().into(),
-        window.step_secs.into(),
+    let bounds = [
         window.from.timestamp().into(),
         window.to().timestamp().into(),
     ];
-    let by_subscription = match subscription {
-        Some(uuid) => {
-            values.push(uuid.to_owned().into());
-            "subscription_uuid = $5 AND "
-        }
-        None => "",
-    };
+    let (values, by_subscription) = window_values(subscription, window, bounds);
     let sql = format!(
         "SELECT (minute - $1) / $2 AS bucket, \
                 CAST(CASE WHEN ok THEN 1 ELSE 0 END AS BIGINT) AS ok_n, \
@@ -230,7 +233,7 @@ pub async fn dead_letter_groups(
     window: Window,
 ) -> Result<Vec<DeadLetterGroup>, DbErr> {
     let backend = db.get_database_backend();
-    let (values, by_subscription) = window_values(subscription, window);
+    let (values, by_subscription) = window_values(subscription, window, at_times(window));
     let sql = format!(
         "SELECT ({epoch} - $1) / $2 AS bucket, COUNT(*) AS n \
          FROM webhook_dead_letters \
