@@ -17,6 +17,11 @@ use crate::helpers::{
 
 const STREAM: &str = "DECNET_EVENTS";
 
+/// The bound on a wait that spans a server's death: the cluster elects new meta,
+/// stream and consumer leaders one after another, and on a loaded machine each
+/// election can take ten seconds or more.
+const FAILOVER_WAIT: Duration = Duration::from_secs(60);
+
 fn event(id: &str) -> Vec<u8> {
     format!(r#"{{"id":"{id}","payload":{{"n":1}}}}"#).into_bytes()
 }
@@ -48,7 +53,7 @@ fn settings(urls: &str, db: &TestDb, extra: &[(&str, &str)]) -> Settings {
 /// Publish with the stream's acknowledgement, retrying (one message id, so a retry is
 /// stored once) until it is stored: what a publisher must do to lose nothing.
 async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str) {
-    eventually(WAIT, "the stream storing a publish", || async {
+    eventually(FAILOVER_WAIT, "the stream storing a publish", || async {
         let publish = jetstream::message::PublishMessage::build()
             .payload(event(id).into())
             .message_id(id);
@@ -62,7 +67,7 @@ async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str) {
 
 /// Wait until the receiver has every id in `want`.
 async fn wait_all(rx: &TestReceiver, want: &HashSet<String>, what: &str) {
-    eventually(WAIT, what, || async {
+    eventually(FAILOVER_WAIT, what, || async {
         let got: HashSet<String> = ids(rx).into_iter().collect();
         let missing = want.difference(&got).count();
         if missing == 0 {
@@ -101,7 +106,7 @@ async fn wait_pulling(js: &jetstream::Context, uuid: &str, workers: usize) {
 async fn takes_a_share(js: &jetstream::Context, stats: &WorkerStats, what: &str) {
     let before = stats.delivered.load(Relaxed);
     let mut burst = 0;
-    eventually(WAIT, what, || {
+    eventually(FAILOVER_WAIT, what, || {
         burst += 1;
         async move {
             for i in 0..10 {
