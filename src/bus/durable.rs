@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::{FutureExt, StreamExt};
 
-use super::source::{Acker, BusMessage, PatternSource};
+use super::{
+    acks::Acknowledger,
+    source::{BusMessage, PatternSource},
+};
 use crate::config::Settings;
 
 /// How long the server waits for an acknowledgement before it hands a message to
@@ -302,6 +305,7 @@ pub fn pattern_source(client: async_nats::Client, spec: StreamSpec) -> PatternSo
     // A request lost in a leader election is given up soon and made again.
     js.set_timeout(API_TIMEOUT);
     let flusher = client;
+    let acks = Acknowledger::new(PROGRESS_EVERY);
     PatternSource::with_flush(
         move |pattern, group| {
             let subscription = group.rsplit('.').next().unwrap_or(&group).to_owned();
@@ -312,6 +316,7 @@ pub fn pattern_source(client: async_nats::Client, spec: StreamSpec) -> PatternSo
                 spec: spec.clone(),
                 messages: None,
                 interrupted: None,
+                acks: acks.clone(),
             };
             async move {
                 // The first pull is made here, so a consumer that cannot be made is
@@ -346,6 +351,7 @@ struct Puller {
     messages: Option<pull::Stream>,
     /// Since when pulls fail, and a retry's wait.
     interrupted: Option<(Instant, Duration)>,
+    acks: Acknowledger,
 }
 
 impl Puller {
@@ -430,7 +436,7 @@ impl Puller {
                 Err(_) => self.resumed(),
                 Ok(Some(Ok(m))) => {
                     self.resumed();
-                    return from_jetstream(m);
+                    return from_jetstream(m, &self.acks);
                 }
                 Ok(Some(Err(e))) => {
                     self.interrupt(&e.to_string());
@@ -464,7 +470,7 @@ impl Puller {
     }
 }
 
-fn from_jetstream(m: jetstream::Message) -> BusMessage {
+fn from_jetstream(m: jetstream::Message, acks: &Acknowledger) -> BusMessage {
     let seq = m.info().ok().map(|i| i.stream_sequence);
     let msg_id = m
         .headers
@@ -477,7 +483,7 @@ fn from_jetstream(m: jetstream::Message) -> BusMessage {
         trace: super::source::trace_of(m.headers.as_ref()),
         msg_id,
         seq,
-        ack: Some(Acker::new(m, PROGRESS_EVERY)),
+        ack: Some(acks.hold(m)),
     }
 }
 

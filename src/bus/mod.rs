@@ -2,13 +2,15 @@
 //! streams for pattern actors (core subscriptions or JetStream consumers), and the
 //! control signals workers listen to.
 
+pub mod acks;
 pub mod connection;
 pub mod durable;
 pub mod signals;
 pub mod source;
 pub mod subjects;
 
+pub use acks::Acker;
 pub use connection::Bus;
 pub use signals::{bus_signals, Signal};
-pub use source::{Acker, BusMessage, PatternSource};
+pub use source::{BusMessage, PatternSource};
 pub use subjects::{CIRCUIT_TRIPPED, CONTROL, HEALTH, SUBSCRIPTIONS_CHANGED};

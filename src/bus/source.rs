@@ -3,11 +3,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
 use futures::{future::BoxFuture, stream::BoxStream, FutureExt, StreamExt};
 
-use super::connection::Bus;
+use super::{acks::Acker, connection::Bus};
 use crate::domain::TraceContext;
 
 /// A message as it comes off the bus, independent of the client library.
@@ -48,77 +47,6 @@ pub(super) fn trace_of(headers: Option<&async_nats::HeaderMap>) -> Option<Arc<Tr
     let headers = headers?;
     let get = |name: &str| headers.get(name).map(|v| v.as_str());
     TraceContext::from_headers(get("traceparent"), get("tracestate")).map(Arc::new)
-}
-
-/// Acknowledges one JetStream message once its fate is settled; until then it
-/// tells the server, every so often, that the message is still being worked on (so
-/// a slow delivery with retries is not handed to another worker), and stops when
-/// the message is settled or forgotten.
-#[derive(Clone)]
-pub struct Acker(Arc<Held>);
-
-struct Held {
-    message: Arc<jetstream::Message>,
-    progress: Option<tokio::task::AbortHandle>,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(progress) = &self.progress {
-            progress.abort();
-        }
-    }
-}
-
-impl std::fmt::Debug for Acker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Acker")
-    }
-}
-
-impl Acker {
-    /// Hold `message`, reporting it in progress every `every` until it is settled.
-    pub(super) fn new(message: jetstream::Message, every: Duration) -> Self {
-        let message = Arc::new(message);
-        let progress = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let message = message.clone();
-            runtime
-                .spawn(async move {
-                    let start = tokio::time::Instant::now() + every;
-                    let mut tick = tokio::time::interval_at(start, every);
-                    loop {
-                        tick.tick().await;
-                        if let Err(e) = message.ack_with(AckKind::Progress).await {
-                            tracing::debug!(error = %e, "JetStream in-progress ack failed");
-                        }
-                    }
-                })
-                .abort_handle()
-        });
-        Self(Arc::new(Held { message, progress }))
-    }
-
-    /// Delivered or dead-lettered: never again.
-    pub fn ack(&self) {
-        self.send(AckKind::Ack);
-    }
-
-    /// Not handled here (shutdown): hand it to the next worker now.
-    pub fn nak(&self) {
-        self.send(AckKind::Nak(None));
-    }
-
-    fn send(&self, kind: AckKind) {
-        if let Some(progress) = &self.0.progress {
-            progress.abort();
-        }
-        let msg = self.0.message.clone();
-        actix::spawn(async move {
-            if let Err(e) = msg.ack_with(kind).await {
-                tracing::warn!(error = %e, "JetStream acknowledgement failed; the message will be redelivered");
-            }
-        });
-    }
 }
 
 type SubscribeFn = dyn Fn(String, String) -> BoxFuture<'static, Result<BoxStream<'static, BusMessage>, String>>
