@@ -6,7 +6,6 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     rc::Rc,
-    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -29,6 +28,7 @@ use super::{
     outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure},
     retry::{self, StatusClass},
     settings::DeliverySettings,
+    signing,
     target::{Access, Target},
 };
 use crate::{
@@ -85,7 +85,7 @@ pub struct DeliveryClient {
     /// Guard verdicts by URL host (the verdict does not depend on the port).
     resolved: RefCell<HashMap<String, Rc<Resolution>>>,
     /// Requests in flight per destination (host, port).
-    slots: RefCell<HashMap<Arc<str>, Rc<Semaphore>>>,
+    slots: RefCell<HashMap<(String, u16), Rc<Semaphore>>>,
 }
 
 struct TlsClient {
@@ -168,12 +168,13 @@ struct Prepared {
 
 impl Prepared {
     fn new(target: &Target, event: &Event) -> Result<Self, AttemptError> {
-        if target.keys.is_empty() {
+        if target.secrets.is_empty() {
             return Err(AttemptError::fatal("no signing secret".into()));
         }
-        let uri = target.uri.clone().ok_or_else(|| {
-            AttemptError::fatal("invalid url: the HTTP client cannot request it".into())
-        })?;
+        let url = target.url.as_url();
+        // The fragment never goes on the wire.
+        let uri = Uri::try_from(&url[..url::Position::AfterQuery])
+            .map_err(|e| AttemptError::fatal(format!("invalid url: {e}")))?;
         let value = |what: &str, v: &str| {
             HeaderValue::from_str(v)
                 .map_err(|_| AttemptError::fatal(format!("{what} is not a valid header value")))
@@ -201,7 +202,7 @@ struct Signed {
 impl Signed {
     fn new(target: &Target, prepared: &Prepared) -> Result<Self, AttemptError> {
         let now = unix_now();
-        let signatures = target.keys.sign(&prepared.webhook_id, now, &prepared.body);
+        let signatures = signing::sign(&target.secrets, &prepared.webhook_id, now, &prepared.body);
         match (
             HeaderValue::try_from(signatures.decnet),
             HeaderValue::try_from(signatures.standard),
@@ -397,7 +398,7 @@ impl DeliveryClient {
         prepared: &Prepared,
     ) -> Result<u16, AttemptError> {
         // Waiting for a slot is not part of the attempt's time.
-        let slot = self.slot(&target.destination);
+        let slot = self.slot(&target.url);
         let _permit = slot
             .acquire()
             .await
@@ -501,8 +502,9 @@ impl DeliveryClient {
         })
     }
 
-    fn slot(&self, destination: &Arc<str>) -> Rc<Semaphore> {
-        if let Some(slot) = self.slots.borrow().get(destination) {
+    fn slot(&self, url: &WebhookUrl) -> Rc<Semaphore> {
+        let key = (url.host(), url.port());
+        if let Some(slot) = self.slots.borrow().get(&key) {
             return slot.clone();
         }
         let limit = self.settings.per_destination.max(1);
@@ -512,7 +514,7 @@ impl DeliveryClient {
             // Destinations nobody is sending to hold nothing worth keeping.
             slots.retain(|_, s| s.available_permits() < limit);
         }
-        slots.insert(destination.clone(), slot.clone());
+        slots.insert(key, slot.clone());
         slot
     }
 
@@ -1125,9 +1127,9 @@ mod tests {
         };
         let client = DeliveryClient::new(settings);
         let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
-        let target = Target::new(url, vec![crate::config::Secret::new("s")]);
         // A closed slot is how a sender that is shutting down answers.
-        client.slot(&target.destination).close();
+        client.slot(&url).close();
+        let target = Target::new(url, vec![crate::config::Secret::new("s")]);
         let event = Event::outgoing(
             "e1".into(),
             "attacker.x".into(),

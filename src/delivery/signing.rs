@@ -27,59 +27,36 @@ pub struct Signatures {
     pub standard: String,
 }
 
-/// Every secret keyed once, newest first: what each send signs with, so a send
-/// costs no key schedule. Its `Debug` shows how many, never a key.
-#[derive(Clone)]
-pub struct SigningKeys(Vec<HmacSha256>);
-
-impl std::fmt::Debug for SigningKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKeys({})", self.0.len())
-    }
-}
-
-impl SigningKeys {
-    pub fn new(secrets: &[Secret]) -> Self {
-        Self(secrets.iter().filter_map(key).collect())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Both signatures for every key, the keyed state cloned for each MAC.
-    pub fn sign(&self, msg_id: &str, timestamp: u64, body: &[u8]) -> Signatures {
-        let mut decnet = String::with_capacity(self.0.len() * (DECNET_LEN + 1));
-        let mut standard = String::with_capacity(self.0.len() * (STANDARD_LEN + 1));
-        let mut digits = [0u8; 20];
-        let timestamp = decimal(timestamp, &mut digits);
-        for keyed in &self.0 {
-            let mut mac = keyed.clone();
-            mac.update(body);
-            if !decnet.is_empty() {
-                decnet.push(',');
-            }
-            decnet.push_str("sha256=");
-            push_hex(&mut decnet, &mac.finalize().into_bytes());
-
-            let mut mac = keyed.clone();
-            for part in [msg_id.as_bytes(), b".", timestamp, b".", body] {
-                mac.update(part);
-            }
-            if !standard.is_empty() {
-                standard.push(' ');
-            }
-            standard.push_str("v1,");
-            base64::engine::general_purpose::STANDARD
-                .encode_string(mac.finalize().into_bytes(), &mut standard);
-        }
-        Signatures { decnet, standard }
-    }
-}
-
-/// Both signatures for every secret.
+/// Both signatures for every secret. Each secret is keyed once and the keyed state
+/// cloned for the second MAC, so a send costs one key schedule per secret.
 pub fn sign(secrets: &[Secret], msg_id: &str, timestamp: u64, body: &[u8]) -> Signatures {
-    SigningKeys::new(secrets).sign(msg_id, timestamp, body)
+    let mut decnet = String::with_capacity(secrets.len() * (DECNET_LEN + 1));
+    let mut standard = String::with_capacity(secrets.len() * (STANDARD_LEN + 1));
+    let mut digits = [0u8; 20];
+    let timestamp = decimal(timestamp, &mut digits);
+    for secret in secrets {
+        let Some(keyed) = key(secret) else { continue };
+
+        let mut mac = keyed.clone();
+        mac.update(body);
+        if !decnet.is_empty() {
+            decnet.push(',');
+        }
+        decnet.push_str("sha256=");
+        push_hex(&mut decnet, &mac.finalize().into_bytes());
+
+        let mut mac = keyed;
+        for part in [msg_id.as_bytes(), b".", timestamp, b".", body] {
+            mac.update(part);
+        }
+        if !standard.is_empty() {
+            standard.push(' ');
+        }
+        standard.push_str("v1,");
+        base64::engine::general_purpose::STANDARD
+            .encode_string(mac.finalize().into_bytes(), &mut standard);
+    }
+    Signatures { decnet, standard }
 }
 
 /// `X-DECNET-Signature` alone: `sha256=` + lowercase hex HMAC-SHA256 of the body.
@@ -152,14 +129,6 @@ mod tests {
         assert_ne!(a, standard_signature(&s, "msg_2", 10, b"{}"));
         assert_ne!(a, standard_signature(&s, "msg_1", 11, b"{}"));
         assert_ne!(a, standard_signature(&s, "msg_1", 10, b"[]"));
-    }
-
-    #[test]
-    fn keys_show_their_count_and_never_a_secret() {
-        let keys = SigningKeys::new(&secrets(&["hunter2-secret", "older-secret"]));
-        let shown = format!("{keys:?}");
-        assert_eq!(shown, "SigningKeys(2)");
-        assert!(!SigningKeys::new(&secrets(&["k"])).is_empty());
     }
 
     #[test]

@@ -3,15 +3,9 @@
 
 use std::sync::Arc;
 
-use awc::http::{
-    header::{HeaderName, HeaderValue},
-    Uri,
-};
+use awc::http::header::{HeaderName, HeaderValue};
 
-use super::{
-    access::ReceiverAccess, answer::Protocol, auth::Authorizer, signing::SigningKeys,
-    tls::TlsSettings,
-};
+use super::{access::ReceiverAccess, answer::Protocol, auth::Authorizer, tls::TlsSettings};
 use crate::{
     config::Secret,
     domain::webhook_url::{UrlError, WebhookUrl},
@@ -22,13 +16,8 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Target {
     pub url: WebhookUrl,
-    /// The secrets, newest first (two during a rotation, and every one signs), keyed.
-    pub keys: SigningKeys,
-    /// The URL as the request line takes it (no fragment), parsed once; `None` if the
-    /// HTTP library refuses it, and then every delivery fails saying so.
-    pub uri: Option<Uri>,
-    /// `host:port`: what the per-destination connection budget is kept by.
-    pub destination: Arc<str>,
+    /// Newest first; two during a secret rotation, and every one signs.
+    pub secrets: Vec<Secret>,
     /// Static headers (sensitive values), the `Authorization`, and TLS settings.
     pub access: Arc<Access>,
     /// How the request is framed and the answer judged.
@@ -79,15 +68,9 @@ impl Access {
 impl Target {
     /// A target with no headers, authorization or TLS settings of its own.
     pub fn new(url: WebhookUrl, secrets: Vec<Secret>) -> Self {
-        let u = url.as_url();
-        // The fragment never goes on the wire.
-        let uri = Uri::try_from(&u[..url::Position::AfterQuery]).ok();
-        let destination = format!("{}:{}", u.host_str().unwrap_or_default(), url.port()).into();
         Self {
-            keys: SigningKeys::new(&secrets),
-            uri,
-            destination,
             url,
+            secrets,
             access: Arc::default(),
             protocol: Protocol::Http,
             content_type: "application/json",
