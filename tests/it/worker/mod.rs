@@ -1,5 +1,6 @@
 //! The worker side: bus in, signed HTTP out, and what it keeps when delivery fails.
 
+mod acks;
 mod cluster;
 mod dead_letters;
 mod delivery;
