@@ -12,15 +12,15 @@ use crate::helpers::{
     eventually,
     process::Decnet,
     worker::{insert_subscription, WorkerHandle},
-    Reply, TestDb, TestReceiver, WAIT,
+    Reply, TestDb, TestReceiver,
 };
 
 const STREAM: &str = "DECNET_EVENTS";
 
-/// The bound on a wait that spans a server's death: the cluster elects new meta,
-/// stream and consumer leaders one after another, and on a loaded machine each
-/// election can take ten seconds or more.
-const FAILOVER_WAIT: Duration = Duration::from_secs(60);
+/// The bound on every wait here: each depends on the cluster electing leaders (meta,
+/// stream and consumer, one after another after a server's death; a consumer's for
+/// a new consumer), and on a loaded machine one election can take ten seconds or more.
+const CLUSTER_WAIT: Duration = Duration::from_secs(60);
 
 fn event(id: &str) -> Vec<u8> {
     format!(r#"{{"id":"{id}","payload":{{"n":1}}}}"#).into_bytes()
@@ -53,7 +53,7 @@ fn settings(urls: &str, db: &TestDb, extra: &[(&str, &str)]) -> Settings {
 /// Publish with the stream's acknowledgement, retrying (one message id, so a retry is
 /// stored once) until it is stored: what a publisher must do to lose nothing.
 async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str) {
-    eventually(FAILOVER_WAIT, "the stream storing a publish", || async {
+    eventually(CLUSTER_WAIT, "the stream storing a publish", || async {
         let publish = jetstream::message::PublishMessage::build()
             .payload(event(id).into())
             .message_id(id);
@@ -67,7 +67,7 @@ async fn publish_acked(js: &jetstream::Context, subject: &str, id: &str) {
 
 /// Wait until the receiver has every id in `want`.
 async fn wait_all(rx: &TestReceiver, want: &HashSet<String>, what: &str) {
-    eventually(FAILOVER_WAIT, what, || async {
+    eventually(CLUSTER_WAIT, what, || async {
         let got: HashSet<String> = ids(rx).into_iter().collect();
         let missing = want.difference(&got).count();
         if missing == 0 {
@@ -87,7 +87,7 @@ async fn client(cluster: &NatsCluster) -> async_nats::Client {
 /// worker consumes (events published from now on are taken).
 async fn wait_pulling(js: &jetstream::Context, uuid: &str, workers: usize) {
     let name = decnet_webhook::bus::durable::consumer_name(uuid, "attacker.>");
-    eventually(WAIT, "every worker pulling", || async {
+    eventually(CLUSTER_WAIT, "every worker pulling", || async {
         let stream = js.get_stream(STREAM).await.map_err(|e| e.to_string())?;
         let info = stream
             .consumer_info(&name)
@@ -106,7 +106,7 @@ async fn wait_pulling(js: &jetstream::Context, uuid: &str, workers: usize) {
 async fn takes_a_share(js: &jetstream::Context, stats: &WorkerStats, what: &str) {
     let before = stats.delivered.load(Relaxed);
     let mut burst = 0;
-    eventually(FAILOVER_WAIT, what, || {
+    eventually(CLUSTER_WAIT, what, || {
         burst += 1;
         async move {
             for i in 0..10 {
@@ -204,7 +204,7 @@ async fn a_killed_workers_held_events_are_redelivered_to_the_others() {
     rx.set_default(Reply::Status(200));
     let second = WorkerHandle::spawn(settings(&cluster.urls(), &test_db, &[])).await;
     eventually(
-        WAIT,
+        CLUSTER_WAIT,
         "the killed worker's events delivered by the other",
         || async {
             let delivered = second.stats.delivered.load(Relaxed);
@@ -236,7 +236,7 @@ async fn a_slow_retry_is_not_handed_to_another_worker() {
     wait_pulling(&js, &uuid, 2).await;
     rx.script([Reply::Status(503)]);
     publish_acked(&js, "attacker.slow", "slow-1").await;
-    eventually(WAIT, "the retry delivered", || async {
+    eventually(CLUSTER_WAIT, "the retry delivered", || async {
         let attempts = ids(&rx).iter().filter(|i| *i == "slow-1").count();
         (attempts == 2 && rx.requests().last().is_some_and(|r| r.accepted()))
             .then_some(())
@@ -267,7 +267,7 @@ async fn a_worker_follows_its_servers_as_they_die_and_return_and_keeps_its_share
     // The worker under test knows two servers; it is the only one on the bus now.
     let two = format!("{},{}", cluster.nodes[0].url(), cluster.nodes[1].url());
     let follower = WorkerHandle::spawn(settings(&two, &test_db, &[])).await;
-    let on = eventually(WAIT, "the worker's server", || async {
+    let on = eventually(CLUSTER_WAIT, "the worker's server", || async {
         cluster.node_of_connection("decnet-webhook")
     })
     .await;
