@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Once},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -27,9 +27,6 @@ struct Shared {
     every: Duration,
     held: Mutex<Held>,
     settle: mpsc::UnboundedSender<(Message, AckKind)>,
-    /// Taken by the task when the first message is held (inside the runtime).
-    settled: Mutex<Option<mpsc::UnboundedReceiver<(Message, AckKind)>>>,
-    started: Once,
 }
 
 #[derive(Default)]
@@ -45,21 +42,30 @@ struct Progress {
 }
 
 impl Acknowledger {
-    /// Report each held message in progress every `every` until it is settled.
+    /// Report each held message in progress every `every` until it is settled. Made
+    /// inside the worker's runtime, where its task runs: the task lives while a
+    /// message may still be settled, and ends when the last handle (this or an
+    /// [`Acker`]) is gone and every settlement it was given is sent.
     pub fn new(every: Duration) -> Self {
         let (settle, settled) = mpsc::unbounded_channel();
-        Self(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             every,
             held: Mutex::new(Held::default()),
             settle,
-            settled: Mutex::new(Some(settled)),
-            started: Once::new(),
-        }))
+        });
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(run(Arc::downgrade(&shared), settled, every));
+            }
+            Err(_) => tracing::error!(
+                "no runtime to send JetStream acknowledgements from; held messages will be redelivered"
+            ),
+        }
+        Self(shared)
     }
 
     /// Hold `message` until its [`Acker`] settles it or is dropped.
     pub fn hold(&self, message: jetstream::Message) -> Acker {
-        self.0.started.call_once(|| self.start());
         let message = Arc::new(message);
         let due = Instant::now() + self.0.every;
         let id = self.0.with_held(|held| {
@@ -79,18 +85,6 @@ impl Acknowledger {
             message,
             shared: self.0.clone(),
         }))
-    }
-
-    /// The task lives while a message may still be settled: it ends when the last
-    /// handle (this or an [`Acker`]) is gone and every settlement it was given is sent.
-    fn start(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let Some(settled) = self.0.settled.lock().ok().and_then(|mut s| s.take()) else {
-            return;
-        };
-        runtime.spawn(run(Arc::downgrade(&self.0), settled, self.0.every));
     }
 }
 
