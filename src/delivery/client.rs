@@ -468,24 +468,15 @@ impl DeliveryClient {
             return match retry::classify(status) {
                 StatusClass::Success => Ok(status),
                 StatusClass::Retryable => Err(AttemptError {
-                    error: format!("HTTP {status}"),
                     status: Some(status),
-                    retryable: true,
                     retry_after,
-                    local: false,
-                    token: false,
-                    rejected_token: None,
-                    items: None,
+                    ..AttemptError::retryable(format!("HTTP {status}"))
                 }),
                 StatusClass::Final => Err(AttemptError {
-                    error: format!("non-retryable {status}"),
                     status: Some(status),
                     retryable: false,
-                    retry_after: None,
-                    local: false,
-                    token: false,
                     rejected_token,
-                    items: None,
+                    ..AttemptError::retryable(format!("non-retryable {status}"))
                 }),
             };
         }
@@ -864,14 +855,10 @@ fn failed(
 /// (nothing to split) is that item's fate.
 fn judged(verdict: Verdict, status: u16, items: usize) -> Result<u16, AttemptError> {
     let error = |error: String, retryable: bool, retry_after: Option<Duration>| AttemptError {
-        error,
         status: Some(status),
         retryable,
         retry_after,
-        local: false,
-        token: false,
-        rejected_token: None,
-        items: None,
+        ..AttemptError::retryable(error)
     };
     match verdict {
         Verdict::Delivered => Ok(status),
