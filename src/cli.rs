@@ -101,6 +101,7 @@ impl From<RoleArg> for auth::Role {
 }
 
 pub fn run() -> ExitCode {
+    crate::memory::configure_allocator();
     // The template sandbox is this binary started by itself, before anything else.
     if let Some(code) = crate::shape::sandbox::child_entry() {
         return code;
