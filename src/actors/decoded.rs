@@ -11,13 +11,16 @@ use std::{cell::RefCell, collections::VecDeque, sync::Arc};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{event::DecodeError, Event, TraceContext};
+use crate::{
+    bus::Subject,
+    domain::{event::DecodeError, Event, TraceContext},
+};
 
 /// Copies of one message arrive together; a handful covers interleaved publishers.
 const KEEP: usize = 4;
 
 struct Entry {
-    subject: String,
+    subject: Subject,
     payload: Bytes,
     msg_id: Option<String>,
     trace: Option<Arc<TraceContext>>,
@@ -33,7 +36,7 @@ thread_local! {
 /// The event of a bus message for the pattern actor `taker`.
 pub fn decode(
     taker: u64,
-    subject: &str,
+    subject: &Subject,
     payload: &Bytes,
     msg_id: Option<&str>,
     trace: Option<&Arc<TraceContext>>,
@@ -43,7 +46,7 @@ pub fn decode(
         let mut recent = recent.borrow_mut();
         let hit = recent.iter_mut().rev().find(|e| {
             e.payload.len() == payload.len()
-                && e.subject == subject
+                && e.subject == *subject
                 && e.msg_id.as_deref() == msg_id
                 && e.trace.as_ref() == trace
                 && e.payload == payload
@@ -60,7 +63,7 @@ pub fn decode(
             recent.pop_front();
         }
         recent.push_back(Entry {
-            subject: subject.to_owned(),
+            subject: subject.clone(),
             payload: payload.clone(),
             msg_id: msg_id.map(str::to_owned),
             trace: trace.cloned(),
@@ -82,8 +85,8 @@ mod tests {
     #[test]
     fn copies_of_one_message_share_one_event() {
         let body = Bytes::from_static(br#"{"payload":{"ip":"203.0.113.7"}}"#);
-        let a = decode(1, "attacker.observed", &body, None, None, at()).unwrap();
-        let b = decode(2, "attacker.observed", &body, None, None, at()).unwrap();
+        let a = decode(1, &"attacker.observed".into(), &body, None, None, at()).unwrap();
+        let b = decode(2, &"attacker.observed".into(), &body, None, None, at()).unwrap();
         assert!(Arc::ptr_eq(&a, &b), "decoded once");
         assert_eq!(a.id, b.id, "one generated id for every receiver");
     }
@@ -91,21 +94,21 @@ mod tests {
     #[test]
     fn the_same_bytes_published_again_are_a_new_event() {
         let body = Bytes::from_static(br#"{"payload":{"n":1}}"#);
-        let first = decode(7, "system.log", &body, None, None, at()).unwrap();
-        let again = decode(7, "system.log", &body, None, None, at()).unwrap();
+        let first = decode(7, &"system.log".into(), &body, None, None, at()).unwrap();
+        let again = decode(7, &"system.log".into(), &body, None, None, at()).unwrap();
         assert!(!Arc::ptr_eq(&first, &again));
         assert_ne!(first.id, again.id, "each publish its own id");
         // Another subscription taking the second publish shares it.
-        let other = decode(8, "system.log", &body, None, None, at()).unwrap();
+        let other = decode(8, &"system.log".into(), &body, None, None, at()).unwrap();
         assert!(Arc::ptr_eq(&again, &other));
     }
 
     #[test]
     fn subject_and_message_id_are_part_of_the_key() {
         let body = Bytes::from_static(br#"{"payload":{}}"#);
-        let a = decode(1, "a.b", &body, Some("m1"), None, at()).unwrap();
-        let b = decode(2, "a.c", &body, Some("m1"), None, at()).unwrap();
-        let c = decode(3, "a.b", &body, Some("m2"), None, at()).unwrap();
+        let a = decode(1, &"a.b".into(), &body, Some("m1"), None, at()).unwrap();
+        let b = decode(2, &"a.c".into(), &body, Some("m1"), None, at()).unwrap();
+        let c = decode(3, &"a.b".into(), &body, Some("m2"), None, at()).unwrap();
         assert_eq!((a.topic.as_str(), b.topic.as_str()), ("a.b", "a.c"));
         assert_eq!((a.id.as_str(), c.id.as_str()), ("m1", "m2"));
     }
@@ -113,7 +116,7 @@ mod tests {
     #[test]
     fn undecodable_input_is_an_error_every_time() {
         let body = Bytes::from_static(b"\xff nope");
-        assert!(decode(1, "a.b", &body, None, None, at()).is_err());
-        assert!(decode(2, "a.b", &body, None, None, at()).is_err());
+        assert!(decode(1, &"a.b".into(), &body, None, None, at()).is_err());
+        assert!(decode(2, &"a.b".into(), &body, None, None, at()).is_err());
     }
 }

@@ -124,7 +124,7 @@ impl StreamHandler<BusMessage> for PatternActor {
                             .msg_id
                             .clone()
                             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
-                        topic: msg.subject.clone(),
+                        topic: msg.subject.to_string(),
                         body: msg.payload.clone(),
                         reason: crate::db::dead_letters::Reason::Undecodable,
                         error: Some(crate::db::truncate_chars(&e.to_string(), 512)),

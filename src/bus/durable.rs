@@ -478,7 +478,7 @@ fn from_jetstream(m: jetstream::Message, acks: &Acknowledger) -> BusMessage {
         .and_then(|h| h.get("Nats-Msg-Id"))
         .map(|v| v.as_str().to_owned());
     BusMessage {
-        subject: m.subject.to_string(),
+        subject: m.subject.clone(),
         payload: m.payload.clone(),
         trace: super::source::trace_of(m.headers.as_ref()),
         msg_id,

@@ -10,6 +10,8 @@ pub mod source;
 pub mod subjects;
 
 pub use acks::Acker;
+/// A message's subject: shares the bytes the client read, so taking it allocates nothing.
+pub use async_nats::Subject;
 pub use connection::Bus;
 pub use signals::{bus_signals, Signal};
 pub use source::{BusMessage, PatternSource};

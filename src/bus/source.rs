@@ -12,7 +12,7 @@ use crate::domain::TraceContext;
 /// A message as it comes off the bus, independent of the client library.
 #[derive(Clone, Debug)]
 pub struct BusMessage {
-    pub subject: String,
+    pub subject: async_nats::Subject,
     pub payload: Bytes,
     /// The `Nats-Msg-Id` header, if any.
     pub msg_id: Option<String>,
@@ -32,7 +32,7 @@ impl From<async_nats::Message> for BusMessage {
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map(|v| v.as_str().to_owned());
         Self {
-            subject: m.subject.to_string(),
+            subject: m.subject,
             trace: trace_of(m.headers.as_ref()),
             payload: m.payload,
             msg_id,
