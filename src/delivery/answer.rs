@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
-use awc::http::header::HeaderValue;
+use awc::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::retry::{self, StatusClass, RETRY_AFTER_CAP};
 use crate::{config::Secret, db::truncate_chars, shape::Shape};
+
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET_AFTER: HeaderName = HeaderName::from_static("x-ratelimit-reset-after");
 
 /// Characters of a receiver's own error text kept in an error.
 const MAX_DETAIL_CHARS: usize = 300;
@@ -28,7 +31,8 @@ pub enum Protocol {
     ElasticBulk,
     /// Events API v2: the routing key goes into the body on the wire only.
     PagerDuty { routing_key: Option<Secret> },
-    /// Discord: a 429's wait is in the body (`retry_after`, seconds).
+    /// Discord: a 429's wait is in the body (`retry_after`, seconds), and every
+    /// answer says when the webhook's bucket is empty (`X-RateLimit-*`).
     Discord,
 }
 
@@ -72,6 +76,27 @@ impl Protocol {
     /// Whether the answer's body must be read to judge it.
     pub fn reads_body(&self) -> bool {
         !matches!(self, Self::Http)
+    }
+
+    /// Whether the receiver paces its callers (see `pacing`): its answers say how long
+    /// to wait before the next request.
+    pub fn paced(&self) -> bool {
+        matches!(self, Self::Discord)
+    }
+
+    /// How long the receiver asks to wait before the next request, whatever this
+    /// answer's status: Discord's bucket is empty (`X-RateLimit-Remaining: 0`) until
+    /// `X-RateLimit-Reset-After` (seconds, fractional). Capped as `Retry-After` is.
+    pub fn pause_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        if !self.paced() {
+            return None;
+        }
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let remaining = text(&X_RATELIMIT_REMAINING)?.trim().parse::<f64>().ok()?;
+        if remaining > 0.0 {
+            return None;
+        }
+        seconds(text(&X_RATELIMIT_RESET_AFTER)?.trim().parse().ok()?)
     }
 
     /// The body as it goes on the wire: PagerDuty's gets its routing key as the
@@ -275,8 +300,7 @@ fn discord(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
     if status == 429 {
         let wait = json(body)
             .and_then(|v| v.get("retry_after").and_then(Value::as_f64))
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(RETRY_AFTER_CAP.as_secs_f64())))
+            .and_then(seconds)
             .or(retry_after);
         return Verdict::Retry {
             error: "HTTP 429: rate limited".into(),
@@ -284,6 +308,13 @@ fn discord(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
         };
     }
     by_status(status, retry_after, detail(body))
+}
+
+/// A wait a receiver gave in seconds, capped as `Retry-After` is; `None` when it is
+/// not a number of seconds.
+fn seconds(s: f64) -> Option<Duration> {
+    (s.is_finite() && s >= 0.0)
+        .then(|| Duration::from_secs_f64(s.min(RETRY_AFTER_CAP.as_secs_f64())))
 }
 
 #[cfg(test)]
@@ -367,6 +398,39 @@ mod tests {
                 retry_after: Some(Duration::from_millis(250))
             }
         );
+    }
+
+    #[test]
+    fn discord_says_when_its_bucket_is_empty() {
+        let headers = |remaining: &str, reset_after: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                X_RATELIMIT_REMAINING,
+                HeaderValue::from_str(remaining).unwrap(),
+            );
+            h.insert(
+                X_RATELIMIT_RESET_AFTER,
+                HeaderValue::from_str(reset_after).unwrap(),
+            );
+            h
+        };
+        let pause = |h: &HeaderMap| Protocol::Discord.pause_after(h);
+        assert_eq!(
+            pause(&headers("0", "1.5")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            pause(&headers("0", " 0.25 ")),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(pause(&headers("3", "1.5")), None, "tokens left");
+        assert_eq!(pause(&headers("0", "86400")), Some(RETRY_AFTER_CAP));
+        for bad in ["-1", "NaN", "inf", "soon", ""] {
+            assert_eq!(pause(&headers("0", bad)), None, "{bad:?}");
+        }
+        assert_eq!(pause(&HeaderMap::new()), None);
+        // Only Discord's answers are read this way.
+        assert_eq!(Protocol::Http.pause_after(&headers("0", "1.5")), None);
     }
 
     #[test]

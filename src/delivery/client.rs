@@ -26,6 +26,7 @@ use super::{
     answer::{Protocol, Verdict},
     auth::{self, Authorizer, Granted, Token, TokenError},
     outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure},
+    pacing::Pacing,
     retry::{self, StatusClass},
     settings::DeliverySettings,
     signing,
@@ -272,6 +273,11 @@ impl DeliveryClient {
         let mut attempts = 0u32;
         let mut token_renewed = false;
         loop {
+            if !self.wait_for_pacing(target, stop).await {
+                let error =
+                    AttemptError::local("stopped while the receiver's rate limit ran".into());
+                return items.settled(failed(error, FailureKind::Shutdown, attempts, started, log));
+            }
             attempts += 1;
             let (at, began) = (chrono::Utc::now(), Instant::now());
             let sending = rest.as_ref().unwrap_or(event);
@@ -390,6 +396,27 @@ impl DeliveryClient {
         }
     }
 
+    /// Wait while the receiver asked for a pause before its next request (see
+    /// `pacing`); `false` if `stop` turned true meanwhile. A test ping (no `stop`) is
+    /// the operator's own request: it goes at once.
+    async fn wait_for_pacing(&self, target: &Target, stop: Option<&watch::Receiver<bool>>) -> bool {
+        if !target.protocol.paced() || stop.is_none() {
+            return true;
+        }
+        let url = target.url.as_str();
+        while let Some(wait) = Pacing::global().wait(url, Instant::now()) {
+            tracing::debug!(
+                url,
+                wait_ms = wait.as_millis() as u64,
+                "receiver's rate limit: waiting before the next request"
+            );
+            if !pause(wait, stop).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// One attempt: guard, sign, send, read the answer; `Ok(status)` on 2xx.
     async fn attempt(
         &self,
@@ -462,6 +489,7 @@ impl DeliveryClient {
             None
         };
         let rejected_token = token.filter(|_| status == 401);
+        let refill = target.protocol.pause_after(response.headers());
         if !target.protocol.reads_body() {
             // The status has decided; a slow or endless body only costs the connection.
             let _ = tokio::time::timeout_at(deadline, drain(&mut response)).await;
@@ -487,6 +515,16 @@ impl DeliveryClient {
         let verdict = target
             .protocol
             .judge(status, retry_after, &body, prepared.items);
+        if target.protocol.paced() {
+            // A 429's wait holds every request to the receiver, not only this one's retry.
+            let asked = match &verdict {
+                Verdict::Retry { retry_after, .. } if status == 429 => *retry_after,
+                _ => None,
+            };
+            if let Some(wait) = refill.max(asked) {
+                Pacing::global().hold(target.url.as_str(), Instant::now(), wait);
+            }
+        }
         judged(verdict, status, prepared.items).map_err(|e| AttemptError {
             rejected_token,
             ..e

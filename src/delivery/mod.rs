@@ -1,6 +1,7 @@
 //! The HTTP delivery client, shared by the worker and the API's test ping and replay,
 //! and how it reaches a receiver: static headers, authorization (`auth.rs`, with the
-//! OAuth2 token cache) and per-receiver TLS (`tls.rs`).
+//! OAuth2 token cache), per-receiver TLS (`tls.rs`), and the pauses receivers ask for
+//! between requests (`pacing.rs`).
 //!
 //! A delivery returns a [`DeliveryOutcome`], never an error: the caller decides what a
 //! failure means (circuit breaker, dead letter, test-ping answer).
@@ -10,6 +11,7 @@ pub mod answer;
 pub mod auth;
 mod client;
 pub mod outcome;
+mod pacing;
 pub mod retry;
 pub mod settings;
 pub mod signing;

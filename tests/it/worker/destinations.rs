@@ -3,9 +3,12 @@
 //! the service does, partial failures and rate limits included. Real worker, real
 //! NATS, real database.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc, Mutex,
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
 };
 
 use decnet_webhook::db::{dead_letters, subscriptions};
@@ -709,4 +712,77 @@ async fn sentinel_sends_with_an_entra_token_for_azure_monitor() {
         requests[0].form
     );
     worker.stop().await.unwrap();
+}
+
+/// A fake Discord webhook with a real bucket: `LIMIT` requests per `WINDOW`, each
+/// answer saying what is left and when the bucket refills, and a 429 for a request
+/// made while it is empty. One request at a time (`ordered`), so every request but the
+/// first is sent after the answer before it was read: paced by the headers, none of
+/// them ever meets an empty bucket.
+#[actix_rt::test]
+async fn discord_is_paced_by_its_rate_limit_headers_and_never_answers_429() {
+    const LIMIT: u32 = 2;
+    const WINDOW: Duration = Duration::from_millis(300);
+    const EVENTS: usize = 6;
+    let app = WorkerApp::start(&[]).await;
+    let bucket = Arc::new(Mutex::new((Instant::now(), 0u32)));
+    let limited = Arc::new(AtomicUsize::new(0));
+    let (b, l) = (bucket.clone(), limited.clone());
+    let discord = FakeService::start(move |_| {
+        let now = Instant::now();
+        let mut bucket = b.lock().unwrap();
+        if now >= bucket.0 + WINDOW {
+            *bucket = (now, 0);
+        }
+        // Rounded up to the millisecond, as Discord's own figures are.
+        let reset_after = (bucket.0 + WINDOW - now).as_micros().div_ceil(1000) as f64 / 1000.0;
+        if bucket.1 == LIMIT {
+            l.fetch_add(1, Ordering::SeqCst);
+            let mut answer = Answer::json(
+                429,
+                json!({"message": "You are being rate limited.", "retry_after": reset_after, "global": false}),
+            );
+            answer.headers.push(("x-ratelimit-remaining", "0".into()));
+            answer
+                .headers
+                .push(("x-ratelimit-reset-after", format!("{reset_after:.3}")));
+            return answer;
+        }
+        bucket.1 += 1;
+        let mut answer = Answer::empty(204);
+        answer
+            .headers
+            .push(("x-ratelimit-limit", LIMIT.to_string()));
+        answer
+            .headers
+            .push(("x-ratelimit-remaining", (LIMIT - bucket.1).to_string()));
+        answer
+            .headers
+            .push(("x-ratelimit-reset-after", format!("{reset_after:.3}")));
+        answer
+    });
+    let uuid = subscribe(
+        &app,
+        &discord.url("/api/webhooks/7/tok"),
+        "discord",
+        |row| row.ordered = Set(true),
+    )
+    .await;
+    for i in 0..EVENTS {
+        publish(
+            &app,
+            &format!("p{i}"),
+            json!({"attacker_ip": "203.0.113.7", "n": i}),
+        )
+        .await;
+    }
+    discord.wait_for(EVENTS, WAIT).await;
+    assert_eq!(
+        limited.load(Ordering::SeqCst),
+        0,
+        "a request met an empty bucket"
+    );
+    assert_eq!(discord.seen().len(), EVENTS);
+    assert_eq!(app.row(&uuid).await.consecutive_failures, 0);
+    app.stop().await.unwrap();
 }

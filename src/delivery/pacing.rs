@@ -1,0 +1,107 @@
+//! Receivers that said how long to wait before their next request: Discord's
+//! `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset-After`, and its 429s. Every
+//! sender thread of the process waits for them, not only the one that read the
+//! answer, and so does every subscription sending to the same URL (Discord's bucket
+//! is the webhook's), so a burst is paced instead of answered with 429s.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::{LazyLock, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+/// Above this many URLs held, the ones whose hold has ended are swept on insert.
+const SWEEP_AT: usize = 1024;
+
+pub struct Pacing {
+    /// URLs are keyed by a hash with this process's own random keys: the map never
+    /// holds a URL (a Discord URL holds its token), and keys cannot be made to collide.
+    hasher: RandomState,
+    until: Mutex<HashMap<u64, Instant>>,
+}
+
+static PACING: LazyLock<Pacing> = LazyLock::new(Pacing::new);
+
+impl Pacing {
+    fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The process's one table.
+    pub fn global() -> &'static Self {
+        &PACING
+    }
+
+    /// How long to wait, from `now`, before the next request to `url`; `None` when
+    /// it may go at once.
+    pub fn wait(&self, url: &str, now: Instant) -> Option<Duration> {
+        let key = self.hasher.hash_one(url);
+        let until = self.table().get(&key).copied()?;
+        Some(until.saturating_duration_since(now)).filter(|w| !w.is_zero())
+    }
+
+    /// Hold requests to `url` for `wait` from `now`; a hold that ends later stands.
+    pub fn hold(&self, url: &str, now: Instant, wait: Duration) {
+        let key = self.hasher.hash_one(url);
+        let until = now + wait;
+        let mut table = self.table();
+        if table.len() >= SWEEP_AT {
+            table.retain(|_, held| *held > now);
+        }
+        let held = table.entry(key).or_insert(until);
+        *held = (*held).max(until);
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        // The table holds plain instants: one a panicking holder left is still sound.
+        self.until.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://discord.com/api/webhooks/1/token";
+
+    #[test]
+    fn a_hold_delays_its_url_only_until_it_ends() {
+        let pacing = Pacing::new();
+        let now = Instant::now();
+        assert_eq!(pacing.wait(URL, now), None);
+        pacing.hold(URL, now, Duration::from_millis(1500));
+        assert_eq!(pacing.wait(URL, now), Some(Duration::from_millis(1500)));
+        let later = now + Duration::from_secs(1);
+        assert_eq!(pacing.wait(URL, later), Some(Duration::from_millis(500)));
+        assert_eq!(pacing.wait(URL, now + Duration::from_secs(2)), None);
+        assert_eq!(
+            pacing.wait("https://discord.com/api/webhooks/2/t", now),
+            None
+        );
+    }
+
+    #[test]
+    fn a_shorter_hold_does_not_cut_a_longer_one() {
+        let pacing = Pacing::new();
+        let now = Instant::now();
+        pacing.hold(URL, now, Duration::from_secs(5));
+        pacing.hold(URL, now, Duration::from_secs(1));
+        assert_eq!(pacing.wait(URL, now), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn ended_holds_are_swept_so_the_table_stays_bounded() {
+        let pacing = Pacing::new();
+        let now = Instant::now();
+        for i in 0..SWEEP_AT {
+            pacing.hold(&format!("{URL}{i}"), now, Duration::from_millis(1));
+        }
+        let later = now + Duration::from_secs(1);
+        pacing.hold(URL, later, Duration::from_secs(1));
+        assert_eq!(pacing.table().len(), 1);
+    }
+}
