@@ -786,3 +786,49 @@ async fn discord_is_paced_by_its_rate_limit_headers_and_never_answers_429() {
     assert_eq!(app.row(&uuid).await.consecutive_failures, 0);
     app.stop().await.unwrap();
 }
+
+/// Discord asks for a minute's pause; the worker stops long before it. The event held
+/// back is kept as a shutdown dead letter, never sent into the empty bucket.
+#[actix_rt::test]
+async fn a_worker_stopping_while_discord_holds_its_requests_keeps_the_event() {
+    let mut app = WorkerApp::start(&[]).await;
+    let discord = FakeService::start(|_| {
+        let mut answer = Answer::empty(204);
+        answer.headers.push(("x-ratelimit-remaining", "0".into()));
+        answer
+            .headers
+            .push(("x-ratelimit-reset-after", "60".into()));
+        answer
+    });
+    let uuid = subscribe(
+        &app,
+        &discord.url("/api/webhooks/8/tok"),
+        "discord",
+        |row| row.ordered = Set(true),
+    )
+    .await;
+    publish(&app, "first", json!({"attacker_ip": "203.0.113.7"})).await;
+    discord.wait_for(1, WAIT).await;
+    publish(&app, "held", json!({"attacker_ip": "203.0.113.8"})).await;
+    // The second event has left the queue: its delivery waits for the bucket.
+    eventually(WAIT, "the held event in flight", || async {
+        let shares = decnet_webhook::db::ledger::shares(&app.db, &uuid)
+            .await
+            .ok()?;
+        let (received, in_flight) = shares.iter().fold((0, 0), |(r, f), s| {
+            (r + s.counts.received, f + s.counts.in_flight)
+        });
+        (received == 2 && in_flight == 1).then_some(())
+    })
+    .await;
+    app.stop_worker().await;
+    let rows = dead(&app, &uuid, 1).await;
+    assert_eq!(rows[0].event_id, "held");
+    assert_eq!(rows[0].reason, "shutdown");
+    assert_eq!(
+        discord.seen().len(),
+        1,
+        "nothing sent into the empty bucket"
+    );
+    app.stop().await.unwrap();
+}
