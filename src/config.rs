@@ -84,6 +84,9 @@ pub struct WebhookSettings {
     pub template_timeout: Duration,
     /// Memory a template sandbox process may use beyond its size at start.
     pub template_memory_mib: u64,
+    /// How long Splunk HEC may take to confirm that a request's events are indexed
+    /// (indexer acknowledgement) before the request counts as failed and is resent.
+    pub splunk_ack_timeout: Duration,
 }
 
 /// Limits on logins (`DECNET_API_LOGIN_*`).
@@ -289,6 +292,7 @@ impl Settings {
                 60_000,
             )?),
             template_memory_mib: src.number("webhook_template_memory_mib", 128, 16, 4096)?,
+            splunk_ack_timeout: src.seconds("webhook_splunk_ack_timeout_secs", 300.0)?,
         };
         let login = LoginSettings {
             concurrency: src.number("api_login_concurrency", default_login_concurrency(), 1, 64)?

@@ -99,6 +99,16 @@ impl Protocol {
         seconds(text(&X_RATELIMIT_RESET_AFTER)?.trim().parse().ok()?)
     }
 
+    /// Splunk HEC with indexer acknowledgement: the `ackId` its answer gave, to ask
+    /// `/services/collector/ack` about. `None` for any other receiver, or when HEC
+    /// gave none (acknowledgement off on its token: the answer is the last word).
+    pub fn ack_id(&self, body: &[u8]) -> Option<u64> {
+        match self {
+            Self::SplunkHec { channel: Some(_) } => json(body)?.get("ackId")?.as_u64(),
+            _ => None,
+        }
+    }
+
     /// The body as it goes on the wire: PagerDuty's gets its routing key as the
     /// first member (it is never stored, so dead letters never hold it).
     pub fn wire_body(&self, body: &Bytes) -> Bytes {
@@ -310,6 +320,17 @@ fn discord(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
     by_status(status, retry_after, detail(body))
 }
 
+/// HEC's acknowledgement query for one `ackId`.
+pub fn splunk_ack_query(ack_id: u64) -> String {
+    format!("{{\"acks\":[{ack_id}]}}")
+}
+
+/// Whether HEC's answer to [`splunk_ack_query`] says `ack_id`'s events are indexed
+/// (`{"acks": {"<id>": true}}`); `None` when the answer is not that.
+pub fn splunk_acked(body: &[u8], ack_id: u64) -> Option<bool> {
+    json(body)?.get("acks")?.get(ack_id.to_string())?.as_bool()
+}
+
 /// A wait a receiver gave in seconds, capped as `Retry-After` is; `None` when it is
 /// not a number of seconds.
 fn seconds(s: f64) -> Option<Duration> {
@@ -431,6 +452,34 @@ mod tests {
         assert_eq!(pause(&HeaderMap::new()), None);
         // Only Discord's answers are read this way.
         assert_eq!(Protocol::Http.pause_after(&headers("0", "1.5")), None);
+    }
+
+    #[test]
+    fn splunk_acknowledgements_are_read_only_where_asked_for() {
+        let answer = br#"{"text":"Success","code":0,"ackId":42}"#;
+        let with_ack = Protocol::SplunkHec {
+            channel: Some(HeaderValue::from_static(
+                "0f6c1b1e-7c3f-4d3e-9a0c-1c2d3e4f5a6b",
+            )),
+        };
+        assert_eq!(with_ack.ack_id(answer), Some(42));
+        assert_eq!(with_ack.ack_id(br#"{"text":"Success","code":0}"#), None);
+        assert_eq!(Protocol::SplunkHec { channel: None }.ack_id(answer), None);
+        assert_eq!(Protocol::Http.ack_id(answer), None);
+
+        let query: Value = serde_json::from_str(&splunk_ack_query(42)).unwrap();
+        assert_eq!(query, json!({"acks": [42]}));
+        assert_eq!(splunk_acked(br#"{"acks":{"42":true}}"#, 42), Some(true));
+        assert_eq!(
+            splunk_acked(br#"{"acks":{"42":false,"7":true}}"#, 42),
+            Some(false)
+        );
+        assert_eq!(splunk_acked(br#"{"acks":{"7":true}}"#, 42), None);
+        assert_eq!(
+            splunk_acked(br#"{"text":"ACK is disabled","code":14}"#, 42),
+            None
+        );
+        assert_eq!(splunk_acked(b"not json", 42), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::{
     access::OAuth2,
-    answer::{Protocol, Verdict},
+    answer::{self, Protocol, Verdict},
     auth::{self, Authorizer, Granted, Token, TokenError},
     outcome::{Attempt, DeliveryOutcome, FailureKind, ItemFailure},
     pacing::Pacing,
@@ -75,6 +75,10 @@ const MAX_DRAIN: usize = 64 * 1024;
 /// An answer read to be judged (a `_bulk` result for a batch) is read up to this.
 const MAX_ANSWER: usize = 1024 * 1024;
 const MAX_ERROR_CHARS: usize = 512;
+/// Splunk's indexer acknowledgement is asked for after this, then twice as long
+/// after each answer that it is not yet in, up to `ACK_POLL_MAX`.
+const ACK_POLL_FIRST: Duration = Duration::from_millis(250);
+const ACK_POLL_MAX: Duration = Duration::from_secs(10);
 
 /// Sends deliveries. One per thread (awc's client is `!Send`): create one inside each
 /// arbiter or actix-web worker; it keeps connections alive per destination.
@@ -281,7 +285,27 @@ impl DeliveryClient {
             attempts += 1;
             let (at, began) = (chrono::Utc::now(), Instant::now());
             let sending = rest.as_ref().unwrap_or(event);
-            let mut failure = match self.attempt(target, sending, &prepared).await {
+            let answered = match self.attempt(target, sending, &prepared).await {
+                Ok((status, Some(ack_id))) if stop.is_some() => {
+                    match self.await_indexing(target, ack_id, stop).await {
+                        Ok(()) => Ok(status),
+                        Err(Unconfirmed::Failed(failure)) => Err(AttemptError {
+                            status: Some(status),
+                            ..failure
+                        }),
+                        Err(Unconfirmed::Stopped) => {
+                            let error = AttemptError::local(
+                                "stopped before Splunk confirmed indexing".into(),
+                            );
+                            let kind = FailureKind::Shutdown;
+                            return items.settled(failed(error, kind, attempts, started, log));
+                        }
+                    }
+                }
+                Ok((status, _)) => Ok(status),
+                Err(failure) => Err(failure),
+            };
+            let mut failure = match answered {
                 Ok(status) => {
                     log.push(Attempt {
                         at,
@@ -417,13 +441,108 @@ impl DeliveryClient {
         true
     }
 
-    /// One attempt: guard, sign, send, read the answer; `Ok(status)` on 2xx.
+    /// Splunk HEC with indexer acknowledgement: its 200 only says the events were
+    /// received. Ask `/services/collector/ack` about `ack_id` until HEC says they are
+    /// indexed; not said within the setting's time, the request failed (and is sent
+    /// again as any failure is).
+    async fn await_indexing(
+        &self,
+        target: &Target,
+        ack_id: u64,
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> Result<(), Unconfirmed> {
+        let uri = splunk_ack_uri(&target.url).map_err(Unconfirmed::Failed)?;
+        let timeout = self.settings.splunk_ack_timeout;
+        let deadline = Instant::now() + timeout;
+        let mut every = ACK_POLL_FIRST;
+        loop {
+            let wait = every.min(deadline.saturating_duration_since(Instant::now()));
+            if !pause(wait, stop).await {
+                return Err(Unconfirmed::Stopped);
+            }
+            let asked = self.query_ack(target, &uri, ack_id).await;
+            match &asked {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(url = %target.url.as_str(), ack_id, error = %e, "Splunk acknowledgement query failed")
+                }
+            }
+            if Instant::now() >= deadline {
+                let mut error = format!(
+                    "Splunk did not confirm indexing (ackId {ack_id}) within {}",
+                    human(timeout)
+                );
+                if let Err(e) = asked {
+                    error.push_str(&format!("; the last query: {e}"));
+                }
+                return Err(Unconfirmed::Failed(AttemptError::retryable(error)));
+            }
+            every = (every * 2).min(ACK_POLL_MAX);
+        }
+    }
+
+    /// One acknowledgement query, sent as deliveries are (guard, pinned address, the
+    /// receiver's headers, token and channel), within the attempt timeout.
+    async fn query_ack(&self, target: &Target, uri: &Uri, ack_id: u64) -> Result<bool, String> {
+        let access = &target.access;
+        let http = self.http_for(access).map_err(|e| e.error)?;
+        let authorization = match &access.authorizer {
+            Some(Authorizer::Fixed(value)) => Some(value),
+            _ => None,
+        };
+        let channel = match &target.protocol {
+            Protocol::SplunkHec { channel } => channel.as_ref(),
+            _ => None,
+        };
+        let body = Bytes::from(answer::splunk_ack_query(ack_id));
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let asked = tokio::time::timeout_at(deadline, async {
+            let mut response = self
+                .send_pinned(&target.url, body, |addr| {
+                    let mut request = http
+                        .request(Method::POST, uri.clone())
+                        .address(addr)
+                        .no_decompress();
+                    let headers = request.headers_mut();
+                    headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+                    headers.insert(header::USER_AGENT, USER_AGENT);
+                    for (name, value) in &access.headers {
+                        headers.insert(name.clone(), value.clone());
+                    }
+                    if let Some(value) = authorization {
+                        headers.insert(header::AUTHORIZATION, value.clone());
+                    }
+                    if let Some(channel) = channel {
+                        headers.insert(X_SPLUNK_REQUEST_CHANNEL, channel.clone());
+                    }
+                    request
+                })
+                .await
+                .map_err(|e| match e {
+                    Pinned::Refused(e) => format!("destination refused: {e}"),
+                    Pinned::Failed(f) => f.error,
+                })?;
+            let status = response.status().as_u16();
+            Ok::<_, String>((status, read_answer(&mut response).await))
+        })
+        .await
+        .map_err(|_| format!("timeout after {}", human(self.settings.timeout)))?;
+        let (status, body) = asked?;
+        if !(200..300).contains(&status) {
+            return Err(format!("HTTP {status}"));
+        }
+        answer::splunk_acked(&body, ack_id).ok_or_else(|| "no answer for its ackId".into())
+    }
+
+    /// One attempt: guard, sign, send, read the answer; `Ok` on 2xx, with the status
+    /// and, from Splunk HEC with indexer acknowledgement, the answer's `ackId`.
     async fn attempt(
         &self,
         target: &Target,
         event: &Event,
         prepared: &Prepared,
-    ) -> Result<u16, AttemptError> {
+    ) -> Result<(u16, Option<u64>), AttemptError> {
         // Waiting for a slot is not part of the attempt's time.
         let slot = self.slot(&target.url);
         let _permit = slot
@@ -494,7 +613,7 @@ impl DeliveryClient {
             // The status has decided; a slow or endless body only costs the connection.
             let _ = tokio::time::timeout_at(deadline, drain(&mut response)).await;
             return match retry::classify(status) {
-                StatusClass::Success => Ok(status),
+                StatusClass::Success => Ok((status, None)),
                 StatusClass::Retryable => Err(AttemptError {
                     status: Some(status),
                     retry_after,
@@ -525,10 +644,13 @@ impl DeliveryClient {
                 Pacing::global().hold(target.url.as_str(), Instant::now(), wait);
             }
         }
-        judged(verdict, status, prepared.items).map_err(|e| AttemptError {
-            rejected_token,
-            ..e
-        })
+        let ack_id = target.protocol.ack_id(&body);
+        judged(verdict, status, prepared.items)
+            .map(|status| (status, ack_id))
+            .map_err(|e| AttemptError {
+                rejected_token,
+                ..e
+            })
     }
 
     fn slot(&self, url: &WebhookUrl) -> Rc<Semaphore> {
@@ -791,6 +913,28 @@ impl DeliveryClient {
 
 /// What awc answers a sent request with.
 type Response = ClientResponse<actix_web::dev::Decompress<actix_web::dev::Payload>>;
+
+/// Why Splunk did not confirm indexing a request's events.
+enum Unconfirmed {
+    Failed(AttemptError),
+    /// The worker is stopping.
+    Stopped,
+}
+
+/// HEC's acknowledgement endpoint beside the one events go to (the same
+/// `…/services/collector` prefix, which a proxy may have put under a path of its own).
+fn splunk_ack_uri(url: &WebhookUrl) -> Result<Uri, AttemptError> {
+    let mut ack = url.as_url().clone();
+    let base = match ack.path().find("/services/collector") {
+        Some(at) => ack.path()[..at].to_owned(),
+        None => String::new(),
+    };
+    ack.set_path(&format!("{base}/services/collector/ack"));
+    ack.set_query(None);
+    ack.set_fragment(None);
+    Uri::try_from(ack.as_str())
+        .map_err(|e| AttemptError::fatal(format!("invalid acknowledgement url: {e}")))
+}
 
 /// Why a pinned send did not get a response.
 enum Pinned {
@@ -1149,6 +1293,7 @@ mod tests {
             retry_schedule: vec![Duration::from_millis(1)],
             allow_private: true,
             per_destination: 1,
+            splunk_ack_timeout: Duration::from_secs(300),
         };
         let client = DeliveryClient::new(settings);
         let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();

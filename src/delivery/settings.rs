@@ -16,6 +16,8 @@ pub struct DeliverySettings {
     /// Requests (and so connections) one sender keeps in flight to one destination
     /// (host and port) at once; more wait their turn, outside the attempt timer.
     pub per_destination: usize,
+    /// How long Splunk HEC may take to acknowledge indexing a request's events.
+    pub splunk_ack_timeout: Duration,
 }
 
 impl DeliverySettings {
@@ -29,6 +31,7 @@ impl DeliverySettings {
             // while a hundred subscriptions of one SIEM share its connections instead
             // of opening thousands.
             per_destination: w.max_inflight_per_sub.saturating_mul(2),
+            splunk_ack_timeout: w.splunk_ack_timeout,
         }
     }
 }

@@ -36,6 +36,7 @@ fn client(schedule_ms: &[u64], timeout: Duration) -> DeliveryClient {
             .collect(),
         allow_private: true,
         per_destination: PER_DESTINATION,
+        splunk_ack_timeout: Duration::from_secs(300),
     })
 }
 
@@ -309,6 +310,7 @@ async fn a_name_resolving_to_loopback_is_refused_unless_allowed() {
         retry_schedule: vec![Duration::from_millis(50)],
         allow_private: false,
         per_destination: PER_DESTINATION,
+        splunk_ack_timeout: Duration::from_secs(300),
     });
     let out = deliver(&guarded, &target(&url, &[SECRET])).await;
 

@@ -5,7 +5,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -80,6 +80,9 @@ async fn splunk_hec_gets_concatenated_events_and_busy_is_retried() {
     let channel = Arc::new(Mutex::new(String::new()));
     let (c, ch) = (calls.clone(), channel.clone());
     let fake = FakeService::start(move |seen| {
+        if seen.path_and_query == "/services/collector/ack" {
+            return Answer::json(200, json!({"acks": {"7": true}}));
+        }
         if let Err(text) = splunk_checks(seen, &ch.lock().unwrap()) {
             return Answer::json(400, json!({"text": text, "code": 6}));
         }
@@ -829,6 +832,133 @@ async fn a_worker_stopping_while_discord_holds_its_requests_keeps_the_event() {
         discord.seen().len(),
         1,
         "nothing sent into the empty bucket"
+    );
+    app.stop().await.unwrap();
+}
+
+/// A fake HEC with indexer acknowledgement on its token: each request gets an
+/// `ackId`, and `/services/collector/ack` says whether its events are indexed, once
+/// `indexed` says so.
+fn acknowledging_hec(indexed: Arc<AtomicBool>, channel: Arc<Mutex<String>>) -> FakeService {
+    let next = AtomicUsize::new(0);
+    FakeService::start(move |seen| {
+        if seen.header("x-splunk-request-channel") != Some(channel.lock().unwrap().as_str()) {
+            return Answer::json(400, json!({"text": "Data channel is missing", "code": 10}));
+        }
+        if seen.path_and_query == "/services/collector/ack" {
+            let asked = seen.json()["acks"].as_array().cloned().unwrap_or_default();
+            let done = indexed.load(Ordering::SeqCst);
+            let acks: serde_json::Map<String, Value> = asked
+                .iter()
+                .map(|id| (id.to_string(), Value::Bool(done)))
+                .collect();
+            return Answer::json(200, json!({"acks": acks}));
+        }
+        let id = next.fetch_add(1, Ordering::SeqCst);
+        Answer::json(200, json!({"text": "Success", "code": 0, "ackId": id}))
+    })
+}
+
+async fn subscribe_acknowledged(
+    app: &WorkerApp,
+    hec: &FakeService,
+    channel: &Mutex<String>,
+) -> String {
+    let mut row = subscriptions::new_row(
+        "hec-ack",
+        &hec.url("/services/collector/event"),
+        SECRET,
+        &["attacker.>".to_owned()],
+        true,
+    );
+    *channel.lock().unwrap() = row.uuid.clone().unwrap();
+    row.shape = Set("splunk_hec".into());
+    row.destination = Set(Some(json!({"indexer_ack": true})));
+    app.subscribe_row(row).await
+}
+
+fn posts(hec: &FakeService, path: &str) -> usize {
+    hec.seen()
+        .iter()
+        .filter(|s| s.path_and_query == path)
+        .count()
+}
+
+/// HEC's 200 only says the events arrived: the delivery stays in flight, asking
+/// `/services/collector/ack`, until HEC says they are indexed.
+#[actix_rt::test]
+async fn splunk_hec_delivery_counts_only_once_indexing_is_confirmed() {
+    let app = WorkerApp::start(&[]).await;
+    let (indexed, channel) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Mutex::new(String::new())),
+    );
+    let hec = acknowledging_hec(indexed.clone(), channel.clone());
+    let uuid = subscribe_acknowledged(&app, &hec, &channel).await;
+    publish(&app, "acked", json!({"attacker_ip": "203.0.113.7"})).await;
+    // Asked twice, answered "not yet" twice: still in flight, not delivered.
+    eventually(WAIT, "two acknowledgement queries", || async {
+        (posts(&hec, "/services/collector/ack") >= 2).then_some(())
+    })
+    .await;
+    let counts = |app: &WorkerApp| {
+        let (db, uuid) = (app.db.clone(), uuid.clone());
+        async move {
+            let shares = decnet_webhook::db::ledger::shares(&db, &uuid).await.ok()?;
+            Some(shares.iter().fold((0, 0), |(d, f), s| {
+                (d + s.counts.delivered, f + s.counts.in_flight)
+            }))
+        }
+    };
+    eventually(WAIT, "the event in flight", || async {
+        (counts(&app).await? == (0, 1)).then_some(())
+    })
+    .await;
+    indexed.store(true, Ordering::SeqCst);
+    eventually(WAIT, "the event delivered", || async {
+        (counts(&app).await? == (1, 0)).then_some(())
+    })
+    .await;
+    let ack_query = hec
+        .seen()
+        .into_iter()
+        .find(|s| s.path_and_query == "/services/collector/ack")
+        .unwrap();
+    assert_eq!(ack_query.json(), json!({"acks": [0]}));
+    assert_eq!(posts(&hec, "/services/collector/event"), 1, "sent once");
+    assert_eq!(app.row(&uuid).await.consecutive_failures, 0);
+    app.stop().await.unwrap();
+}
+
+/// Events HEC never confirms are sent again, and dead-lettered saying so once the
+/// retries run out: received is not indexed.
+#[actix_rt::test]
+async fn splunk_hec_events_never_confirmed_are_resent_then_dead_lettered() {
+    let app = WorkerApp::start(&[
+        ("webhook_splunk_ack_timeout_secs", "0.5"),
+        ("webhook_retry_schedule", "0.1"),
+    ])
+    .await;
+    let (indexed, channel) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Mutex::new(String::new())),
+    );
+    let hec = acknowledging_hec(indexed, channel.clone());
+    let uuid = subscribe_acknowledged(&app, &hec, &channel).await;
+    publish(&app, "lost", json!({"attacker_ip": "203.0.113.7"})).await;
+    let rows = dead(&app, &uuid, 1).await;
+    assert_eq!(rows[0].event_id, "lost");
+    assert_eq!(rows[0].reason, "retries_exhausted");
+    assert_eq!(rows[0].attempts, 2);
+    let error = rows[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("Splunk did not confirm indexing (ackId 1) within 500ms"),
+        "{error}"
+    );
+    assert_eq!(
+        posts(&hec, "/services/collector/event"),
+        2,
+        "sent again once"
     );
     app.stop().await.unwrap();
 }
