@@ -660,6 +660,7 @@ mod tests {
             [1, 2, 4].map(Duration::from_secs).to_vec()
         );
         assert_eq!(s.webhook.timeout, Duration::from_secs(10));
+        assert_eq!(s.webhook.splunk_ack_timeout, Duration::from_secs(300));
         assert_eq!(s.webhook.max_inflight_per_sub, 32);
         assert_eq!(s.webhook.queue_per_sub, 1_000_000);
         assert_eq!(s.webhook.queue_bytes_per_sub, 64 << 20);
@@ -702,6 +703,11 @@ mod tests {
                 "DECNET_WEBHOOK_CIRCUIT_THRESHOLD",
             ),
             ("webhook_timeout_secs", "-1", "DECNET_WEBHOOK_TIMEOUT_SECS"),
+            (
+                "webhook_splunk_ack_timeout_secs",
+                "0",
+                "DECNET_WEBHOOK_SPLUNK_ACK_TIMEOUT_SECS",
+            ),
             (
                 "webhook_queue_bytes_per_sub",
                 "1000",

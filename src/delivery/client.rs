@@ -1286,6 +1286,31 @@ mod tests {
         assert!(!local_cause(&SendRequestError::Send(bare)));
     }
 
+    #[test]
+    fn splunk_acknowledgements_are_asked_beside_the_event_endpoint() {
+        let ack = |url: &str| {
+            splunk_ack_uri(&WebhookUrl::parse(url).unwrap())
+                .ok()
+                .map(|u| u.to_string())
+        };
+        assert_eq!(
+            ack("https://splunk.example.org:8088/services/collector/event").as_deref(),
+            Some("https://splunk.example.org:8088/services/collector/ack")
+        );
+        assert_eq!(
+            ack("https://proxy.example.org/splunk/services/collector/event?channel=x#f").as_deref(),
+            Some("https://proxy.example.org/splunk/services/collector/ack")
+        );
+        assert_eq!(
+            ack("https://splunk.example.org/services/collector").as_deref(),
+            Some("https://splunk.example.org/services/collector/ack")
+        );
+        assert_eq!(
+            ack("https://splunk.example.org/hec").as_deref(),
+            Some("https://splunk.example.org/services/collector/ack")
+        );
+    }
+
     #[actix_rt::test]
     async fn a_local_failure_is_retried_and_ends_as_local() {
         let settings = DeliverySettings {
