@@ -500,10 +500,7 @@ impl DeliveryClient {
         let asked = tokio::time::timeout_at(deadline, async {
             let mut response = self
                 .send_pinned(&target.url, body, |addr| {
-                    let mut request = http
-                        .request(Method::POST, uri.clone())
-                        .address(addr)
-                        .no_decompress();
+                    let mut request = pinned_post(&http, uri, addr);
                     let headers = request.headers_mut();
                     headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
                     headers.insert(header::USER_AGENT, USER_AGENT);
@@ -758,10 +755,7 @@ impl DeliveryClient {
         let fetch = async {
             let mut response = self
                 .send_pinned(&url, body, |addr| {
-                    let mut request = http
-                        .request(Method::POST, uri.clone())
-                        .address(addr)
-                        .no_decompress();
+                    let mut request = pinned_post(http, &uri, addr);
                     let headers = request.headers_mut();
                     headers.insert(header::CONTENT_TYPE, FORM);
                     headers.insert(header::ACCEPT, APPLICATION_JSON);
@@ -811,11 +805,7 @@ impl DeliveryClient {
         addr: SocketAddr,
     ) -> ClientRequest {
         let access = &target.access;
-        let mut request = http
-            .request(Method::POST, prepared.uri.clone())
-            // Connect to the address the guard checked; Host and TLS name stay the URL's.
-            .address(addr)
-            .no_decompress();
+        let mut request = pinned_post(http, &prepared.uri, addr);
         let headers = request.headers_mut();
         headers.reserve(HEADER_COUNT);
         headers.insert(
@@ -913,6 +903,14 @@ impl DeliveryClient {
 
 /// What awc answers a sent request with.
 type Response = ClientResponse<actix_web::dev::Decompress<actix_web::dev::Payload>>;
+
+/// A POST to `uri` over a connection to `addr`, the address the guard checked (Host
+/// and TLS name stay the URL's), its answer left as sent.
+fn pinned_post(http: &awc::Client, uri: &Uri, addr: SocketAddr) -> ClientRequest {
+    http.request(Method::POST, uri.clone())
+        .address(addr)
+        .no_decompress()
+}
 
 /// Why Splunk did not confirm indexing a request's events.
 enum Unconfirmed {

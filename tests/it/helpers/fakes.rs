@@ -54,6 +54,10 @@ impl Answer {
             body: String::new(),
         }
     }
+    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.headers.push((name, value.to_string()));
+        self
+    }
 }
 
 type Handler = dyn Fn(&Seen) -> Answer + Send + Sync;

@@ -741,15 +741,12 @@ async fn discord_is_paced_by_its_rate_limit_headers_and_never_answers_429() {
         let reset_after = (bucket.0 + WINDOW - now).as_micros().div_ceil(1000) as f64 / 1000.0;
         if bucket.1 == LIMIT {
             l.fetch_add(1, Ordering::SeqCst);
-            let mut answer = Answer::json(
+            return Answer::json(
                 429,
                 json!({"message": "You are being rate limited.", "retry_after": reset_after, "global": false}),
-            );
-            answer.headers.push(("x-ratelimit-remaining", "0".into()));
-            answer
-                .headers
-                .push(("x-ratelimit-reset-after", format!("{reset_after:.3}")));
-            return answer;
+            )
+            .with_header("x-ratelimit-remaining", 0)
+            .with_header("x-ratelimit-reset-after", format!("{reset_after:.3}"));
         }
         bucket.1 += 1;
         let mut answer = Answer::empty(204);
@@ -796,12 +793,9 @@ async fn discord_is_paced_by_its_rate_limit_headers_and_never_answers_429() {
 async fn a_worker_stopping_while_discord_holds_its_requests_keeps_the_event() {
     let mut app = WorkerApp::start(&[]).await;
     let discord = FakeService::start(|_| {
-        let mut answer = Answer::empty(204);
-        answer.headers.push(("x-ratelimit-remaining", "0".into()));
-        answer
-            .headers
-            .push(("x-ratelimit-reset-after", "60".into()));
-        answer
+        Answer::empty(204)
+            .with_header("x-ratelimit-remaining", 0)
+            .with_header("x-ratelimit-reset-after", 60)
     });
     let uuid = subscribe(
         &app,
