@@ -39,12 +39,11 @@ impl Rollup {
     pub fn add(&mut self, subscription: &str, at: DateTime<Utc>, ok: bool, latency_ms: i64) {
         let minute = at.timestamp().div_euclid(MINUTE) * MINUTE;
         let class = i32::try_from(latency_class(latency_ms)).unwrap_or(i32::MAX);
-        // A batch is mostly one subscription's: its name is copied once, not per row.
-        if !self.groups.contains_key(subscription) {
-            self.groups.insert(subscription.to_owned(), HashMap::new());
-        }
-        let Some(groups) = self.groups.get_mut(subscription) else {
-            return;
+        // A batch is mostly one subscription's: its name is copied once, not per row,
+        // and looked up once per row.
+        let groups = match self.groups.get_mut(subscription) {
+            Some(groups) => groups,
+            None => self.groups.entry(subscription.to_owned()).or_default(),
         };
         groups
             .entry((minute, ok, class))
