@@ -19,7 +19,7 @@ use awc::{
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::{
     access::OAuth2,
@@ -277,15 +277,18 @@ impl DeliveryClient {
         let mut attempts = 0u32;
         let mut token_renewed = false;
         loop {
-            if !self.wait_for_pacing(target, stop).await {
+            let Some(turn) = self.wait_for_pacing(target, stop).await else {
                 let error =
                     AttemptError::local("stopped while the receiver's rate limit ran".into());
                 return items.settled(failed(error, FailureKind::Shutdown, attempts, started, log));
-            }
+            };
             attempts += 1;
             let (at, began) = (chrono::Utc::now(), Instant::now());
             let sending = rest.as_ref().unwrap_or(event);
-            let answered = match self.attempt(target, sending, &prepared).await {
+            let attempted = self.attempt(target, sending, &prepared).await;
+            // The answer is read and its hold recorded: the next request may go.
+            drop(turn);
+            let answered = match attempted {
                 Ok((status, Some(ack_id))) if stop.is_some() => {
                     match self.await_indexing(target, ack_id, stop).await {
                         Ok(()) => Ok(status),
@@ -420,25 +423,36 @@ impl DeliveryClient {
         }
     }
 
-    /// Wait while the receiver asked for a pause before its next request (see
-    /// `pacing`); `false` if `stop` turned true meanwhile. A test ping (no `stop`) is
-    /// the operator's own request: it goes at once.
-    async fn wait_for_pacing(&self, target: &Target, stop: Option<&watch::Receiver<bool>>) -> bool {
-        if !target.protocol.paced() || stop.is_none() {
-            return true;
-        }
+    /// For a receiver that paces its callers (see `pacing`): take the URL's turn, then
+    /// wait while the receiver asked for a pause before its next request. The turn is
+    /// to be kept until the answer is read. `None` if `stop` turned true meanwhile. A
+    /// test ping (no `stop`) is the operator's own request: it goes at once.
+    async fn wait_for_pacing(
+        &self,
+        target: &Target,
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> Option<Option<OwnedSemaphorePermit>> {
+        let (true, Some(stop)) = (target.protocol.paced(), stop) else {
+            return Some(None);
+        };
         let url = target.url.as_str();
+        let turn = Pacing::global().turn(url);
+        let mut stopping = stop.clone();
+        let turn = tokio::select! {
+            turn = turn.acquire_owned() => turn.ok()?,
+            _ = stopped(&mut stopping) => return None,
+        };
         while let Some(wait) = Pacing::global().wait(url, Instant::now()) {
             tracing::debug!(
                 url,
                 wait_ms = wait.as_millis() as u64,
                 "receiver's rate limit: waiting before the next request"
             );
-            if !pause(wait, stop).await {
-                return false;
+            if !pause(wait, Some(stop)).await {
+                return None;
             }
         }
-        true
+        Some(Some(turn))
     }
 
     /// Splunk HEC with indexer acknowledgement: its 200 only says the events were

@@ -2,14 +2,18 @@
 //! `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset-After`, and its 429s. Every
 //! sender thread of the process waits for them, not only the one that read the
 //! answer, and so does every subscription sending to the same URL (Discord's bucket
-//! is the webhook's), so a burst is paced instead of answered with 429s.
+//! is the webhook's), so a burst is paced instead of answered with 429s. Requests to
+//! one such URL also go one at a time (`turn`): each waits for the answer before it,
+//! which says what the bucket has left, instead of a burst racing for its last tokens.
 
 use std::{
     collections::HashMap,
     hash::{BuildHasher, RandomState},
-    sync::{LazyLock, Mutex, PoisonError},
+    sync::{Arc, LazyLock, Mutex, PoisonError},
     time::{Duration, Instant},
 };
+
+use tokio::sync::Semaphore;
 
 /// Above this many URLs held, the ones whose hold has ended are swept on insert.
 const SWEEP_AT: usize = 1024;
@@ -19,6 +23,8 @@ pub struct Pacing {
     /// holds a URL (a Discord URL holds its token), and keys cannot be made to collide.
     hasher: RandomState,
     until: Mutex<HashMap<u64, Instant>>,
+    /// One turn per URL: the request holding it is the only one in flight there.
+    turns: Mutex<HashMap<u64, Arc<Semaphore>>>,
 }
 
 static PACING: LazyLock<Pacing> = LazyLock::new(Pacing::new);
@@ -28,7 +34,23 @@ impl Pacing {
         Self {
             hasher: RandomState::new(),
             until: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The turn of requests to `url`: acquire a permit before sending, and keep it
+    /// until the answer has been read (and any hold it asked for recorded).
+    pub fn turn(&self, url: &str) -> Arc<Semaphore> {
+        let key = self.hasher.hash_one(url);
+        let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+        if turns.len() >= SWEEP_AT {
+            // A turn nobody holds or waits for is made again when needed.
+            turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+        }
+        turns
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(1)))
+            .clone()
     }
 
     /// The process's one table.
@@ -91,6 +113,28 @@ mod tests {
         pacing.hold(URL, now, Duration::from_secs(5));
         pacing.hold(URL, now, Duration::from_secs(1));
         assert_eq!(pacing.wait(URL, now), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn one_turn_per_url_and_unused_turns_are_swept() {
+        let pacing = Pacing::new();
+        let turn = pacing.turn(URL);
+        assert!(
+            Arc::ptr_eq(&turn, &pacing.turn(URL)),
+            "one turn for one URL"
+        );
+        assert!(!Arc::ptr_eq(
+            &turn,
+            &pacing.turn("https://discord.com/api/webhooks/2/t")
+        ));
+        let held = turn.clone().try_acquire_owned().unwrap();
+        assert!(pacing.turn(URL).try_acquire().is_err(), "taken while held");
+        drop(held);
+        for i in 0..SWEEP_AT {
+            pacing.turn(&format!("{URL}{i}"));
+        }
+        let turns = pacing.turns.lock().unwrap().len();
+        assert!(turns <= 3, "only turns still referenced are kept: {turns}");
     }
 
     #[test]
