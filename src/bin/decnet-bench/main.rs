@@ -42,6 +42,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The allocator as `decnet` sets it, so the worker measured is the one that runs.
+    decnet_webhook::memory::configure_allocator();
     // The worker it runs starts its template sandbox from this binary.
     if let Some(code) = decnet_webhook::shape::sandbox::child_entry() {
         return code;
