@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use super::wait::{pause, stopped};
 
 /// Above this many URLs held, the ones whose hold has ended are swept on insert.
 const SWEEP_AT: usize = 1024;
@@ -82,6 +84,32 @@ impl Pacing {
         // The table holds plain instants: one a panicking holder left is still sound.
         self.until.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Take `url`'s turn, then wait while the receiver asked for a pause before its next
+/// request. The turn is to be kept until the answer is read. `None` if `stop` turned
+/// true meanwhile.
+pub(super) async fn take_turn(
+    url: &str,
+    stop: &watch::Receiver<bool>,
+) -> Option<OwnedSemaphorePermit> {
+    let turn = Pacing::global().turn(url);
+    let mut stopping = stop.clone();
+    let turn = tokio::select! {
+        turn = turn.acquire_owned() => turn.ok()?,
+        _ = stopped(&mut stopping) => return None,
+    };
+    while let Some(wait) = Pacing::global().wait(url, Instant::now()) {
+        tracing::debug!(
+            url,
+            wait_ms = wait.as_millis() as u64,
+            "receiver's rate limit: waiting before the next request"
+        );
+        if !pause(wait, Some(stop)).await {
+            return None;
+        }
+    }
+    Some(turn)
 }
 
 #[cfg(test)]
