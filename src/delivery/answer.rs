@@ -14,6 +14,8 @@ use crate::{config::Secret, db::truncate_chars, shape::Shape};
 
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const X_RATELIMIT_RESET_AFTER: HeaderName = HeaderName::from_static("x-ratelimit-reset-after");
+const X_RATELIMIT_GLOBAL: HeaderName = HeaderName::from_static("x-ratelimit-global");
+const X_RATELIMIT_SCOPE: HeaderName = HeaderName::from_static("x-ratelimit-scope");
 
 /// Characters of a receiver's own error text kept in an error.
 const MAX_DETAIL_CHARS: usize = 300;
@@ -97,6 +99,34 @@ impl Protocol {
             return None;
         }
         seconds(text(&X_RATELIMIT_RESET_AFTER)?.trim().parse().ok()?)
+    }
+
+    /// The name every URL of this kind of receiver shares in the pacing table, for a
+    /// limit that is not one URL's: Discord's global rate limit counts every webhook
+    /// called from this address.
+    pub fn pacing_scope(&self) -> &'static str {
+        match self {
+            Self::Discord => "discord:global",
+            _ => "",
+        }
+    }
+
+    /// Whether this answer is a rate limit on every URL of the receiver, not only the
+    /// one asked: Discord's 429 with `X-RateLimit-Global: true`, `X-RateLimit-Scope:
+    /// global`, or `"global": true` in its body.
+    pub fn limits_every_url(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> bool {
+        if !matches!(self, Self::Discord) || status != 429 {
+            return false;
+        }
+        let says = |name: &HeaderName, value: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+        };
+        says(&X_RATELIMIT_GLOBAL, "true")
+            || says(&X_RATELIMIT_SCOPE, "global")
+            || json(body).and_then(|v| v.get("global")?.as_bool()) == Some(true)
     }
 
     /// Splunk HEC with indexer acknowledgement: the `ackId` its answer gave, to ask
@@ -452,6 +482,32 @@ mod tests {
         assert_eq!(pause(&HeaderMap::new()), None);
         // Only Discord's answers are read this way.
         assert_eq!(Protocol::Http.pause_after(&headers("0", "1.5")), None);
+    }
+
+    #[test]
+    fn discord_says_when_its_limit_is_every_webhooks() {
+        let with = |name: HeaderName, value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_str(value).unwrap());
+            h
+        };
+        let none = HeaderMap::new();
+        let global = body(
+            json!({"message": "You are being rate limited.", "retry_after": 1.0, "global": true}),
+        );
+        let local = body(
+            json!({"message": "You are being rate limited.", "retry_after": 1.0, "global": false}),
+        );
+        let discord = Protocol::Discord;
+        assert!(discord.limits_every_url(429, &none, &global));
+        assert!(discord.limits_every_url(429, &with(X_RATELIMIT_GLOBAL, "true"), &local));
+        assert!(discord.limits_every_url(429, &with(X_RATELIMIT_SCOPE, "global"), b""));
+        assert!(!discord.limits_every_url(429, &with(X_RATELIMIT_SCOPE, "user"), &local));
+        assert!(!discord.limits_every_url(429, &with(X_RATELIMIT_GLOBAL, "false"), &local));
+        assert!(!discord.limits_every_url(429, &none, b"not json"));
+        assert!(!discord.limits_every_url(200, &none, &global), "only a 429");
+        assert!(!Protocol::Http.limits_every_url(429, &none, &global));
+        assert_ne!(discord.pacing_scope(), "");
     }
 
     #[test]

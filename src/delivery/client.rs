@@ -95,7 +95,8 @@ impl DeliveryClient {
             // operator's own request: it goes at once.
             let turn = match stop {
                 Some(stop) if target.protocol.paced() => {
-                    match pacing::take_turn(target.url.as_str(), stop).await {
+                    match pacing::take_turn(&target.url, target.protocol.pacing_scope(), stop).await
+                    {
                         Some(turn) => Some(turn),
                         None => {
                             let error = AttemptError::local(
@@ -217,11 +218,11 @@ impl DeliveryClient {
             ) {
                 token_renewed = true;
                 source.reject(generation).await;
-                tracing::debug!(url = %target.url.as_str(), "receiver refused the OAuth2 token; fetching a new one");
+                tracing::debug!(url = %target.url.redacted(), "receiver refused the OAuth2 token; fetching a new one");
                 continue;
             }
             tracing::debug!(
-                url = %target.url.as_str(),
+                url = %target.url.redacted(),
                 event = %event.id,
                 attempt = attempts,
                 error = %failure.error,
@@ -361,7 +362,19 @@ impl DeliveryClient {
                 _ => None,
             };
             if let Some(wait) = refill.max(asked) {
-                Pacing::global().hold(target.url.as_str(), Instant::now(), wait);
+                let now = Instant::now();
+                Pacing::global().hold(target.url.as_str(), now, wait);
+                if target
+                    .protocol
+                    .limits_every_url(status, response.headers(), &body)
+                {
+                    // Counted for every webhook called from this address.
+                    Pacing::global().hold(target.protocol.pacing_scope(), now, wait);
+                    tracing::warn!(
+                        wait_ms = wait.as_millis() as u64,
+                        "Discord's global rate limit: every Discord webhook waits before its next request"
+                    );
+                }
             }
         }
         let ack_id = target.protocol.ack_id(&body);

@@ -72,7 +72,7 @@ pub(super) async fn await_indexing(
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(e) => {
-                tracing::debug!(url = %target.url.as_str(), ack_id, error = %e, "Splunk acknowledgement query failed")
+                tracing::debug!(url = %target.url.redacted(), ack_id, error = %e, "Splunk acknowledgement query failed")
             }
         }
         if Instant::now() >= deadline {

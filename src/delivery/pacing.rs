@@ -16,6 +16,7 @@ use std::{
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::wait::{pause, stopped};
+use crate::domain::webhook_url::WebhookUrl;
 
 /// Above this many URLs held, the ones whose hold has ended are swept on insert.
 const SWEEP_AT: usize = 1024;
@@ -87,21 +88,27 @@ impl Pacing {
 }
 
 /// Take `url`'s turn, then wait while the receiver asked for a pause before its next
-/// request. The turn is to be kept until the answer is read. `None` if `stop` turned
-/// true meanwhile.
+/// request, for this URL or for every URL of its `scope`. The turn is to be kept until
+/// the answer is read. `None` if `stop` turned true meanwhile.
 pub(super) async fn take_turn(
-    url: &str,
+    receiver: &WebhookUrl,
+    scope: &str,
     stop: &watch::Receiver<bool>,
 ) -> Option<OwnedSemaphorePermit> {
-    let turn = Pacing::global().turn(url);
+    let (pacing, url) = (Pacing::global(), receiver.as_str());
+    let turn = pacing.turn(url);
     let mut stopping = stop.clone();
     let turn = tokio::select! {
         turn = turn.acquire_owned() => turn.ok()?,
         _ = stopped(&mut stopping) => return None,
     };
-    while let Some(wait) = Pacing::global().wait(url, Instant::now()) {
+    loop {
+        let now = Instant::now();
+        let Some(wait) = pacing.wait(url, now).max(pacing.wait(scope, now)) else {
+            break;
+        };
         tracing::debug!(
-            url,
+            url = %receiver.redacted(),
             wait_ms = wait.as_millis() as u64,
             "receiver's rate limit: waiting before the next request"
         );

@@ -69,6 +69,17 @@ impl WebhookUrl {
         self.0.port_or_known_default().unwrap_or(80)
     }
 
+    /// The URL as a log line may show it: scheme, host and port only. Chat webhooks
+    /// (Slack, Discord, Teams) carry their token in the path or query.
+    pub fn redacted(&self) -> String {
+        let origin = self.0.origin().ascii_serialization();
+        if self.0.path() == "/" && self.0.query().is_none() {
+            origin
+        } else {
+            format!("{origin}/…")
+        }
+    }
+
     /// Resolve the host and check every address; returns the addresses to connect to.
     /// Every address must pass, so a name with one private answer is refused whole.
     pub async fn resolve_checked(&self, allow_private: bool) -> Result<Vec<SocketAddr>, UrlError> {
@@ -165,6 +176,20 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redacted_url_keeps_no_path_or_query() {
+        let redacted = |s: &str| WebhookUrl::parse(s).unwrap().redacted();
+        assert_eq!(
+            redacted("https://discord.com/api/webhooks/1/s3cr3t-token?wait=true"),
+            "https://discord.com/…"
+        );
+        assert_eq!(
+            redacted("https://prod.logic.azure.com:8443/workflows/x/triggers?sig=s3cr3t#f"),
+            "https://prod.logic.azure.com:8443/…"
+        );
+        assert_eq!(redacted("http://[2001:db8::1]/"), "http://[2001:db8::1]");
+    }
 
     #[test]
     fn parses_only_http_and_https() {

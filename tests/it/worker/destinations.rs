@@ -781,6 +781,80 @@ async fn discord_is_paced_by_its_rate_limit_headers_and_never_answers_429() {
     app.stop().await.unwrap();
 }
 
+/// Discord's global rate limit counts every webhook called from one address. A 429
+/// that says so holds the requests to every Discord URL, not only the one that got
+/// it: the fake answers any request made inside the window it announced with another
+/// 429. The second webhook's event is published only once the first one's 429 has
+/// been read and its delivery settled (no retries here, so a dead letter).
+#[actix_rt::test]
+async fn discord_global_rate_limit_holds_every_discord_webhook() {
+    const WINDOW: Duration = Duration::from_secs(1);
+    let app = WorkerApp::start(&[("webhook_retry_schedule", "")]).await;
+    let limited_until = Arc::new(Mutex::new(None::<Instant>));
+    let early = Arc::new(AtomicUsize::new(0));
+    let (until, e) = (limited_until.clone(), early.clone());
+    let discord = FakeService::start(move |_| {
+        let now = Instant::now();
+        let mut until = until.lock().unwrap();
+        let inside = until.is_some_and(|t| now < t);
+        if until.is_none() || inside {
+            if inside {
+                e.fetch_add(1, Ordering::SeqCst);
+            }
+            let end = until.get_or_insert(now + WINDOW);
+            let retry_after = (*end - now).as_secs_f64();
+            return Answer::json(
+                429,
+                json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": true}),
+            )
+            .with_header("x-ratelimit-global", "true")
+            .with_header("x-ratelimit-scope", "global");
+        }
+        Answer::empty(204)
+    });
+    let subscribe_to = |path: &str, subject: &str| {
+        let mut row = subscriptions::new_row(
+            subject,
+            &discord.url(path),
+            SECRET,
+            &[subject.to_owned()],
+            true,
+        );
+        row.shape = Set("discord".to_owned());
+        row
+    };
+    let first = app
+        .subscribe_row(subscribe_to("/api/webhooks/1/first", "attacker.first"))
+        .await;
+    let second = app
+        .subscribe_row(subscribe_to("/api/webhooks/2/second", "attacker.second"))
+        .await;
+    let event = |id: &str| {
+        json!({"id": id, "ts": "2026-04-24T10:00:00+00:00", "type": "login",
+               "payload": {"attacker_ip": "203.0.113.7"}})
+        .to_string()
+    };
+    app.publish("attacker.first", event("g1").as_bytes()).await;
+    let rows = dead(&app, &first, 1).await;
+    assert!(
+        rows[0].error.as_deref().is_some_and(|e| e.contains("429")),
+        "{:?}",
+        rows[0].error
+    );
+    app.publish("attacker.second", event("g2").as_bytes()).await;
+    eventually(WAIT, "the second webhook's delivery", || async {
+        app.row(&second).await.last_success_at.map(|_| ())
+    })
+    .await;
+    assert_eq!(
+        early.load(Ordering::SeqCst),
+        0,
+        "a request went out inside the global limit's window"
+    );
+    assert_eq!(discord.seen().len(), 2);
+    app.stop().await.unwrap();
+}
+
 /// Discord asks for a minute's pause; the worker stops long before it. The event held
 /// back is kept as a shutdown dead letter, never sent into the empty bucket.
 #[actix_rt::test]
