@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::retry::{self, StatusClass, RETRY_AFTER_CAP};
-use crate::{config::Secret, db::truncate_chars, shape::Shape};
+use crate::{config::Secret, db::truncate_chars, domain::webhook_url::WebhookUrl, shape::Shape};
 
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const X_RATELIMIT_RESET_AFTER: HeaderName = HeaderName::from_static("x-ratelimit-reset-after");
@@ -101,13 +101,14 @@ impl Protocol {
         seconds(text(&X_RATELIMIT_RESET_AFTER)?.trim().parse().ok()?)
     }
 
-    /// The name every URL of this kind of receiver shares in the pacing table, for a
+    /// The name every URL of the receiver's host shares in the pacing table, for a
     /// limit that is not one URL's: Discord's global rate limit counts every webhook
-    /// called from this address.
-    pub fn pacing_scope(&self) -> &'static str {
+    /// called from this address. Per host, so a receiver elsewhere that answers as
+    /// Discord does can only hold its own requests.
+    pub fn pacing_scope(&self, url: &WebhookUrl) -> Option<String> {
         match self {
-            Self::Discord => "discord:global",
-            _ => "",
+            Self::Discord => Some(format!("global limit of {}:{}", url.host(), url.port())),
+            _ => None,
         }
     }
 
@@ -507,7 +508,23 @@ mod tests {
         assert!(!discord.limits_every_url(429, &none, b"not json"));
         assert!(!discord.limits_every_url(200, &none, &global), "only a 429");
         assert!(!Protocol::Http.limits_every_url(429, &none, &global));
-        assert_ne!(discord.pacing_scope(), "");
+        let scope = |url: &str| discord.pacing_scope(&WebhookUrl::parse(url).unwrap());
+        assert_eq!(
+            scope("https://discord.com/api/webhooks/1/a"),
+            scope("https://discord.com/api/webhooks/2/b")
+        );
+        assert_ne!(
+            scope("https://discord.com/api/webhooks/1/a"),
+            scope("https://elsewhere.example/api/webhooks/1/a"),
+            "another host's answers hold only that host"
+        );
+        assert!(!scope("https://discord.com/api/webhooks/1/a")
+            .unwrap()
+            .contains("webhooks"));
+        assert_eq!(
+            Protocol::Http.pacing_scope(&WebhookUrl::parse("https://a.example/").unwrap()),
+            None
+        );
     }
 
     #[test]

@@ -95,8 +95,8 @@ impl DeliveryClient {
             // operator's own request: it goes at once.
             let turn = match stop {
                 Some(stop) if target.protocol.paced() => {
-                    match pacing::take_turn(&target.url, target.protocol.pacing_scope(), stop).await
-                    {
+                    let scope = target.protocol.pacing_scope(&target.url);
+                    match pacing::take_turn(&target.url, scope.as_deref(), stop).await {
                         Some(turn) => Some(turn),
                         None => {
                             let error = AttemptError::local(
@@ -364,15 +364,19 @@ impl DeliveryClient {
             if let Some(wait) = refill.max(asked) {
                 let now = Instant::now();
                 Pacing::global().hold(target.url.as_str(), now, wait);
-                if target
-                    .protocol
-                    .limits_every_url(status, response.headers(), &body)
-                {
+                let scope = target.protocol.pacing_scope(&target.url);
+                if let (Some(scope), true) = (
+                    scope,
+                    target
+                        .protocol
+                        .limits_every_url(status, response.headers(), &body),
+                ) {
                     // Counted for every webhook called from this address.
-                    Pacing::global().hold(target.protocol.pacing_scope(), now, wait);
+                    Pacing::global().hold(&scope, now, wait);
                     tracing::warn!(
+                        host = %target.url.host(),
                         wait_ms = wait.as_millis() as u64,
-                        "Discord's global rate limit: every Discord webhook waits before its next request"
+                        "Discord's global rate limit: every webhook of this Discord host waits before its next request"
                     );
                 }
             }

@@ -88,11 +88,12 @@ impl Pacing {
 }
 
 /// Take `url`'s turn, then wait while the receiver asked for a pause before its next
-/// request, for this URL or for every URL of its `scope`. The turn is to be kept until
-/// the answer is read. `None` if `stop` turned true meanwhile.
+/// request, for this URL or for every URL of its `scope` (see
+/// `Protocol::pacing_scope`). The turn is to be kept until the answer is read. `None`
+/// if `stop` turned true meanwhile.
 pub(super) async fn take_turn(
     receiver: &WebhookUrl,
-    scope: &str,
+    scope: Option<&str>,
     stop: &watch::Receiver<bool>,
 ) -> Option<OwnedSemaphorePermit> {
     let (pacing, url) = (Pacing::global(), receiver.as_str());
@@ -104,7 +105,8 @@ pub(super) async fn take_turn(
     };
     loop {
         let now = Instant::now();
-        let Some(wait) = pacing.wait(url, now).max(pacing.wait(scope, now)) else {
+        let shared = scope.and_then(|scope| pacing.wait(scope, now));
+        let Some(wait) = pacing.wait(url, now).max(shared) else {
             break;
         };
         tracing::debug!(
