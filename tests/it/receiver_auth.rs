@@ -22,6 +22,7 @@ const HEADER_SECRET: &str = "hdr-secret-Qx81vZ";
 const PASSWORD: &str = "basic-password-Lk29";
 const BEARER: &str = "bearer-token-Hs73Wq";
 const CLIENT_SECRET: &str = "client-secret-Pm52";
+const URL_TOKEN: &str = "url-token-Vb64Rt";
 
 /// A worker with `KEY` and the API beside it on the same bus and database.
 async fn keyed() -> (WorkerApp, TestApp, String) {
@@ -675,11 +676,42 @@ async fn receiver_credentials_never_reach_the_log() {
             .then_some(())
     })
     .await;
+    // A chat webhook carries its token in the URL. A failed attempt's debug line
+    // names the receiver without it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tokened: Value = http
+        .post(format!("{base}/api/v1/webhooks/"))
+        .bearer_auth(&bearer)
+        .json(&json!({"name": "tokened", "topic_patterns": ["decoy.>"],
+                      "url": format!("http://127.0.0.1:{closed}/api/webhooks/1/{URL_TOKEN}")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ping: Value = http
+        .post(format!("{base}/api/v1/webhooks/{}/test", uuid(&tokened)))
+        .bearer_auth(&bearer)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ping["delivered"], false, "{ping}");
+    serve.wait_log("delivery attempt failed").await;
     let log = serve.log();
     assert!(log.contains("webhook created"), "the log was captured");
     assert_no_secret("the log", &log);
     // Nor the access token the endpoint issued.
     assert!(!log.contains("tok-1"), "the access token is logged");
+    assert!(!log.contains(URL_TOKEN), "a receiver URL's token is logged");
 }
 
 #[actix_rt::test]
