@@ -42,6 +42,11 @@ pub enum Protocol {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
     Delivered,
+    /// Splunk HEC with indexer acknowledgement took the events: they count once
+    /// `/services/collector/ack` says `ack_id` is indexed.
+    Received {
+        ack_id: u64,
+    },
     Retry {
         error: String,
         retry_after: Option<Duration>,
@@ -130,16 +135,6 @@ impl Protocol {
             || json(body).and_then(|v| v.get("global")?.as_bool()) == Some(true)
     }
 
-    /// Splunk HEC with indexer acknowledgement: the `ackId` its answer gave, to ask
-    /// `/services/collector/ack` about. `None` for any other receiver, or when HEC
-    /// gave none (acknowledgement off on its token: the answer is the last word).
-    pub fn ack_id(&self, body: &[u8]) -> Option<u64> {
-        match self {
-            Self::SplunkHec { channel: Some(_) } => json(body)?.get("ackId")?.as_u64(),
-            _ => None,
-        }
-    }
-
     /// The body as it goes on the wire: PagerDuty's gets its routing key as the
     /// first member (it is never stored, so dead letters never hold it).
     pub fn wire_body(&self, body: &Bytes) -> Bytes {
@@ -175,7 +170,7 @@ impl Protocol {
     ) -> Verdict {
         match self {
             Self::Http => by_status(status, retry_after, None),
-            Self::SplunkHec { .. } => splunk(status, retry_after, body),
+            Self::SplunkHec { channel } => splunk(status, retry_after, body, channel.is_some()),
             Self::ElasticBulk => elastic(status, retry_after, body, items),
             Self::PagerDuty { .. } => by_status(status, retry_after, detail(body)),
             Self::Discord => discord(status, retry_after, body),
@@ -242,9 +237,15 @@ fn detail(body: &[u8]) -> Option<String> {
 }
 
 /// HEC answers `{"text": …, "code": n}`; only code 0 is success. Code 9 (server
-/// busy) and 503 are retried, as are 429 and other 5xx.
-fn splunk(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
+/// busy) and 503 are retried, as are 429 and other 5xx. With indexer acknowledgement
+/// (`acknowledged`), a success with an `ackId` is only received; without one (off on
+/// HEC's token) it is the last word.
+fn splunk(status: u16, retry_after: Option<Duration>, body: &[u8], acknowledged: bool) -> Verdict {
     let answer = json(body);
+    let ack_id = || {
+        let id = answer.as_ref()?.get("ackId")?.as_u64()?;
+        acknowledged.then_some(Verdict::Received { ack_id: id })
+    };
     let code = answer
         .as_ref()
         .and_then(|v| v.get("code"))
@@ -256,7 +257,7 @@ fn splunk(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
         .map(short)
         .unwrap_or_default();
     match code {
-        Some(0) if (200..300).contains(&status) => Verdict::Delivered,
+        Some(0) if (200..300).contains(&status) => ack_id().unwrap_or(Verdict::Delivered),
         Some(9) => Verdict::Retry {
             error: format!("splunk code 9 (HTTP {status}): {text}"),
             retry_after,
@@ -535,10 +536,13 @@ mod tests {
                 "0f6c1b1e-7c3f-4d3e-9a0c-1c2d3e4f5a6b",
             )),
         };
-        assert_eq!(with_ack.ack_id(answer), Some(42));
-        assert_eq!(with_ack.ack_id(br#"{"text":"Success","code":0}"#), None);
-        assert_eq!(Protocol::SplunkHec { channel: None }.ack_id(answer), None);
-        assert_eq!(Protocol::Http.ack_id(answer), None);
+        let judge = |protocol: &Protocol, body: &[u8]| protocol.judge(200, None, body, 1);
+        assert_eq!(judge(&with_ack, answer), Verdict::Received { ack_id: 42 });
+        let without_id = br#"{"text":"Success","code":0}"#;
+        assert_eq!(judge(&with_ack, without_id), Verdict::Delivered);
+        let hec = Protocol::SplunkHec { channel: None };
+        assert_eq!(judge(&hec, answer), Verdict::Delivered);
+        assert_eq!(judge(&Protocol::Http, answer), Verdict::Delivered);
 
         let query: Value = serde_json::from_str(&splunk_ack_query(42)).unwrap();
         assert_eq!(query, json!({"acks": [42]}));

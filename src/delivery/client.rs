@@ -381,13 +381,10 @@ impl DeliveryClient {
                 }
             }
         }
-        let ack_id = target.protocol.ack_id(&body);
-        judged(verdict, status, prepared.items)
-            .map(|status| (status, ack_id))
-            .map_err(|e| AttemptError {
-                rejected_token,
-                ..e
-            })
+        judged(verdict, status, prepared.items).map_err(|e| AttemptError {
+            rejected_token,
+            ..e
+        })
     }
 
     /// One token request to `config`'s endpoint, through the same guard and pinned

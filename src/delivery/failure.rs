@@ -90,9 +90,14 @@ pub(super) fn failed(
     }
 }
 
-/// A verdict as the attempt's result. A partial answer to a body of one item
-/// (nothing to split) is that item's fate.
-pub(super) fn judged(verdict: Verdict, status: u16, items: usize) -> Result<u16, AttemptError> {
+/// A verdict as the attempt's result: the status, and the `ackId` to confirm when the
+/// answer is not yet the last word. A partial answer to a body of one item (nothing to
+/// split) is that item's fate.
+pub(super) fn judged(
+    verdict: Verdict,
+    status: u16,
+    items: usize,
+) -> Result<(u16, Option<u64>), AttemptError> {
     let error = |error: String, retryable: bool, retry_after: Option<Duration>| AttemptError {
         status: Some(status),
         retryable,
@@ -100,7 +105,8 @@ pub(super) fn judged(verdict: Verdict, status: u16, items: usize) -> Result<u16,
         ..AttemptError::retryable(error)
     };
     match verdict {
-        Verdict::Delivered => Ok(status),
+        Verdict::Delivered => Ok((status, None)),
+        Verdict::Received { ack_id } => Ok((status, Some(ack_id))),
         Verdict::Retry {
             error: e,
             retry_after,
@@ -109,7 +115,7 @@ pub(super) fn judged(verdict: Verdict, status: u16, items: usize) -> Result<u16,
         Verdict::Items { retry, failed } if items <= 1 => match (failed.first(), retry.first()) {
             (Some((_, e)), _) => Err(error(e.clone(), false, None)),
             (None, Some((_, e))) => Err(error(e.clone(), true, None)),
-            (None, None) => Ok(status),
+            (None, None) => Ok((status, None)),
         },
         Verdict::Items { retry, failed } => {
             let first = retry.first().or(failed.first()).map(|(_, e)| e.clone());
