@@ -593,6 +593,20 @@ async fn invalid_headers_auth_and_pems_are_refused_naming_the_field() {
     );
 }
 
+/// POST `body` as JSON to a spawned service, with `bearer` if any; its answer's JSON.
+async fn post_json(
+    http: &reqwest::Client,
+    url: String,
+    bearer: Option<&str>,
+    body: &Value,
+) -> Value {
+    let mut request = http.post(url).json(body);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[actix_rt::test]
 async fn receiver_credentials_never_reach_the_log() {
     let nats = NatsServer::start();
@@ -626,42 +640,32 @@ async fn receiver_credentials_never_reach_the_log() {
     serve.wait_log("subscriptions loaded").await;
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "ops", "password": "ops-password-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = post_json(
+        &http,
+        format!("{base}/api/v1/auth/login"),
+        None,
+        &json!({"username": "ops", "password": "ops-password-123"}),
+    )
+    .await;
     let bearer = login["access_token"].as_str().unwrap().to_owned();
-    let created: Value = http
-        .post(format!("{base}/api/v1/webhooks/"))
-        .bearer_auth(&bearer)
-        .json(
-            &json!({"name": "quiet", "url": idp.hook_url(), "topic_patterns": ["attacker.>"],
+    let created = post_json(
+        &http,
+        format!("{base}/api/v1/webhooks/"),
+        Some(&bearer),
+        &json!({"name": "quiet", "url": idp.hook_url(), "topic_patterns": ["attacker.>"],
                       "headers": {"X-Api-Key": HEADER_SECRET},
                       "auth": {"type": "oauth2_client_credentials", "token_url": idp.token_url(),
                                "client_id": "decnet", "client_secret": CLIENT_SECRET}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    )
+    .await;
     let id = uuid(&created);
-    let ping: Value = http
-        .post(format!("{base}/api/v1/webhooks/{id}/test"))
-        .bearer_auth(&bearer)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ping = post_json(
+        &http,
+        format!("{base}/api/v1/webhooks/{id}/test"),
+        Some(&bearer),
+        &json!({}),
+    )
+    .await;
     assert_eq!(ping["delivered"], true, "{ping}");
     let client = nats.client().await;
     eventually(WAIT, "a delivery by the worker", || async {
@@ -683,27 +687,21 @@ async fn receiver_credentials_never_reach_the_log() {
         .local_addr()
         .unwrap()
         .port();
-    let tokened: Value = http
-        .post(format!("{base}/api/v1/webhooks/"))
-        .bearer_auth(&bearer)
-        .json(&json!({"name": "tokened", "topic_patterns": ["decoy.>"],
-                      "url": format!("http://127.0.0.1:{closed}/api/webhooks/1/{URL_TOKEN}")}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ping: Value = http
-        .post(format!("{base}/api/v1/webhooks/{}/test", uuid(&tokened)))
-        .bearer_auth(&bearer)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokened = post_json(
+        &http,
+        format!("{base}/api/v1/webhooks/"),
+        Some(&bearer),
+        &json!({"name": "tokened", "topic_patterns": ["decoy.>"],
+                      "url": format!("http://127.0.0.1:{closed}/api/webhooks/1/{URL_TOKEN}")}),
+    )
+    .await;
+    let ping = post_json(
+        &http,
+        format!("{base}/api/v1/webhooks/{}/test", uuid(&tokened)),
+        Some(&bearer),
+        &json!({}),
+    )
+    .await;
     assert_eq!(ping["delivered"], false, "{ping}");
     serve.wait_log("delivery attempt failed").await;
     let log = serve.log();
