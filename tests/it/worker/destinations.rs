@@ -36,10 +36,13 @@ async fn subscribe(
 }
 
 async fn publish(app: &WorkerApp, id: &str, payload: Value) {
+    publish_on(app, "attacker.observed", id, payload).await;
+}
+
+async fn publish_on(app: &WorkerApp, subject: &str, id: &str, payload: Value) {
     let body =
         json!({"id": id, "ts": "2026-04-24T10:00:00+00:00", "type": "login", "payload": payload});
-    app.publish("attacker.observed", body.to_string().as_bytes())
-        .await;
+    app.publish(subject, body.to_string().as_bytes()).await;
 }
 
 async fn dead(app: &WorkerApp, uuid: &str, n: u64) -> Vec<dead_letters::StoredDeadLetter> {
@@ -812,36 +815,46 @@ async fn discord_global_rate_limit_holds_every_discord_webhook() {
         }
         Answer::empty(204)
     });
-    let subscribe_to = |path: &str, subject: &str| {
-        let mut row = subscriptions::new_row(
-            subject,
-            &discord.url(path),
-            SECRET,
-            &[subject.to_owned()],
-            true,
-        );
-        row.shape = Set("discord".to_owned());
-        row
+    let on = |subject: &'static str| {
+        move |row: &mut ActiveModel| {
+            row.name = Set(subject.to_owned());
+            row.topic_patterns = Set(json!([subject]));
+        }
     };
-    let first = app
-        .subscribe_row(subscribe_to("/api/webhooks/1/first", "attacker.first"))
-        .await;
-    let second = app
-        .subscribe_row(subscribe_to("/api/webhooks/2/second", "attacker.second"))
-        .await;
-    let event = |id: &str| {
-        json!({"id": id, "ts": "2026-04-24T10:00:00+00:00", "type": "login",
-               "payload": {"attacker_ip": "203.0.113.7"}})
-        .to_string()
-    };
-    app.publish("attacker.first", event("g1").as_bytes()).await;
+    let first = subscribe(
+        &app,
+        &discord.url("/api/webhooks/1/first"),
+        "discord",
+        on("attacker.first"),
+    )
+    .await;
+    let second = subscribe(
+        &app,
+        &discord.url("/api/webhooks/2/second"),
+        "discord",
+        on("attacker.second"),
+    )
+    .await;
+    publish_on(
+        &app,
+        "attacker.first",
+        "g1",
+        json!({"attacker_ip": "203.0.113.7"}),
+    )
+    .await;
     let rows = dead(&app, &first, 1).await;
     assert!(
         rows[0].error.as_deref().is_some_and(|e| e.contains("429")),
         "{:?}",
         rows[0].error
     );
-    app.publish("attacker.second", event("g2").as_bytes()).await;
+    publish_on(
+        &app,
+        "attacker.second",
+        "g2",
+        json!({"attacker_ip": "203.0.113.7"}),
+    )
+    .await;
     eventually(WAIT, "the second webhook's delivery", || async {
         app.row(&second).await.last_success_at.map(|_| ())
     })
