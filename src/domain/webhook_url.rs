@@ -23,8 +23,16 @@ pub enum UrlError {
 }
 
 /// An absolute `http`/`https` URL of at most 2048 characters, with a host.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookUrl(url::Url);
+
+/// Redacted as in logs, so a `Target` or error printed for debugging never shows a
+/// token the URL carries.
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("WebhookUrl").field(&self.redacted()).finish()
+    }
+}
 
 impl WebhookUrl {
     pub fn parse(s: &str) -> Result<Self, UrlError> {
@@ -189,6 +197,8 @@ mod tests {
             "https://prod.logic.azure.com:8443/…"
         );
         assert_eq!(redacted("http://[2001:db8::1]/"), "http://[2001:db8::1]");
+        let url = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/s3cr3t").unwrap();
+        assert!(!format!("{url:?}").contains("s3cr3t"), "{url:?}");
     }
 
     #[test]
